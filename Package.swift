@@ -1,0 +1,72 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers (a lower layer never imports a higher one):
+//   1. C module maps: CHiredis, CLibPQ, CLibAV (+ CAVShims for libav macros)
+//   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media
+//   3. The worker core: WorkerConfig, WorkerCore
+//   4. The daemon: WorkerDaemon
+//   5. Executables: medianest-worker, medianest-bench
+let package = Package(
+    name: "medianest-worker",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "medianest-worker", targets: ["medianest-worker"]),
+        .executable(name: "medianest-bench", targets: ["medianest-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Layer 1: system libraries
+        .systemLibrary(
+            name: "CHiredis", pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(
+            name: "CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(
+            name: "CLibAV", pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]),
+        .target(name: "CAVShims", dependencies: ["CLibAV"]),
+
+        // Layer 2: clients
+        .target(name: "RedisClient", dependencies: ["CHiredis"]),
+        .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
+        .target(name: "Media", dependencies: ["CLibAV", "CAVShims"]),
+
+        // Layer 3: worker core
+        .target(name: "WorkerConfig", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "WorkerCore", dependencies: [
+            "RedisClient", "PostgresClient", "Media", "WorkerConfig",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Layer 4: the daemon
+        .target(name: "WorkerDaemon", dependencies: [
+            "WorkerCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Layer 5: executables
+        .executableTarget(name: "medianest-worker", dependencies: [
+            "WorkerDaemon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "medianest-bench", dependencies: [
+            "WorkerDaemon", "Media",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Tests
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "WorkerConfigTests", dependencies: ["WorkerConfig"]),
+        .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore", "WorkerDaemon"]),
+    ]
+)

@@ -1,0 +1,1 @@
+int cavshims_placeholder(void) { return 0; }
