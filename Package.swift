@@ -6,13 +6,12 @@ import PackageDescription
 //   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media
 //   3. The worker core: WorkerConfig, WorkerCore
 //   4. The daemon: WorkerDaemon
-//   5. Executables: medianest-worker, medianest-bench
+//   5. Executables: medianest-worker; Benchmarks/: queue-bench, media-bench
 let package = Package(
     name: "medianest-worker",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "medianest-worker", targets: ["medianest-worker"]),
-        .executable(name: "medianest-bench", targets: ["medianest-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -57,10 +56,16 @@ let package = Package(
             "WorkerDaemon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "medianest-bench", dependencies: [
-            "WorkerDaemon", "Media",
+
+        // Benchmarks: print figures, never pass/fail (`swift run -c release queue-bench`, `media-bench`)
+        .executableTarget(name: "queue-bench", dependencies: [
+            "RedisClient", "PostgresClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], path: "Benchmarks/QueueBench"),
+        .executableTarget(name: "media-bench", dependencies: [
+            "Media",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Benchmarks/MediaBench"),
 
         // Tests
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
