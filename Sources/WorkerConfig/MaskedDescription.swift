@@ -1,0 +1,195 @@
+extension WorkerConfiguration {
+    /// A YAML rendering of the resolved configuration, every default included, with secrets
+    /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, and in the reserved
+    /// sections any key whose name contains `password`, `secret`, `token` or `key`.
+    /// This is what `medianest-worker check-config` prints; it is itself a valid `jobs.yml`.
+    public func maskedDescription() -> String {
+        var out = YAMLWriter()
+        out.comment("medianest-worker configuration" + (sourcePath.map { " from \($0)" } ?? "")
+                    + ", with every default; secrets are shown as ***")
+        out.open("redis")
+        out.scalar("url", ServiceURL.masked(redis.url))
+        out.scalar("prefix", redis.prefix)
+        out.close()
+        out.open("postgres")
+        out.scalar("url", ServiceURL.masked(postgres.url))
+        out.raw("pool_size", String(postgres.poolSize))
+        out.close()
+        out.open("paths")
+        out.scalar("library", paths.library)
+        out.scalar("temp", paths.temp)
+        out.close()
+        out.open("control")
+        out.scalar("socket", control.socket)
+        out.scalar("mode", control.modeText)
+        out.close()
+        out.open("metrics")
+        out.scalar("listen", metrics.listen)
+        out.close()
+        out.raw("shutdown_timeout", DurationParser.format(shutdownTimeout))
+        out.raw("lease", DurationParser.format(lease))
+
+        out.open("queues")
+        for queue in queues {
+            out.open(queue.name)
+            out.raw("concurrency", String(queue.concurrency))
+            out.raw("max_attempts", String(queue.maxAttempts))
+            out.raw("backoff", "{ initial: \(DurationParser.format(queue.backoff.initial)), max: \(DurationParser.format(queue.backoff.max)) }")
+            out.raw("timeout", DurationParser.format(queue.timeout))
+            if let limit = queue.rateLimit {
+                out.raw("rate_limit", "{ max: \(limit.max), per: \(DurationParser.format(limit.per)) }")
+            }
+            out.close()
+        }
+        out.close()
+
+        out.open("youtube")
+        out.scalar("yt_dlp", youtube.ytDlp)
+        out.scalar("quality", youtube.quality)
+        out.scalar("format", youtube.format)
+        out.raw("allowed_hosts", "[" + youtube.allowedHosts.map(YAMLWriter.quote).joined(separator: ", ") + "]")
+        out.scalar("output", youtube.output)
+        if let sleep = youtube.sleepRequests { out.raw("sleep_requests", DurationParser.format(sleep)) }
+        if let runtime = youtube.jsRuntime { out.scalar("js_runtime", runtime) }
+        out.close()
+
+        if let plex {
+            out.open("plex")
+            out.scalar("url", ServiceURL.masked(plex.url))
+            out.scalar("token", "***")
+            if let section = plex.section { out.scalar("section", section) }
+            if plex.pathMap.isEmpty {
+                out.raw("path_map", "{}")
+            } else {
+                out.open("path_map")
+                for mapping in plex.pathMap { out.scalar(mapping.local, mapping.remote) }
+                out.close()
+            }
+            out.close()
+        } else {
+            out.comment("plex: off (no plex section, or an empty token)")
+        }
+
+        if let overseerr {
+            out.open("overseerr")
+            out.scalar("url", ServiceURL.masked(overseerr.url))
+            out.scalar("api_key", "***")
+            out.close()
+        } else {
+            out.comment("overseerr: off (no overseerr section, or an empty api_key)")
+        }
+
+        if schedules.isEmpty {
+            out.raw("schedules", "{}")
+        } else {
+            out.open("schedules")
+            for schedule in schedules {
+                out.open(schedule.name)
+                if let cron = schedule.cron { out.scalar("cron", cron) }
+                if let every = schedule.every { out.raw("every", DurationParser.format(every)) }
+                let payload = JSONValue.parse(schedule.job.payloadJSON).map(YAMLWriter.flow) ?? YAMLWriter.quote(schedule.job.payloadJSON)
+                out.raw("job", "{ type: \(YAMLWriter.quote(schedule.job.type)), queue: \(YAMLWriter.quote(schedule.job.queue)), payload: \(payload) }")
+                out.close()
+            }
+            out.close()
+        }
+
+        out.open("retention")
+        out.raw("state", DurationParser.format(retention.state))
+        out.raw("jobs", DurationParser.format(retention.jobs))
+        out.raw("temp", DurationParser.format(retention.temp))
+        out.raw("user_quota", retention.userQuota.map(SizeParser.format) ?? "off")
+        out.close()
+        out.open("cleanup")
+        out.raw("delete_orphans", cleanup.deleteOrphans ? "true" : "false")
+        out.close()
+        out.open("logging")
+        out.scalar("level", logging.level)
+        out.scalar("format", logging.format)
+        out.close()
+
+        for key in extras.keys.sorted() {
+            let value = extras[key]!
+            guard let json = JSONValue.parse(value) else {
+                out.scalar(key, "***")
+                continue
+            }
+            out.raw(key, YAMLWriter.flow(YAMLWriter.masked(json)))
+        }
+        return out.text
+    }
+}
+
+/// Writes block-style YAML line by line.
+struct YAMLWriter {
+    private(set) var text = ""
+    private var depth = 0
+
+    mutating func comment(_ line: String) {
+        text += indent + "# " + line + "\n"
+    }
+
+    mutating func open(_ key: String) {
+        text += indent + Self.quote(key) + ":\n"
+        depth += 1
+    }
+
+    mutating func close() {
+        depth -= 1
+    }
+
+    /// A string value, quoted when YAML would read it as something else.
+    mutating func scalar(_ key: String, _ value: String) {
+        raw(key, Self.quote(value))
+    }
+
+    /// A value already written as YAML.
+    mutating func raw(_ key: String, _ value: String) {
+        text += indent + Self.quote(key) + ": " + value + "\n"
+    }
+
+    private var indent: String { String(repeating: "  ", count: depth) }
+
+    /// `value` plain when that reads back as the same string, else double-quoted.
+    static func quote(_ value: String) -> String {
+        let plainCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-")
+        let numberLike = Set("0123456789.+-_:eExXoO")
+        let reserved: Set<String> = ["true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"]
+        guard let first = value.first, first.isASCII, first.isLetter || first.isNumber || first == "_" || first == "/",
+              value.allSatisfy(plainCharacters.contains),
+              !value.allSatisfy(numberLike.contains),
+              !reserved.contains(value.lowercased())
+        else { return JSONValue.quoted(value) }
+        return value
+    }
+
+    /// A JSON value as a YAML flow collection (`{ a: 1, b: [x, y] }`).
+    static func flow(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .number(let number): return number
+        case .string(let string): return quote(string)
+        case .array(let items): return "[" + items.map(flow).joined(separator: ", ") + "]"
+        case .object(let members):
+            if members.isEmpty { return "{}" }
+            return "{ " + members.map { quote($0.name) + ": " + flow($0.value) }.joined(separator: ", ") + " }"
+        }
+    }
+
+    /// `value` with the values of secret-named keys replaced by `***` and URL passwords masked.
+    static func masked(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let string): return .string(ServiceURL.masked(string))
+        case .array(let items): return .array(items.map(masked))
+        case .object(let members):
+            return .object(members.map { member in
+                if SecretNames.isSecret(member.name), member.value != .null {
+                    return JSONValue.Member(name: member.name, value: .string("***"))
+                }
+                return JSONValue.Member(name: member.name, value: masked(member.value))
+            })
+        default: return value
+        }
+    }
+}

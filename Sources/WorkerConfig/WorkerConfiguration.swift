@@ -1,0 +1,449 @@
+/// The daemon's resolved configuration: what `jobs.yml` says, with every default filled in,
+/// `${VAR}` references expanded and the `MEDIANEST_REDIS_URL` / `MEDIANEST_DATABASE_URL`
+/// overrides applied.
+///
+/// Build one with ``ConfigLoader/load(path:environment:)``,
+/// ``ConfigLoader/parse(yaml:source:environment:)`` or ``ConfigLoader/defaults(environment:)``;
+/// ``init()`` gives the built-in defaults for tests. Every time value is in seconds.
+public struct WorkerConfiguration: Sendable, Equatable {
+    /// The file the configuration was read from; `nil` when it came from a string or the defaults.
+    public var sourcePath: String?
+    /// Where the queues, job state and events live.
+    public var redis: RedisSettings
+    /// The durable job record.
+    public var postgres: PostgresSettings
+    /// The media library and the working directory for downloads in progress.
+    public var paths: PathSettings
+    /// The admin control socket.
+    public var control: ControlSettings
+    /// The Prometheus endpoint.
+    public var metrics: MetricsSettings
+    /// How long running jobs may finish after SIGTERM before they are handed back (key `shutdown_timeout`).
+    public var shutdownTimeout: Double
+    /// How long a job stays claimed by a host that stops renewing it (key `lease`, at least 2 s).
+    public var lease: Double
+    /// The queues, in file order (key `queues`, a map of name to settings).
+    public var queues: [QueueSettings]
+    /// Defaults and limits for `youtube.download` jobs.
+    public var youtube: YouTubeSettings
+    /// The Plex server to refresh after downloads; `nil` when absent or its token is empty.
+    public var plex: PlexSettings?
+    /// The Overseerr server; `nil` when absent or its API key is empty.
+    public var overseerr: OverseerrSettings?
+    /// Jobs fired on a timetable, in file order.
+    public var schedules: [ScheduleSettings]
+    /// How long finished state, job records and temporary files are kept, and the per-user quota.
+    public var retention: RetentionSettings
+    /// What the `cleanup` job may do.
+    public var cleanup: CleanupSettings
+    /// Log level and format.
+    public var logging: LoggingSettings
+    /// Top-level sections reserved for later features (`webhooks`, `smtp`, `notifications`),
+    /// accepted as they are and kept as JSON text, keyed by section name.
+    public var extras: [String: String]
+
+    /// The top-level keys kept raw in ``extras``.
+    public static let reservedKeys: [String] = ["webhooks", "smtp", "notifications"]
+
+    /// The built-in defaults, with no file and no environment.
+    public init() {
+        sourcePath = nil
+        redis = RedisSettings()
+        postgres = PostgresSettings()
+        paths = PathSettings()
+        control = ControlSettings()
+        metrics = MetricsSettings()
+        shutdownTimeout = 30
+        lease = 30
+        queues = QueueSettings.defaultQueues
+        youtube = YouTubeSettings()
+        plex = nil
+        overseerr = nil
+        schedules = ScheduleSettings.defaultSchedules
+        retention = RetentionSettings()
+        cleanup = CleanupSettings()
+        logging = LoggingSettings()
+        extras = [:]
+    }
+
+    /// The queue with this name, if the configuration has one.
+    public func queue(named name: String) -> QueueSettings? {
+        queues.first { $0.name == name }
+    }
+
+    /// The names of the configured queues, in file order.
+    public var queueNames: [String] { queues.map(\.name) }
+}
+
+/// Key `redis`.
+public struct RedisSettings: Sendable, Equatable {
+    /// A `redis://[[user]:password@]host[:port][/db]` URL (default `redis://127.0.0.1:6379/0`).
+    public var url: String
+    /// The prefix of every key, `P` in the contract (default `medianest`, `[A-Za-z0-9_.:-]{1,64}`).
+    public var prefix: String
+
+    /// The default Redis URL.
+    public static let defaultURL = "redis://127.0.0.1:6379/0"
+
+    /// Settings with the given values, defaults for the rest.
+    public init(url: String = RedisSettings.defaultURL, prefix: String = "medianest") {
+        self.url = url
+        self.prefix = prefix
+    }
+}
+
+/// Key `postgres`.
+public struct PostgresSettings: Sendable, Equatable {
+    /// A `postgres://` or `postgresql://` URL (default `postgres://medianest@127.0.0.1:5432/medianest`).
+    public var url: String
+    /// How many connections the daemon keeps open (key `pool_size`, default 4).
+    public var poolSize: Int
+
+    /// The default Postgres URL.
+    public static let defaultURL = "postgres://medianest@127.0.0.1:5432/medianest"
+
+    /// Settings with the given values, defaults for the rest.
+    public init(url: String = PostgresSettings.defaultURL, poolSize: Int = 4) {
+        self.url = url
+        self.poolSize = poolSize
+    }
+}
+
+/// Key `paths`; both absolute.
+public struct PathSettings: Sendable, Equatable {
+    /// The media library that finished files are moved into (default `/srv/media/youtube`).
+    public var library: String
+    /// Where downloads and conversions work before the move (default `/var/lib/medianest-worker/tmp`).
+    public var temp: String
+
+    /// Settings with the given values, defaults for the rest.
+    public init(library: String = "/srv/media/youtube", temp: String = "/var/lib/medianest-worker/tmp") {
+        self.library = library
+        self.temp = temp
+    }
+}
+
+/// Key `control`.
+public struct ControlSettings: Sendable, Equatable {
+    /// Path of the Unix socket (default `/run/medianest-worker/control.sock`).
+    public var socket: String
+    /// Permission bits the socket is created with, written as an octal string such as `"0660"` (default `0o660`).
+    public var mode: UInt16
+
+    /// Settings with the given values, defaults for the rest.
+    public init(socket: String = "/run/medianest-worker/control.sock", mode: UInt16 = 0o660) {
+        self.socket = socket
+        self.mode = mode
+    }
+
+    /// ``mode`` as the four-digit octal text used in `jobs.yml`, e.g. `"0660"`.
+    public var modeText: String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+}
+
+/// Key `metrics`: `listen: host:port`, or `listen: off` (or `""`) to serve no metrics.
+public struct MetricsSettings: Sendable, Equatable {
+    /// Whether `/metrics` and `/healthz` are served.
+    public var enabled: Bool
+    /// Address to bind (default `127.0.0.1`); an IPv6 address without brackets.
+    public var host: String
+    /// TCP port (default 9464).
+    public var port: Int
+
+    /// Settings with the given values, defaults for the rest.
+    public init(enabled: Bool = true, host: String = "127.0.0.1", port: Int = 9464) {
+        self.enabled = enabled
+        self.host = host
+        self.port = port
+    }
+
+    /// The `listen` value as written in `jobs.yml`: `host:port`, `[v6]:port`, or `off`.
+    public var listen: String {
+        guard enabled else { return "off" }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// One entry of `queues`.
+public struct QueueSettings: Sendable, Equatable {
+    /// The queue's name, `[a-z0-9_-]{1,64}`; jobs are enqueued on `P:queue:<name>`.
+    public var name: String
+    /// How many jobs of this queue one daemon runs at once (1–1024, default 1).
+    public var concurrency: Int
+    /// Attempts before a job fails for good (key `max_attempts`, at least 1, default 3).
+    public var maxAttempts: Int
+    /// Delay between attempts.
+    public var backoff: BackoffSettings
+    /// Time allowed per attempt, in seconds (default 1 h).
+    public var timeout: Double
+    /// At most `max` job starts per `per` seconds across all daemons (key `rate_limit`); `nil` for no limit.
+    public var rateLimit: RateLimitSettings?
+
+    /// Settings with the given values, defaults for the rest.
+    public init(
+        name: String,
+        concurrency: Int = 1,
+        maxAttempts: Int = 3,
+        backoff: BackoffSettings = BackoffSettings(),
+        timeout: Double = 3600,
+        rateLimit: RateLimitSettings? = nil
+    ) {
+        self.name = name
+        self.concurrency = concurrency
+        self.maxAttempts = maxAttempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.rateLimit = rateLimit
+    }
+
+    /// The queues used when `jobs.yml` has no `queues` key: those of the contract's example.
+    public static let defaultQueues: [QueueSettings] = [
+        QueueSettings(
+            name: "youtube", concurrency: 3, maxAttempts: 3,
+            backoff: BackoffSettings(initial: 5, max: 600), timeout: 7200,
+            rateLimit: RateLimitSettings(max: 5, per: 60)),
+        QueueSettings(name: "media", concurrency: 2),
+        QueueSettings(name: "default", concurrency: 4),
+    ]
+}
+
+/// Key `backoff` of a queue: the delay grows from `initial` towards `max`.
+public struct BackoffSettings: Sendable, Equatable {
+    /// Delay before the second attempt, in seconds (default 5 s).
+    public var initial: Double
+    /// Longest delay between attempts, in seconds (default 10 min).
+    public var max: Double
+
+    /// Settings with the given values, defaults for the rest.
+    public init(initial: Double = 5, max: Double = 600) {
+        self.initial = initial
+        self.max = max
+    }
+}
+
+/// Key `rate_limit` of a queue.
+public struct RateLimitSettings: Sendable, Equatable {
+    /// Jobs that may start in one window (at least 1).
+    public var max: Int
+    /// Length of the window, in seconds.
+    public var per: Double
+
+    /// A limit of `max` starts per `per` seconds.
+    public init(max: Int, per: Double) {
+        self.max = max
+        self.per = per
+    }
+}
+
+/// Key `youtube`.
+public struct YouTubeSettings: Sendable, Equatable {
+    /// The yt-dlp executable, a name looked up in `PATH` or a path (key `yt_dlp`, default `yt-dlp`).
+    public var ytDlp: String
+    /// Quality when a job names none (default `1080p`).
+    public var quality: String
+    /// Container when a job names none (default `mp4`).
+    public var format: String
+    /// Hosts allowed besides YouTube's own (key `allowed_hosts`, default none).
+    public var allowedHosts: [String]
+    /// File name template inside the library (default `{channel}/{title} [{id}].{ext}`).
+    public var output: String
+    /// Pause between yt-dlp's metadata requests, in seconds (key `sleep_requests`); `nil` for none.
+    public var sleepRequests: Double?
+    /// JavaScript runtime yt-dlp uses for YouTube's player (key `js_runtime`, e.g. `deno` or `node:/usr/bin/node`); `nil` for yt-dlp's own choice.
+    public var jsRuntime: String?
+
+    /// The qualities a job or the configuration may ask for.
+    public static let qualities = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"]
+    /// The formats a job or the configuration may ask for.
+    public static let formats = ["mp4", "mkv", "webm", "m4a", "mp3"]
+    /// The placeholders ``output`` may use.
+    public static let outputPlaceholders = ["channel", "title", "id", "date", "ext", "user", "playlist", "index"]
+    /// The default ``output`` template.
+    public static let defaultOutput = "{channel}/{title} [{id}].{ext}"
+
+    /// Settings with the given values, defaults for the rest.
+    public init(
+        ytDlp: String = "yt-dlp",
+        quality: String = "1080p",
+        format: String = "mp4",
+        allowedHosts: [String] = [],
+        output: String = YouTubeSettings.defaultOutput,
+        sleepRequests: Double? = nil,
+        jsRuntime: String? = nil
+    ) {
+        self.ytDlp = ytDlp
+        self.quality = quality
+        self.format = format
+        self.allowedHosts = allowedHosts
+        self.output = output
+        self.sleepRequests = sleepRequests
+        self.jsRuntime = jsRuntime
+    }
+}
+
+/// Key `plex`.
+public struct PlexSettings: Sendable, Equatable {
+    /// Base URL of the server, `http` or `https`.
+    public var url: String
+    /// The `X-Plex-Token`; a secret.
+    public var token: String
+    /// Title or key of the library section to refresh; `nil` to find it from the path.
+    public var section: String?
+    /// How library paths on this host appear to Plex (key `path_map`, local → remote, in file order).
+    public var pathMap: [PathMapping]
+
+    /// Settings with the given values.
+    public init(url: String, token: String, section: String? = nil, pathMap: [PathMapping] = []) {
+        self.url = url
+        self.token = token
+        self.section = section
+        self.pathMap = pathMap
+    }
+
+    /// `path` as Plex sees it: the first mapping whose `local` is `path` or one of its parent
+    /// folders replaces that prefix; a path no mapping covers is returned unchanged.
+    public func remotePath(for path: String) -> String {
+        for mapping in pathMap {
+            let local = mapping.local.hasSuffix("/") && mapping.local.count > 1
+                ? String(mapping.local.dropLast()) : mapping.local
+            if path == local { return mapping.remote }
+            let prefix = local == "/" ? "/" : local + "/"
+            if path.hasPrefix(prefix) {
+                let rest = path.dropFirst(prefix.count)
+                return mapping.remote.hasSuffix("/") ? mapping.remote + rest : mapping.remote + "/" + rest
+            }
+        }
+        return path
+    }
+}
+
+/// One entry of `plex.path_map`.
+public struct PathMapping: Sendable, Equatable {
+    /// An absolute path on this host.
+    public var local: String
+    /// The same folder as the Plex server sees it.
+    public var remote: String
+
+    /// A mapping of `local` to `remote`.
+    public init(local: String, remote: String) {
+        self.local = local
+        self.remote = remote
+    }
+}
+
+/// Key `overseerr`.
+public struct OverseerrSettings: Sendable, Equatable {
+    /// Base URL of the server, `http` or `https`.
+    public var url: String
+    /// The `X-Api-Key`; a secret (key `api_key`).
+    public var apiKey: String
+
+    /// Settings with the given values.
+    public init(url: String, apiKey: String) {
+        self.url = url
+        self.apiKey = apiKey
+    }
+}
+
+/// One entry of `schedules`: a job enqueued on a timetable, once per cluster.
+public struct ScheduleSettings: Sendable, Equatable {
+    /// The schedule's name (its key in `schedules`).
+    public var name: String
+    /// A five-field cron expression or `@hourly`-style macro; exactly one of ``cron`` and ``every`` is set.
+    public var cron: String?
+    /// Interval in seconds; exactly one of ``cron`` and ``every`` is set.
+    public var every: Double?
+    /// What is enqueued.
+    public var job: ScheduledJob
+
+    /// A schedule with the given values.
+    public init(name: String, cron: String? = nil, every: Double? = nil, job: ScheduledJob) {
+        self.name = name
+        self.cron = cron
+        self.every = every
+        self.job = job
+    }
+
+    /// ``cron`` parsed; `nil` for an `every` schedule (a loaded configuration's cron text always parses).
+    public var cronExpression: CronExpression? {
+        cron.flatMap { try? CronExpression($0) }
+    }
+
+    /// The schedules used when `jobs.yml` has no `schedules` key: those of the contract's example,
+    /// both on the queue `default`.
+    public static let defaultSchedules: [ScheduleSettings] = [
+        ScheduleSettings(name: "cleanup", cron: "*/15 * * * *",
+                         job: ScheduledJob(type: "cleanup", queue: "default")),
+        ScheduleSettings(name: "health", every: 120,
+                         job: ScheduledJob(type: "service.health", queue: "default")),
+    ]
+}
+
+/// Key `job` of a schedule.
+public struct ScheduledJob: Sendable, Equatable {
+    /// The job type, e.g. `cleanup`.
+    public var type: String
+    /// The queue it is enqueued on; always one of the configured queues.
+    public var queue: String
+    /// The payload as compact JSON object text (key `payload`, default `{}`).
+    public var payloadJSON: String
+
+    /// A job with the given values.
+    public init(type: String, queue: String, payloadJSON: String = "{}") {
+        self.type = type
+        self.queue = queue
+        self.payloadJSON = payloadJSON
+    }
+}
+
+/// Key `retention`.
+public struct RetentionSettings: Sendable, Equatable {
+    /// How long the Redis hash of a finished job is kept, in seconds (default 7 days).
+    public var state: Double
+    /// How long finished jobs are kept in Postgres, in seconds (default 30 days).
+    public var jobs: Double
+    /// Age after which leftovers in `paths.temp` are removed, in seconds (default 6 h).
+    public var temp: Double
+    /// Library bytes one user may fill (key `user_quota`, e.g. `10GiB`); `nil` for no quota.
+    public var userQuota: Int64?
+
+    /// Settings with the given values, defaults for the rest.
+    public init(state: Double = 7 * 86400, jobs: Double = 30 * 86400, temp: Double = 6 * 3600, userQuota: Int64? = nil) {
+        self.state = state
+        self.jobs = jobs
+        self.temp = temp
+        self.userQuota = userQuota
+    }
+}
+
+/// Key `cleanup`.
+public struct CleanupSettings: Sendable, Equatable {
+    /// Whether the `cleanup` job deletes library files no job record knows (key `delete_orphans`, default false).
+    public var deleteOrphans: Bool
+
+    /// Settings with the given values, defaults for the rest.
+    public init(deleteOrphans: Bool = false) {
+        self.deleteOrphans = deleteOrphans
+    }
+}
+
+/// Key `logging`.
+public struct LoggingSettings: Sendable, Equatable {
+    /// One of ``levels`` (default `info`).
+    public var level: String
+    /// `auto` (the daemon picks by where the log goes), `json` or `text` (default `auto`).
+    public var format: String
+
+    /// The accepted levels, most verbose first.
+    public static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+    /// The accepted formats.
+    public static let formats = ["auto", "json", "text"]
+
+    /// Settings with the given values, defaults for the rest.
+    public init(level: String = "info", format: String = "auto") {
+        self.level = level
+        self.format = format
+    }
+}
