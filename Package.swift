@@ -41,7 +41,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "WorkerCore", dependencies: [
-            "RedisClient", "PostgresClient", "Media", "WorkerConfig",
+            "RedisClient", "PostgresClient", "WorkerConfig",
             .product(name: "Logging", package: "swift-log"),
         ]),
 

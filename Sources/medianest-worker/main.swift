@@ -1,1 +1,128 @@
-print("medianest-worker")
+import ArgumentParser
+import Foundation
+import Logging
+import PostgresClient
+import RedisClient
+import WorkerConfig
+import WorkerCore
+import WorkerDaemon
+
+/// Exit status for a bad configuration (sysexits EX_CONFIG); systemd's unit does not restart on it.
+let exitConfig: Int32 = 78
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Path of jobs.yml (default: $MEDIANEST_CONFIG, else built-in defaults).")
+    var config: String?
+
+    /// Loads the configuration or exits 78 with a message naming the file, the key and the problem.
+    func load() -> (WorkerConfiguration, String?) {
+        let env = ProcessInfo.processInfo.environment
+        let path = config ?? env["MEDIANEST_CONFIG"]
+        do {
+            if let path { return (try ConfigLoader.load(path: path, environment: env), path) }
+            return (ConfigLoader.defaults(environment: env), nil)
+        } catch {
+            FileHandle.standardError.write(Data("medianest-worker: configuration refused: \(error)\n".utf8))
+            Foundation.exit(exitConfig)
+        }
+    }
+}
+
+@main
+struct MedianestWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "medianest-worker",
+        abstract: "MediaNest's background job and download daemon.",
+        subcommands: [Run.self, Migrate.self, CheckConfig.self, Enqueue.self])
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon until SIGTERM.")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let (cfg, path) = options.load()
+        Logs.bootstrap(level: cfg.logging.level, format: cfg.logging.format)
+        let logger = Logger(label: "medianest-worker")
+        do {
+            let daemon = try Daemon(configuration: cfg, configPath: path, environment: ProcessInfo.processInfo.environment,
+                                    registry: HandlerRegistry.builtIn(), logger: logger)
+            let status = await daemon.run()
+            throw ExitCode(status)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(exitConfig)
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the database schema migrations and exit.")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let (cfg, _) = options.load()
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: cfg.postgres.url), size: 1)
+        do {
+            let applied = try await Migrator.migrate(pool, migrations: Schema.migrations, lockKey: Schema.lockKey)
+            print(applied.isEmpty ? "schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
+            await pool.close()
+        } catch {
+            await pool.close()
+            FileHandle.standardError.write(Data("medianest-worker: migration failed: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check-config",
+        abstract: "Validate jobs.yml and print the resolved configuration (secrets masked).")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let (cfg, _) = options.load()
+        print(cfg.maskedDescription())
+    }
+}
+
+struct Enqueue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add a job to a queue (as the API does) and print its id.")
+    @OptionGroup var options: ConfigOption
+    @Option(help: "Queue name.") var queue: String
+    @Option(help: "Job type, e.g. noop, sleep, youtube.download.") var type: String
+    @Option(help: "Payload JSON object.") var payload: String = "{}"
+    @Option(help: "Job id (default: a new UUID).") var id: String?
+    @Option(help: "User id; the job's events also go to the user's channel.") var user: String?
+    @Option(help: "Most attempts.") var maxAttempts: Int?
+    @Option(help: "Do not start before this RFC 3339 time.") var runAt: String?
+
+    func run() async throws {
+        let (cfg, _) = options.load()
+        let jobID = id ?? UUID().uuidString.lowercased()
+        guard JobEnvelope.isValidID(jobID) else { throw ValidationError("--id must be 1–128 characters of A-Z a-z 0-9 . _ : -") }
+        guard JobEnvelope.isValidQueueName(queue) else { throw ValidationError("--queue must match [a-z0-9_-]{1,64}") }
+        guard let payloadValue = JSONValue.parse(payload), payloadValue.isObject else {
+            throw ValidationError("--payload must be a JSON object")
+        }
+        var runAtMs: Int64?
+        if let runAt {
+            guard let ms = Timestamp.parse(runAt) else { throw ValidationError("--run-at must be an RFC 3339 timestamp") }
+            runAtMs = ms
+        }
+        let envelope = JobEnvelope(id: jobID, type: type, payloadJSON: payloadValue.encoded, userId: user,
+                                   maxAttempts: maxAttempts, runAt: runAtMs)
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: cfg.redis.url), name: "medianest-enqueue")
+        defer { redis.close() }
+        let keys = RedisKeys(prefix: cfg.redis.prefix)
+        do {
+            _ = try await redis.send(RedisCommand(["XADD", keys.queue(queue), "*", "job", envelope.raw]))
+        } catch {
+            FileHandle.standardError.write(Data("medianest-worker: could not enqueue: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        print(jobID)
+    }
+}

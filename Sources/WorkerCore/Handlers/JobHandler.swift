@@ -1,0 +1,204 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// A failure a handler reports on purpose: a sentence for the user, whether another attempt could
+/// succeed, and optional detail for the logs (never shown as the job's `error`).
+public struct JobFailure: Error, Sendable, CustomStringConvertible, Equatable {
+    public var message: String
+    public var retryable: Bool
+    public var detail: String?
+
+    public init(_ message: String, retryable: Bool, detail: String? = nil) {
+        self.message = message
+        self.retryable = retryable
+        self.detail = detail
+    }
+
+    /// A failure another attempt could fix (network trouble, a busy service).
+    public static func retryable(_ message: String, detail: String? = nil) -> JobFailure {
+        JobFailure(message, retryable: true, detail: detail)
+    }
+
+    /// A failure no retry can fix (bad input, something that does not exist).
+    public static func permanent(_ message: String, detail: String? = nil) -> JobFailure {
+        JobFailure(message, retryable: false, detail: detail)
+    }
+
+    public var description: String { message }
+}
+
+/// Runs one type of job.
+public protocol JobHandler: Sendable {
+    /// Runs one attempt and returns the job's result (a JSON object). Throws `JobFailure` for failures
+    /// it understands; any other error counts as retryable. Must stop promptly when its task is cancelled
+    /// (cancel, timeout, shutdown) and clean up what it started.
+    func run(_ context: JobContext) async throws -> JSONValue
+}
+
+/// Job types and their handlers.
+public struct HandlerRegistry: Sendable {
+    private var handlers: [String: any JobHandler] = [:]
+
+    public init() {}
+
+    /// A registry with the built-in `noop` and `sleep` types.
+    public static func builtIn() -> HandlerRegistry {
+        var registry = HandlerRegistry()
+        registry.register("noop", NoopHandler())
+        registry.register("sleep", SleepHandler())
+        return registry
+    }
+
+    public mutating func register(_ type: String, _ handler: any JobHandler) {
+        handlers[type] = handler
+    }
+
+    public func handler(for type: String) -> (any JobHandler)? { handlers[type] }
+    public func knows(_ type: String) -> Bool { handlers[type] != nil }
+    public var types: [String] { handlers.keys.sorted() }
+}
+
+/// Progress as a handler reports it. Nil fields are unknown.
+public struct Progress: Sendable, Equatable {
+    public var stage: String?
+    /// 0–100.
+    public var percent: Double?
+    public var downloadedBytes: Int64?
+    public var totalBytes: Int64?
+    /// Bytes per second.
+    public var speed: Double?
+    /// Seconds left.
+    public var eta: Double?
+
+    public init(stage: String? = nil, percent: Double? = nil, downloadedBytes: Int64? = nil, totalBytes: Int64? = nil,
+                speed: Double? = nil, eta: Double? = nil) {
+        self.stage = stage
+        self.percent = percent
+        self.downloadedBytes = downloadedBytes
+        self.totalBytes = totalBytes
+        self.speed = speed
+        self.eta = eta
+    }
+}
+
+/// Everything a handler gets for one attempt.
+public final class JobContext: Sendable {
+    public let job: JobDescriptor
+    public let envelope: JobEnvelope
+    public let payload: JSONValue
+    public let attempt: Int
+    public let maxAttempts: Int
+    public let logger: Logger
+    /// Root of the job's temporary folders (`paths.temp`).
+    public let temporaryRoot: String
+    let queue: JobQueue
+
+    private struct Throttle {
+        var lastSent: ContinuousClock.Instant?
+        var lastStage: String?
+        var lastPercent: Double?
+    }
+    private let throttle = Mutex(Throttle())
+    /// Least time between two progress events of a job (contract: at most 2 a second).
+    static let progressInterval = Duration.milliseconds(500)
+
+    init(job: JobDescriptor, envelope: JobEnvelope, attempt: Int, maxAttempts: Int, logger: Logger,
+         temporaryRoot: String, queue: JobQueue) {
+        self.job = job
+        self.envelope = envelope
+        self.payload = envelope.payload
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.logger = logger
+        self.temporaryRoot = temporaryRoot
+        self.queue = queue
+    }
+
+    /// The job's own temporary folder (`paths.temp/<job id>`), created on first use and removed
+    /// after the attempt whatever its outcome.
+    public func temporaryDirectory() throws -> String {
+        let path = (temporaryRoot as NSString).appendingPathComponent(job.id)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Reports progress. The state hash and events are updated at most twice a second, and always
+    /// when the stage changes or progress reaches 100 %. Never throws: progress is best effort.
+    public func report(_ progress: Progress) async {
+        let now = ContinuousClock.now
+        let send: Bool = throttle.withLock { t in
+            let stageChanged = progress.stage != nil && progress.stage != t.lastStage
+            let finished = progress.percent == 100 && t.lastPercent != 100
+            let due = t.lastSent.map { now - $0 >= Self.progressInterval } ?? true
+            guard stageChanged || finished || due else { return false }
+            t.lastSent = now
+            if let stage = progress.stage { t.lastStage = stage }
+            if let p = progress.percent { t.lastPercent = p }
+            return true
+        }
+        guard send else { return }
+        let at = Timestamp.now()
+        var fields: [(String, String)] = [("updatedAt", at)]
+        var eventFields: [(String, JSONText.Value?)] = []
+        let stage = progress.stage ?? throttle.withLock { $0.lastStage }
+        if let stage {
+            fields.append(("stage", stage))
+            eventFields.append(("stage", .string(stage)))
+        }
+        if let p = progress.percent {
+            let clamped = min(max(p, 0), 100)
+            fields.append(("progress", String(format: "%.1f", clamped)))
+            eventFields.append(("progress", .oneDecimal(clamped)))
+        }
+        for (name, value) in [("downloadedBytes", progress.downloadedBytes), ("totalBytes", progress.totalBytes)] {
+            if let value { fields.append((name, String(value))); eventFields.append((name, .int(value))) }
+        }
+        if let speed = progress.speed, speed.isFinite {
+            fields.append(("speed", String(Int64(speed)))); eventFields.append(("speed", .int(Int64(speed))))
+        }
+        if let eta = progress.eta, eta.isFinite {
+            fields.append(("eta", String(Int64(eta)))); eventFields.append(("eta", .int(Int64(eta))))
+        }
+        let event = EventFactory.make(.progress, job: job, at: at, fields: eventFields)
+        do {
+            try await queue.reportProgress(job, fields: fields, removed: [], event: event)
+        } catch {
+            logger.debug("progress not reported", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// `noop`: does nothing and succeeds. For tests and benchmarks, its payload can ask it to fail:
+/// `failAttempts: N` fails attempts 1…N with a retryable error; `fail: "message"` fails every attempt
+/// (retryable unless `permanent: true`).
+struct NoopHandler: JobHandler {
+    func run(_ context: JobContext) async throws -> JSONValue {
+        if let failAttempts = context.payload["failAttempts"]?.intValue, context.attempt <= failAttempts {
+            throw JobFailure.retryable("noop asked to fail attempt \(context.attempt) of the first \(failAttempts)")
+        }
+        if let message = context.payload["fail"]?.stringValue {
+            throw JobFailure(message, retryable: context.payload["permanent"]?.boolValue != true)
+        }
+        return .object([])
+    }
+}
+
+/// `sleep`: waits `seconds` (default 1), reporting progress, and stops at once when cancelled.
+struct SleepHandler: JobHandler {
+    func run(_ context: JobContext) async throws -> JSONValue {
+        let seconds = max(context.payload["seconds"]?.doubleValue ?? 1, 0)
+        guard seconds <= 86_400 else { throw JobFailure.permanent("sleep takes at most 86400 seconds") }
+        let start = ContinuousClock.now
+        let total = Duration.milliseconds(Int64(seconds * 1000))
+        await context.report(Progress(stage: "sleeping", percent: 0))
+        while true {
+            let elapsed = ContinuousClock.now - start
+            if elapsed >= total { break }
+            try await Task.sleep(for: min(total - elapsed, .milliseconds(250)))
+            let done = (ContinuousClock.now - start) / total
+            await context.report(Progress(stage: "sleeping", percent: min(done * 100, 100)))
+        }
+        return .object([("slept", .number(String(seconds)))])
+    }
+}

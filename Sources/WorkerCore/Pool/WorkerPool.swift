@@ -1,0 +1,179 @@
+import Synchronization
+
+/// Why a running job is being stopped from outside.
+public enum StopReason: String, Sendable {
+    /// A user or admin cancelled it: it ends `cancelled`.
+    case cancel
+    /// Its attempt ran past its timeout: it counts as a retryable failure.
+    case timeout
+    /// The daemon is shutting down or draining: it goes back to the queue, the attempt uncounted.
+    case shutdown
+}
+
+/// A job this daemon is running now.
+public final class RunningJob: Sendable {
+    public let held: HeldJob
+    public let startedAt: ContinuousClock.Instant
+    public let startedAtMilliseconds: Int64
+    public let deadline: ContinuousClock.Instant
+    public let timeoutSeconds: Double
+    let context: JobContext
+    private let stop = Mutex<StopReason?>(nil)
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(held: HeldJob, timeoutSeconds: Double, context: JobContext) {
+        self.held = held
+        self.startedAt = .now
+        self.startedAtMilliseconds = Timestamp.nowMilliseconds()
+        self.timeoutSeconds = timeoutSeconds
+        self.deadline = .now + .milliseconds(Int64(timeoutSeconds * 1000))
+        self.context = context
+    }
+
+    /// The first reason it was asked to stop, if any.
+    public var stopReason: StopReason? { stop.withLock { $0 } }
+
+    func attach(_ t: Task<Void, Never>) {
+        let stopNow = task.withLock { current -> Bool in
+            current = t
+            return stop.withLock { $0 } != nil
+        }
+        if stopNow { t.cancel() }
+    }
+
+    /// Asks the job to stop; the first reason wins. Returns false when it was already stopping.
+    @discardableResult
+    func requestStop(_ reason: StopReason) -> Bool {
+        let first = stop.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = reason
+            return true
+        }
+        if first { task.withLock { $0 }?.cancel() }
+        return first
+    }
+}
+
+/// Slots per queue and the set of jobs running in this daemon.
+public final class WorkerPool: Sendable {
+    struct State {
+        var running: [String: RunningJob] = [:]
+        var active: [String: Int] = [:]
+        var limits: [String: Int] = [:]
+        var slotWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    }
+    private let state = Mutex(State())
+
+    public init(limits: [String: Int]) {
+        state.withLock { $0.limits = limits }
+    }
+
+    /// Changes the slot counts (reload). Jobs above a lowered limit finish; no new ones start until below it.
+    public func setLimits(_ limits: [String: Int]) {
+        let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.limits = limits
+            var woken: [CheckedContinuation<Void, Never>] = []
+            for (queue, waiters) in s.slotWaiters where (limits[queue] ?? 0) > (s.active[queue] ?? 0) {
+                woken += waiters
+                s.slotWaiters[queue] = []
+            }
+            return woken
+        }
+        wake.forEach { $0.resume() }
+    }
+
+    public func freeSlots(queue: String) -> Int {
+        state.withLock { max(($0.limits[queue] ?? 0) - ($0.active[queue] ?? 0), 0) }
+    }
+
+    public func activeCount(queue: String) -> Int { state.withLock { $0.active[queue] ?? 0 } }
+    public var activeTotal: Int { state.withLock { $0.running.count } }
+    public var runningJobs: [RunningJob] { state.withLock { Array($0.running.values) } }
+    public func isRunning(jobID: String) -> Bool { state.withLock { $0.running[jobID] != nil } }
+    public func job(_ id: String) -> RunningJob? { state.withLock { $0.running[id] } }
+
+    /// Entry ids of the jobs running for a queue (for lease renewal).
+    public func entryIDs(queue: String) -> [String] {
+        state.withLock { s in s.running.values.filter { $0.held.descriptor.queue == queue }.map(\.held.entryID) }
+    }
+
+    /// Waits until the queue has a free slot (or the task is cancelled; a reload also wakes it).
+    public func waitForSlot(queue: String) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { s -> Bool in
+                    if (s.limits[queue] ?? 0) > (s.active[queue] ?? 0) { return true }
+                    s.slotWaiters[queue, default: []].append(c)
+                    return false
+                }
+                if ready { c.resume() }
+            }
+        } onCancel: {
+            let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                let w = s.slotWaiters[queue] ?? []
+                s.slotWaiters[queue] = []
+                return w
+            }
+            waiters.forEach { $0.resume() }
+        }
+    }
+
+    /// Starts a job: takes a slot and runs `body` in a task of its own. The slot is given back when `body` returns.
+    func start(_ job: RunningJob, body: @escaping @Sendable (RunningJob) async -> Void) {
+        let id = job.held.descriptor.id
+        let queue = job.held.descriptor.queue
+        state.withLock { s in
+            s.running[id] = job
+            s.active[queue, default: 0] += 1
+        }
+        let task = Task {
+            await body(job)
+            self.finished(id: id, queue: queue)
+        }
+        job.attach(task)
+    }
+
+    private func finished(id: String, queue: String) {
+        let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.running[id] = nil
+            s.active[queue, default: 1] -= 1
+            let woken = s.slotWaiters[queue] ?? []
+            s.slotWaiters[queue] = []
+            return woken
+        }
+        wake.forEach { $0.resume() }
+    }
+
+    /// Asks a running job to stop. Returns false when it is not running here.
+    @discardableResult
+    public func stop(jobID: String, reason: StopReason) -> Bool {
+        guard let job = state.withLock({ $0.running[jobID] }) else { return false }
+        job.requestStop(reason)
+        return true
+    }
+
+    /// Stops every running job for `reason`.
+    public func stopAll(reason: StopReason) {
+        for job in runningJobs { job.requestStop(reason) }
+    }
+
+    /// Stops the jobs that ran past their deadline. Returns how many.
+    func stopOverdue() -> Int {
+        let now = ContinuousClock.now
+        var n = 0
+        for job in runningJobs where job.deadline <= now {
+            if job.requestStop(.timeout) { n += 1 }
+        }
+        return n
+    }
+
+    /// Waits until nothing runs, or `timeout` passes. Returns true when idle.
+    public func waitUntilIdle(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if activeTotal == 0 { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return activeTotal == 0
+    }
+}

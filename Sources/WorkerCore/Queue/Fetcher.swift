@@ -1,0 +1,190 @@
+import Foundation
+import Logging
+import RedisClient
+import WorkerConfig
+
+extension Worker {
+    /// Longest a blocking read waits, so that pause, drain and shutdown are seen quickly.
+    static let blockMilliseconds = 500
+
+    /// A connection of its own for blocking reads.
+    func blockingConnection(name: String) -> RedisConnection {
+        var c = redisConfiguration
+        c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
+        return RedisConnection(configuration: c, name: name)
+    }
+
+    /// One queue's intake loop: waits for a free slot, honours pause, drain and the shared start
+    /// rate limit, takes over jobs whose holder died, reads new entries, and starts them.
+    func runFetcher(queue name: String) async {
+        let connection = blockingConnection(name: "\(consumer)-fetch-\(name)")
+        defer { connection.close() }
+        var lastRescue = ContinuousClock.now - .seconds(3600)
+        var failures = 0
+        var log = logger
+        log[metadataKey: "queue"] = "\(name)"
+        while !Task.isCancelled && !isShuttingDown {
+            guard let settings = configuration.queue(named: name) else {
+                log.notice("queue removed from the configuration; no longer taking its jobs")
+                return
+            }
+            if isPaused(name) || isDraining {
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            await pool.waitForSlot(queue: name)
+            if Task.isCancelled { break }
+            var free = pool.freeSlots(queue: name)
+            if free == 0 { continue }
+            do {
+                var token: String?
+                if let limit = settings.rateLimit {
+                    let t = "\(consumer):\(UInt64.random(in: 0...UInt64.max))"
+                    let wait = try await queue.takeStart(queue: name, max: limit.max, perSeconds: limit.per, token: t)
+                    if wait > 0 {
+                        try? await Task.sleep(for: .milliseconds(min(wait, 1000)))
+                        continue
+                    }
+                    token = t
+                    free = 1
+                }
+                var entries: [StreamEntry] = []
+                let lease = configuration.lease
+                if ContinuousClock.now - lastRescue >= .milliseconds(Int64(lease * 500)) {
+                    lastRescue = .now
+                    entries = try await queue.rescue(queue: name, idleMilliseconds: Int(lease * 1000), count: free)
+                    if !entries.isEmpty { log.notice("took over jobs whose daemon stopped renewing them", metadata: ["count": "\(entries.count)"]) }
+                }
+                if entries.isEmpty {
+                    entries = try await queue.read(queue: name, count: free, blockMilliseconds: Self.blockMilliseconds, on: connection)
+                }
+                if entries.isEmpty {
+                    if let token { try await queue.returnStart(queue: name, token: token) }
+                    failures = 0
+                    continue
+                }
+                if isPaused(name) || isDraining || isShuttingDown {
+                    try await queue.handBack(queue: name, entries: entries)
+                    if let token { try await queue.returnStart(queue: name, token: token) }
+                    continue
+                }
+                await admit(entries, queue: name, settings: settings, log: log)
+                failures = 0
+            } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
+                try? await queue.ensureGroup(queue: name)
+            } catch {
+                if isShuttingDown || Task.isCancelled { break }
+                failures += 1
+                if failures == 1 { log.error("cannot read the queue; retrying", metadata: ["error": "\(error)"]) }
+                try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 5)), 2000)))
+            }
+        }
+    }
+
+    /// Validates entries, refuses bad ones, and takes the good ones into job state; starts those to run.
+    func admit(_ entries: [StreamEntry], queue name: String, settings: QueueSettings, log: Logger) async {
+        var valid: [(entry: StreamEntry, envelope: JobEnvelope)] = []
+        for entry in entries {
+            switch EnvelopeParser.parse(fields: entry.fields, knownType: registry.knows) {
+            case .failure(let rejection):
+                await refuse(rejection, entry: entry, queue: name, log: log)
+            case .success(let envelope):
+                // An entry of a job running here already (our own, taken back after a Redis outage): leave it.
+                if pool.isRunning(jobID: envelope.id) { continue }
+                valid.append((entry, envelope))
+            }
+        }
+        guard !valid.isEmpty else { return }
+
+        // Jobs PostgreSQL remembers as finished (their hash may have expired) never run again.
+        if store.isHealthy {
+            if let finished = try? await store.finishedIDs(among: valid.map(\.envelope.id)), !finished.isEmpty {
+                let known = valid.filter { finished[$0.envelope.id] != nil }
+                try? await queue.acknowledge(queue: name, entryIDs: known.map(\.entry.id))
+                for item in known {
+                    log.info("job id already finished earlier; not running it again",
+                             metadata: ["jobId": "\(item.envelope.id)", "state": "\(finished[item.envelope.id] ?? "")"])
+                }
+                valid.removeAll { finished[$0.envelope.id] != nil }
+            }
+        }
+
+        let items = valid.map { (entry: $0.entry, envelope: $0.envelope, queue: name,
+                                 maxAttempts: $0.envelope.maxAttempts ?? settings.maxAttempts) }
+        let outcomes: [Result<IntakeOutcome, RedisError>]
+        do {
+            outcomes = try await queue.intake(items)
+        } catch {
+            log.error("could not take jobs in; they will be taken over after their lease lapses", metadata: ["error": "\(error)"])
+            return
+        }
+        let cfg = configuration
+        for (item, outcome) in zip(items, outcomes) {
+            let descriptor = JobDescriptor(envelope: item.envelope, queue: name)
+            let createdAt = item.entry.addedAtMilliseconds ?? Timestamp.nowMilliseconds()
+            let now = Timestamp.nowMilliseconds()
+            func record(_ state: String, attempt: Int = 0, error: String? = nil, finished: Bool = false) -> JobRecord {
+                JobRecord(id: descriptor.id, queue: name, type: descriptor.type, payloadJSON: item.envelope.payloadJSON,
+                          userId: descriptor.userId, state: state, attempt: attempt, maxAttempts: item.maxAttempts, error: error,
+                          createdAt: createdAt, finishedAt: finished ? now : nil, updatedAt: now)
+            }
+            switch outcome {
+            case .success(.run(let attempt)):
+                let held = HeldJob(descriptor: descriptor, envelope: item.envelope, entryID: item.entry.id, attempt: attempt,
+                                   maxAttempts: item.maxAttempts, createdAt: Timestamp.format(milliseconds: createdAt))
+                var jobLog = log
+                jobLog[metadataKey: "jobId"] = "\(descriptor.id)"
+                jobLog[metadataKey: "type"] = "\(descriptor.type)"
+                let context = JobContext(job: descriptor, envelope: item.envelope, attempt: attempt, maxAttempts: item.maxAttempts,
+                                         logger: jobLog, temporaryRoot: cfg.paths.temp, queue: queue)
+                let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
+                let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
+                let processor = Processor(queue: queue, store: store, registry: registry, metrics: metrics, logger: log,
+                                          consumer: consumer, isShuttingDown: { [shutdownGate] in shutdownGate.isOpen })
+                let policy = RetryPolicy(initial: settings.backoff.initial, maximum: settings.backoff.max)
+                pool.start(running) { job in await processor.process(job, retry: policy) }
+            case .success(.scheduled):
+                store.record(record("scheduled"))
+                log.debug("job scheduled for its runAt", metadata: ["jobId": "\(descriptor.id)"])
+            case .success(.cancelled):
+                store.record(record("cancelled", finished: true))
+                metrics.jobFinished(queue: name, type: descriptor.type, outcome: "cancelled", seconds: nil)
+            case .success(.exhausted):
+                store.record(record("failed", attempt: item.maxAttempts, error: JobQueue.exhaustedError, finished: true))
+                metrics.jobFinished(queue: name, type: descriptor.type, outcome: "failed", seconds: nil)
+                log.error("job failed: its daemon stopped during the last attempt", metadata: ["jobId": "\(descriptor.id)"])
+            case .success(.alreadyFinished(let state)):
+                if state == "cancelled" { store.record(record("cancelled", finished: true)) }
+                log.debug("entry of a finished job acknowledged", metadata: ["jobId": "\(descriptor.id)", "state": "\(state)"])
+            case .success(.duplicate):
+                log.info("job id already queued or running; duplicate entry dropped", metadata: ["jobId": "\(descriptor.id)"])
+            case .failure(let error):
+                log.error("could not take a job in; it will be taken over after its lease lapses",
+                          metadata: ["jobId": "\(descriptor.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Records a refused entry in Redis (when it has an id) and always in PostgreSQL, and acknowledges it.
+    func refuse(_ rejection: EnvelopeRejection, entry: StreamEntry, queue name: String, log: Logger) async {
+        log.warning("refused an invalid job entry", metadata: ["entry": "\(entry.id)", "jobId": "\(rejection.id ?? "")",
+                                                              "error": "\(rejection.reason)"])
+        do {
+            guard try await queue.reject(rejection, entry: entry, queue: name) else {
+                log.warning("the refused entry reuses the id of an existing job; that job is left as it is",
+                            metadata: ["jobId": "\(rejection.id ?? "")"])
+                return
+            }
+        } catch {
+            log.error("could not record a refused entry; it will be looked at again after its lease", metadata: ["error": "\(error)"])
+            return
+        }
+        let now = Timestamp.nowMilliseconds()
+        // Entries without a usable id get one made from the queue and the stream entry id.
+        let id = rejection.id ?? "invalid:\(name):\(entry.id)"
+        store.record(JobRecord(id: id, queue: name, type: rejection.type ?? "", payloadJSON: nil, userId: rejection.userId,
+                               state: "failed", attempt: 0, maxAttempts: 0, error: rejection.reason,
+                               createdAt: entry.addedAtMilliseconds ?? now, finishedAt: now, updatedAt: now, raw: rejection.raw))
+        metrics.jobFinished(queue: name, type: rejection.type ?? "invalid", outcome: "failed", seconds: nil)
+    }
+}

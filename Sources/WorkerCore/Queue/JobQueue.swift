@@ -1,0 +1,386 @@
+import RedisClient
+
+/// A stream entry as read from a queue: its id and field/value pairs.
+public struct StreamEntry: Sendable {
+    public var id: String
+    public var fields: [(String, [UInt8])]
+
+    public init(id: String, fields: [(String, [UInt8])]) {
+        self.id = id
+        self.fields = fields
+    }
+
+    /// Parses one `[id, [field, value, ...]]` element of an XREADGROUP/XAUTOCLAIM reply.
+    /// A deleted entry (nil fields) comes back with no fields.
+    static func parse(_ value: RedisValue) -> StreamEntry? {
+        guard let parts = value.array, parts.count == 2, let id = parts[0].string else { return nil }
+        var fields: [(String, [UInt8])] = []
+        if let flat = parts[1].array {
+            var i = 0
+            while i + 1 < flat.count {
+                fields.append((flat[i].string ?? "", flat[i + 1].bytes ?? []))
+                i += 2
+            }
+        }
+        return StreamEntry(id: id, fields: fields)
+    }
+
+    /// The epoch milliseconds in the entry id: when the API added it.
+    public var addedAtMilliseconds: Int64? {
+        id.split(separator: "-").first.flatMap { Int64($0) }
+    }
+}
+
+/// A job this daemon holds: the entry it came in and the attempt it is on.
+public struct HeldJob: Sendable {
+    public var descriptor: JobDescriptor
+    public var envelope: JobEnvelope
+    public var entryID: String
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var createdAt: String
+}
+
+/// What intake decided for one entry.
+public enum IntakeOutcome: Sendable, Equatable {
+    case run(attempt: Int)
+    /// The job had already finished (`state`).
+    case alreadyFinished(state: String)
+    /// Another entry holds this job id; this one was dropped.
+    case duplicate
+    /// Waiting for runAt.
+    case scheduled
+    /// Cancelled before it started.
+    case cancelled
+    /// Its previous holder stopped mid-attempt and no attempts were left.
+    case exhausted
+}
+
+/// How an attempt ended.
+public enum FinishMode: String, Sendable {
+    case completed, failed, retry, cancelled, requeue
+}
+
+/// What a cancel request found.
+public struct CancelResult: Sendable, Equatable {
+    /// `cancelled` (it was queued, scheduled or not yet seen), `active` (its holder stops it) or `finished`.
+    public var outcome: String
+    public var previousState: String
+    public var job: JobDescriptor?
+    public var envelope: String?
+}
+
+/// The queue's Redis side: reading, intake, finishing, hand-backs, scheduling, cancel, pause and rate limits.
+/// All of it goes through one auto-pipelining connection, except blocking reads, which use their own.
+public final class JobQueue: Sendable {
+    public let keys: RedisKeys
+    public let consumer: String
+    let redis: RedisConnection
+    let scripts: ScriptRunner
+    /// Seconds a finished job's hash is kept (`retention.state`).
+    let retentionSeconds: Int
+    /// Approximate length kept in `P:events:log` (contract: 100000).
+    static let eventsLogMaxLength = "100000"
+    static let exhaustedError = "the daemon running this job stopped before it finished, and no attempts are left"
+
+    public init(redis: RedisConnection, keys: RedisKeys, consumer: String, retentionSeconds: Int) {
+        self.redis = redis
+        self.keys = keys
+        self.consumer = consumer
+        self.scripts = ScriptRunner(redis: redis)
+        self.retentionSeconds = max(retentionSeconds, 1)
+    }
+
+    /// Creates the consumer group for a queue (at id 0, with MKSTREAM) unless it exists.
+    public func ensureGroup(queue: String) async throws {
+        do {
+            _ = try await redis.send(RedisCommand(["XGROUP", "CREATE", keys.queue(queue), RedisKeys.group, "0", "MKSTREAM"]))
+        } catch RedisError.server(let message) where message.hasPrefix("BUSYGROUP") {
+            return
+        }
+    }
+
+    /// Reads up to `count` new entries of a queue for this consumer, blocking up to `blockMilliseconds`.
+    /// `connection` must be a connection of the caller's own (the read blocks it).
+    public func read(queue: String, count: Int, blockMilliseconds: Int, on connection: RedisConnection) async throws -> [StreamEntry] {
+        let reply = try await connection.send(RedisCommand([
+            "XREADGROUP", "GROUP", RedisKeys.group, consumer, "COUNT", String(count),
+            "BLOCK", String(blockMilliseconds), "STREAMS", keys.queue(queue), ">",
+        ]))
+        guard let streams = reply.array else { return [] }
+        var entries: [StreamEntry] = []
+        for stream in streams {
+            guard let pair = stream.array, pair.count == 2, let items = pair[1].array else { continue }
+            for item in items { if let e = StreamEntry.parse(item) { entries.append(e) } }
+        }
+        return entries
+    }
+
+    /// Takes over entries of dead holders: those pending longer than `idleMilliseconds` (their lease lapsed).
+    public func rescue(queue: String, idleMilliseconds: Int, count: Int) async throws -> [StreamEntry] {
+        let reply = try await redis.send(RedisCommand([
+            "XAUTOCLAIM", keys.queue(queue), RedisKeys.group, consumer, String(idleMilliseconds), "0-0", "COUNT", String(count),
+        ]))
+        guard let parts = reply.array, parts.count >= 2, let items = parts[1].array else { return [] }
+        return items.compactMap(StreamEntry.parse)
+    }
+
+    /// Renews the lease of entries this consumer holds (resets their idle time).
+    public func renew(queue: String, entryIDs: [String]) async throws {
+        guard !entryIDs.isEmpty else { return }
+        var cmd = RedisCommand(["XCLAIM", keys.queue(queue), RedisKeys.group, consumer, "0"])
+        for id in entryIDs { cmd.append(id) }
+        cmd.append("JUSTID")
+        _ = try await redis.send(cmd)
+    }
+
+    /// Puts entries that were read but not started back at the end of their queue (drain, pause, shutdown).
+    public func handBack(queue: String, entries: [StreamEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        var commands: [RedisCommand] = [["MULTI"]]
+        for entry in entries {
+            var add = RedisCommand(["XADD", keys.queue(queue), "*"])
+            for (name, value) in entry.fields {
+                add.append(name)
+                add.append(bytes: value)
+            }
+            if !entry.fields.isEmpty { commands.append(add) }
+            commands.append(RedisCommand(["XACK", keys.queue(queue), RedisKeys.group, entry.id]))
+        }
+        commands.append(["EXEC"])
+        let replies = try await redis.pipeline(commands)
+        if case .error(let message)? = replies.last { throw RedisError.server(message) }
+    }
+
+    /// Acknowledges entries without any other change.
+    public func acknowledge(queue: String, entryIDs: [String]) async throws {
+        guard !entryIDs.isEmpty else { return }
+        var cmd = RedisCommand(["XACK", keys.queue(queue), RedisKeys.group])
+        for id in entryIDs { cmd.append(id) }
+        _ = try await redis.send(cmd)
+    }
+
+    /// Takes valid entries into job state (one pipelined script call per entry). Returns one outcome per item.
+    public func intake(_ items: [(entry: StreamEntry, envelope: JobEnvelope, queue: String, maxAttempts: Int)]) async throws -> [Result<IntakeOutcome, RedisError>] {
+        let nowMs = Timestamp.nowMilliseconds()
+        let now = Timestamp.format(milliseconds: nowMs)
+        let calls = items.map { item -> (keys: [String], args: [String]) in
+            let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
+            let createdAt = item.entry.addedAtMilliseconds.map(Timestamp.format(milliseconds:)) ?? now
+            return (
+                [keys.job(job.id), keys.queue(item.queue), keys.scheduled, keys.eventsLog],
+                [item.entry.id, consumer, now, String(nowMs), item.queue, job.type, job.userId ?? "",
+                 String(item.maxAttempts), item.envelope.raw, createdAt,
+                 item.envelope.runAt.map { String($0) } ?? "", job.id,
+                 EventFactory.make(.started, job: job, at: now), keys.events,
+                 job.userId.map(keys.user) ?? "", RedisKeys.group,
+                 EventFactory.make(.cancelled, job: job, at: now), String(retentionSeconds),
+                 Self.exhaustedError,
+                 EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError)), ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)]),
+                 Self.eventsLogMaxLength]
+            )
+        }
+        let replies = try await scripts.runMany(Scripts.intake, calls: calls)
+        return replies.map { reply in
+            if case .error(let message) = reply { return .failure(.server(message)) }
+            guard let parts = reply.array, parts.count >= 3, let outcome = parts[0].string else {
+                return .failure(.protocolError("intake answered \(reply)"))
+            }
+            let attempt = Int(parts[1].int ?? 0)
+            switch outcome {
+            case "run": return .success(.run(attempt: attempt))
+            case "skip": return .success(.alreadyFinished(state: parts[2].string ?? ""))
+            case "duplicate": return .success(.duplicate)
+            case "scheduled": return .success(.scheduled)
+            case "cancelled": return .success(.cancelled)
+            case "exhausted": return .success(.exhausted)
+            default: return .failure(.protocolError("intake answered \(outcome)"))
+            }
+        }
+    }
+
+    /// Ends an attempt. `detail` is the result JSON (completed) or the error sentence (failed, retry).
+    /// Returns false when this daemon no longer owns the job (its lease lapsed and another host took it).
+    public func finish(_ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String) async throws -> Bool {
+        let now = Timestamp.now()
+        let reply = try await scripts.run(Scripts.finish,
+            keys: [keys.job(job.descriptor.id), keys.queue(job.descriptor.queue), keys.eventsLog, keys.scheduled],
+            args: [job.entryID, consumer, RedisKeys.group, now, mode.rawValue, detail, String(dueMilliseconds),
+                   job.descriptor.id, String(retentionSeconds), event, keys.events,
+                   job.descriptor.userId.map(keys.user) ?? "", Self.eventsLogMaxLength])
+        return reply.int == 1
+    }
+
+    /// Records a refused entry: acknowledges it and, when it carried an id not used by another job,
+    /// writes a `failed` hash with the reason and publishes the failure. Returns false when the id
+    /// belongs to an existing job (which is left untouched).
+    @discardableResult
+    public func reject(_ rejection: EnvelopeRejection, entry: StreamEntry, queue: String) async throws -> Bool {
+        guard let id = rejection.id else {
+            try await acknowledge(queue: queue, entryIDs: [entry.id])
+            return true
+        }
+        let now = Timestamp.now()
+        let job = JobDescriptor(id: id, type: rejection.type ?? "", queue: queue, userId: rejection.userId)
+        let event = EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(rejection.reason)),
+                                                                        ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)])
+        let reply = try await scripts.run(Scripts.reject,
+            keys: [keys.job(id), keys.queue(queue), keys.eventsLog],
+            args: [entry.id, RedisKeys.group, now, rejection.reason, rejection.type ?? "", queue,
+                   rejection.userId ?? "", String(retentionSeconds), event, keys.events,
+                   rejection.userId.map(keys.user) ?? "", Self.eventsLogMaxLength])
+        return reply.int == 1
+    }
+
+    /// Moves due scheduled jobs back into their queues. Returns how many moved.
+    public func promoteDue(limit: Int = 500) async throws -> Int {
+        let now = Timestamp.nowMilliseconds()
+        let reply = try await scripts.run(Scripts.promote, keys: [keys.scheduled],
+                                          args: [String(now), String(limit), keys.prefix, Timestamp.format(milliseconds: now)])
+        return Int(reply.int ?? 0)
+    }
+
+    /// The earliest due time in the scheduled set (epoch ms), if any.
+    public func nextDue() async throws -> Int64? {
+        let reply = try await redis.send(RedisCommand(["ZRANGE", keys.scheduled, "0", "0", "WITHSCORES"]))
+        guard let parts = reply.array, parts.count == 2 else { return nil }
+        return parts[1].double.map { Int64($0) }
+    }
+
+    /// Cancels a job wherever it is. Publishes the cancelled event when this call did the cancelling.
+    public func cancel(jobID: String) async throws -> CancelResult {
+        let now = Timestamp.now()
+        let reply = try await scripts.run(Scripts.cancel, keys: [keys.job(jobID), keys.scheduled],
+                                          args: [jobID, now, String(retentionSeconds)])
+        guard let parts = reply.array, parts.count >= 6 else { throw RedisError.protocolError("cancel answered \(reply)") }
+        let outcome = parts[0].string ?? ""
+        let type = parts[2].string ?? ""
+        let queue = parts[3].string ?? ""
+        let user = parts[4].string.flatMap { $0.isEmpty ? nil : $0 }
+        let envelopeText = parts[5].string.flatMap { $0.isEmpty ? nil : $0 }
+        var descriptor: JobDescriptor?
+        if !type.isEmpty {
+            var d = JobDescriptor(id: jobID, type: type, queue: queue, userId: user)
+            if type == EventKind.youTubeType, let text = envelopeText {
+                d.downloadId = JSONValue.parse(text)?["payload"]?["downloadId"]?.stringValue
+            }
+            descriptor = d
+        }
+        if outcome == "cancelled" {
+            let job = descriptor ?? JobDescriptor(id: jobID, type: "", queue: "")
+            try await publish(EventFactory.make(.cancelled, job: job, at: now), userId: job.userId)
+        }
+        return CancelResult(outcome: outcome, previousState: parts[1].string ?? "", job: descriptor, envelope: envelopeText)
+    }
+
+    /// Publishes an event the three ways the contract names.
+    public func publish(_ event: String, userId: String?) async throws {
+        var commands: [RedisCommand] = [RedisCommand(["PUBLISH", keys.events, event])]
+        if let userId { commands.append(RedisCommand(["PUBLISH", keys.user(userId), event])) }
+        commands.append(RedisCommand(["XADD", keys.eventsLog, "MAXLEN", "~", Self.eventsLogMaxLength, "*", "event", event]))
+        _ = try await redis.pipeline(commands)
+    }
+
+    /// Writes progress fields to the hash and publishes the progress event, in one round trip.
+    public func reportProgress(_ job: JobDescriptor, fields: [(String, String)], removed: [String], event: String?) async throws {
+        var hset = RedisCommand(["HSET", keys.job(job.id)])
+        for (k, v) in fields { hset.append(k); hset.append(v) }
+        var commands: [RedisCommand] = [hset]
+        if !removed.isEmpty { commands.append(RedisCommand(["HDEL", keys.job(job.id)] + removed)) }
+        if let event {
+            commands.append(RedisCommand(["PUBLISH", keys.events, event]))
+            if let user = job.userId { commands.append(RedisCommand(["PUBLISH", keys.user(user), event])) }
+            commands.append(RedisCommand(["XADD", keys.eventsLog, "MAXLEN", "~", Self.eventsLogMaxLength, "*", "event", event]))
+        }
+        _ = try await redis.pipeline(commands)
+    }
+
+    /// Takes one start from a queue's shared rate limit. Returns 0 when granted, else milliseconds to wait.
+    public func takeStart(queue: String, max: Int, perSeconds: Double, token: String) async throws -> Int {
+        let reply = try await scripts.run(Scripts.rateLimit, keys: [keys.rateLimit(queue)],
+                                          args: [String(Timestamp.nowMilliseconds()), String(Int(perSeconds * 1000)), String(max), token])
+        return Int(reply.int ?? 0)
+    }
+
+    /// Gives back a start that was not used (nothing was read).
+    public func returnStart(queue: String, token: String) async throws {
+        _ = try await redis.send(RedisCommand(["ZREM", keys.rateLimit(queue), token]))
+    }
+
+    /// Folds a pause/resume command into the persisted pause set. Returns true when applied now.
+    public func applyPause(queue: String, paused: Bool, controlEntryID: String) async throws -> Bool {
+        let reply = try await scripts.run(Scripts.applyPause, keys: [keys.paused, keys.controlApplied],
+                                          args: [queue, paused ? "pause" : "resume", controlEntryID])
+        return reply.int == 1
+    }
+
+    /// The persisted set of paused queues.
+    public func pausedQueues() async throws -> Set<String> {
+        let reply = try await redis.send(RedisCommand(["SMEMBERS", keys.paused]))
+        return Set((reply.array ?? []).compactMap(\.string))
+    }
+
+    /// Adds a command to `P:control` (what the control socket and `ctl` do to reach every daemon).
+    public func sendControl(_ fields: [(String, String)]) async throws -> String {
+        var cmd = RedisCommand(["XADD", keys.control, "MAXLEN", "~", "10000", "*"])
+        for (k, v) in fields { cmd.append(k); cmd.append(v) }
+        return try await redis.send(cmd).string ?? ""
+    }
+
+    /// Number of entries in a queue not yet delivered to any consumer, plus those scheduled for it is not counted.
+    /// Uses XINFO GROUPS `lag` (Redis 7).
+    public func depth(queue: String) async throws -> Int {
+        let reply = try await redis.send(RedisCommand(["XINFO", "GROUPS", keys.queue(queue)]))
+        for group in reply.array ?? [] {
+            let flat = group.array ?? []
+            var dict: [String: RedisValue] = [:]
+            var i = 0
+            while i + 1 < flat.count { dict[flat[i].string ?? ""] = flat[i + 1]; i += 2 }
+            if dict["name"]?.string == RedisKeys.group {
+                return Int(dict["lag"]?.int ?? 0)
+            }
+        }
+        return 0
+    }
+
+    /// Deletes acknowledged entries from the head of a queue stream: everything older than both the
+    /// oldest pending entry and the group's last delivered id.
+    public func trim(queue: String) async throws {
+        let stream = keys.queue(queue)
+        let replies = try await redis.pipeline([
+            RedisCommand(["XINFO", "GROUPS", stream]),
+            RedisCommand(["XPENDING", stream, RedisKeys.group]),
+        ])
+        var lastDelivered: String?
+        for group in replies[0].array ?? [] {
+            let flat = group.array ?? []
+            var i = 0
+            var name: String?
+            var last: String?
+            while i + 1 < flat.count {
+                if flat[i].string == "name" { name = flat[i + 1].string }
+                if flat[i].string == "last-delivered-id" { last = flat[i + 1].string }
+                i += 2
+            }
+            if name == RedisKeys.group { lastDelivered = last }
+        }
+        guard var minID = lastDelivered, minID != "0-0" else { return }
+        if let pending = replies[1].array, pending.count >= 2, let oldest = pending[1].string, Self.compare(oldest, minID) < 0 {
+            minID = oldest
+        }
+        _ = try await redis.send(RedisCommand(["XTRIM", stream, "MINID", "~", minID]))
+    }
+
+    /// Orders two stream ids.
+    static func compare(_ a: String, _ b: String) -> Int {
+        func parts(_ s: String) -> (Int64, Int64) {
+            let p = s.split(separator: "-")
+            return (Int64(p.first ?? "0") ?? 0, Int64(p.count > 1 ? p[1] : "0") ?? 0)
+        }
+        let (am, asq) = parts(a)
+        let (bm, bsq) = parts(b)
+        if am != bm { return am < bm ? -1 : 1 }
+        if asq != bsq { return asq < bsq ? -1 : 1 }
+        return 0
+    }
+}

@@ -1,0 +1,222 @@
+/// Server-side scripts that make each queue transition atomic.
+///
+/// Every transition of a job is one script: it checks that the caller still owns the job
+/// (the hash's `entry` and `worker` fields), changes the hash, acknowledges the stream entry
+/// and publishes the event, all at once. That is what makes "never run twice to completion"
+/// hold when a lease lapses and another host has taken the job over: the stale holder's
+/// script sees it no longer owns the job and changes nothing.
+enum Scripts {
+    /// Shared Lua helpers, prepended to scripts that publish events.
+    /// `emit(event, channel, userChannel, log, maxlen)`: PUBLISH to P:events (and the user channel) and XADD to P:events:log.
+    static let prelude = """
+    local function emit(ev, channel, userChannel, log, maxlen)
+      if ev == nil or ev == '' then return end
+      redis.call('PUBLISH', channel, ev)
+      if userChannel ~= nil and userChannel ~= '' then redis.call('PUBLISH', userChannel, ev) end
+      redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'event', ev)
+    end
+    """
+
+    /// Takes a stream entry into the job's state.
+    /// KEYS: 1 job hash, 2 queue stream, 3 scheduled zset, 4 events log
+    /// ARGV: 1 entry id, 2 consumer, 3 now (RFC 3339), 4 now (ms), 5 queue, 6 type, 7 userId or '', 8 maxAttempts,
+    ///       9 envelope, 10 createdAt, 11 runAt ms or '', 12 job id, 13 started event, 14 events channel,
+    ///       15 user channel or '', 16 group, 17 cancelled event, 18 retention seconds, 19 exhausted error,
+    ///       20 exhausted event, 21 events log maxlen
+    /// Returns {outcome, attempt, state}: outcome is run, skip (already finished), duplicate, scheduled,
+    /// cancelled or exhausted. Every outcome but `run` has acknowledged the entry.
+    static let intake = prelude + """
+
+    local h = KEYS[1]
+    local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt')
+    local state, entry, cancel = st[1], st[2], st[3]
+    local attempt = tonumber(st[4]) or 0
+    local function ack() redis.call('XACK', KEYS[2], ARGV[16], ARGV[1]) end
+    if state == 'completed' or state == 'failed' or state == 'cancelled' then ack() return {'skip', attempt, state} end
+    if state == 'scheduled' then ack() return {'duplicate', attempt, state} end
+    if entry and entry ~= ARGV[1] then ack() return {'duplicate', attempt, state} end
+    local firstSight = (entry == false or entry == nil)
+    redis.call('HSETNX', h, 'createdAt', ARGV[10])
+    redis.call('HSET', h, 'type', ARGV[6], 'queue', ARGV[5], 'maxAttempts', ARGV[8], 'envelope', ARGV[9], 'entry', ARGV[1])
+    if ARGV[7] ~= '' then redis.call('HSET', h, 'userId', ARGV[7]) end
+    if cancel == '1' then
+      redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
+      redis.call('HDEL', h, 'entry')
+      redis.call('EXPIRE', h, ARGV[18])
+      ack()
+      emit(ARGV[17], ARGV[14], ARGV[15], KEYS[4], ARGV[21])
+      return {'cancelled', attempt, 'cancelled'}
+    end
+    if state == 'active' and attempt >= tonumber(ARGV[8]) then
+      redis.call('HSET', h, 'state', 'failed', 'error', ARGV[19], 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
+      redis.call('HDEL', h, 'entry')
+      redis.call('EXPIRE', h, ARGV[18])
+      ack()
+      emit(ARGV[20], ARGV[14], ARGV[15], KEYS[4], ARGV[21])
+      return {'exhausted', attempt, 'failed'}
+    end
+    if firstSight and ARGV[11] ~= '' and tonumber(ARGV[11]) > tonumber(ARGV[4]) then
+      redis.call('HSET', h, 'state', 'scheduled', 'updatedAt', ARGV[3], 'attempt', attempt)
+      redis.call('HDEL', h, 'entry')
+      redis.call('ZADD', KEYS[3], ARGV[11], ARGV[12])
+      ack()
+      return {'scheduled', attempt, 'scheduled'}
+    end
+    attempt = attempt + 1
+    redis.call('HSET', h, 'state', 'active', 'attempt', attempt, 'worker', ARGV[2], 'startedAt', ARGV[3],
+      'updatedAt', ARGV[3], 'progress', '0')
+    redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt')
+    redis.call('PERSIST', h)
+    emit(ARGV[13], ARGV[14], ARGV[15], KEYS[4], ARGV[21])
+    return {'run', attempt, 'active'}
+    """
+
+    /// Ends an attempt, if the caller still owns the job.
+    /// KEYS: 1 job hash, 2 queue stream, 3 events log, 4 scheduled zset
+    /// ARGV: 1 entry id, 2 consumer, 3 group, 4 now (RFC 3339), 5 mode (completed, failed, retry, cancelled, requeue),
+    ///       6 result JSON or error text, 7 due ms (retry), 8 job id, 9 retention seconds, 10 event,
+    ///       11 events channel, 12 user channel or '', 13 events log maxlen
+    /// Returns 1 when the transition happened, 0 when the caller no longer owns the job.
+    static let finish = prelude + """
+
+    local h = KEYS[1]
+    local st = redis.call('HMGET', h, 'state', 'entry', 'worker', 'attempt', 'envelope')
+    if st[1] ~= 'active' or st[2] ~= ARGV[1] or st[3] ~= ARGV[2] then return 0 end
+    local mode = ARGV[5]
+    if mode == 'completed' then
+      redis.call('HSET', h, 'state', 'completed', 'progress', '100', 'result', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
+      redis.call('HDEL', h, 'entry', 'eta')
+      redis.call('EXPIRE', h, ARGV[9])
+    elseif mode == 'failed' then
+      redis.call('HSET', h, 'state', 'failed', 'error', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
+      redis.call('HDEL', h, 'entry', 'eta')
+      redis.call('EXPIRE', h, ARGV[9])
+    elseif mode == 'cancelled' then
+      redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
+      redis.call('HDEL', h, 'entry', 'eta')
+      redis.call('EXPIRE', h, ARGV[9])
+    elseif mode == 'retry' then
+      redis.call('HSET', h, 'state', 'scheduled', 'error', ARGV[6], 'updatedAt', ARGV[4])
+      redis.call('HDEL', h, 'entry', 'eta', 'speed')
+      redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
+    elseif mode == 'requeue' then
+      local eid = redis.call('XADD', KEYS[2], '*', 'job', st[5])
+      local attempt = math.max((tonumber(st[4]) or 1) - 1, 0)
+      redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', attempt, 'updatedAt', ARGV[4])
+      redis.call('HDEL', h, 'worker', 'stage', 'eta', 'speed')
+    else
+      return redis.error_reply('unknown finish mode ' .. mode)
+    end
+    redis.call('XACK', KEYS[2], ARGV[3], ARGV[1])
+    emit(ARGV[10], ARGV[11], ARGV[12], KEYS[3], ARGV[13])
+    return 1
+    """
+
+    /// Moves due jobs from the scheduled set back into their queue streams.
+    /// KEYS: 1 scheduled zset. ARGV: 1 now ms, 2 limit, 3 key prefix, 4 now (RFC 3339)
+    /// Returns the number of jobs moved.
+    static let promote = """
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+    local n = 0
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', KEYS[1], id)
+      local h = ARGV[3] .. ':job:' .. id
+      local v = redis.call('HMGET', h, 'state', 'envelope', 'queue')
+      if v[1] == 'scheduled' and v[2] and v[3] then
+        local eid = redis.call('XADD', ARGV[3] .. ':queue:' .. v[3], '*', 'job', v[2])
+        redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'updatedAt', ARGV[4])
+        n = n + 1
+      end
+    end
+    return n
+    """
+
+    /// Cancels a job that is not running, or flags a running one for its holder.
+    /// KEYS: 1 job hash, 2 scheduled zset. ARGV: 1 job id, 2 now (RFC 3339), 3 retention seconds
+    /// Returns {outcome, state, type, queue, userId, envelope}: outcome is cancelled (was queued, scheduled
+    /// or unknown), active (flagged; its holder stops it), or finished (already terminal: nothing to do).
+    static let cancel = """
+    local h = KEYS[1]
+    local v = redis.call('HMGET', h, 'state', 'type', 'queue', 'userId', 'envelope')
+    local state = v[1]
+    if state == 'completed' or state == 'failed' or state == 'cancelled' then
+      return {'finished', state, v[2] or '', v[3] or '', v[4] or '', ''}
+    end
+    redis.call('HSET', h, 'cancel', '1', 'updatedAt', ARGV[2])
+    if state == 'active' then return {'active', state, v[2] or '', v[3] or '', v[4] or '', ''} end
+    redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2])
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('EXPIRE', h, ARGV[3])
+    return {'cancelled', state or 'unknown', v[2] or '', v[3] or '', v[4] or '', v[5] or ''}
+    """
+
+    /// Folds a pause or resume command into the persisted pause set, once, in stream order.
+    /// KEYS: 1 paused set, 2 applied-id key. ARGV: 1 queue, 2 pause|resume, 3 control entry id
+    /// Returns 1 when applied, 0 when this or a later command was applied already.
+    static let applyPause = """
+    local last = redis.call('GET', KEYS[2])
+    if last then
+      local lm, ls = string.match(last, '^(%d+)-(%d+)$')
+      local nm, ns = string.match(ARGV[3], '^(%d+)-(%d+)$')
+      lm, ls, nm, ns = tonumber(lm), tonumber(ls), tonumber(nm), tonumber(ns)
+      if nm < lm or (nm == lm and ns <= ls) then return 0 end
+    end
+    if ARGV[2] == 'pause' then redis.call('SADD', KEYS[1], ARGV[1]) else redis.call('SREM', KEYS[1], ARGV[1]) end
+    redis.call('SET', KEYS[2], ARGV[3])
+    return 1
+    """
+
+    /// Takes a start from a queue's shared rate limit (sliding window log).
+    /// KEYS: 1 window zset. ARGV: 1 now ms, 2 window ms, 3 max starts, 4 unique member
+    /// Returns 0 when granted, else the milliseconds to wait before trying again.
+    static let rateLimit = """
+    local now, window, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+    if redis.call('ZCARD', KEYS[1]) < max then
+      redis.call('ZADD', KEYS[1], now, ARGV[4])
+      redis.call('PEXPIRE', KEYS[1], window)
+      return 0
+    end
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return math.max(tonumber(oldest[2]) + window - now, 1)
+    """
+
+    /// Records an entry that was refused, without touching a job that already exists under that id.
+    /// KEYS: 1 job hash, 2 queue stream, 3 events log. ARGV: 1 entry id, 2 group, 3 now, 4 error, 5 type, 6 queue,
+    ///       7 userId, 8 retention, 9 event, 10 events channel, 11 user channel, 12 maxlen
+    /// Returns 1 when the hash was written, 0 when the id belongs to an existing job.
+    static let reject = prelude + """
+
+    redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
+    if KEYS[1] == '' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+    redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[4], 'queue', ARGV[6], 'attempt', '0',
+      'createdAt', ARGV[3], 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
+    if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'type', ARGV[5]) end
+    if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'userId', ARGV[7]) end
+    redis.call('EXPIRE', KEYS[1], ARGV[8])
+    emit(ARGV[9], ARGV[10], ARGV[11], KEYS[3], ARGV[12])
+    return 1
+    """
+}
+
+extension Scripts {
+    /// Runs a failed or cancelled job again: a new entry in its queue, attempts counted from zero.
+    /// KEYS: 1 job hash, 2 queue stream. ARGV: 1 envelope when the hash is gone (from PostgreSQL) or '', 2 now,
+    ///       3 queue, 4 type, 5 userId or ''
+    /// Returns {outcome, state}: queued, or refused with the state that forbids it (queued, scheduled, active, completed, unknown).
+    static let retry = """
+    local h = KEYS[1]
+    local v = redis.call('HMGET', h, 'state', 'envelope')
+    local state = v[1]
+    if state and state ~= 'failed' and state ~= 'cancelled' then return {'refused', state} end
+    local env = v[2] or ARGV[1]
+    if env == false or env == nil or env == '' then return {'refused', 'unknown'} end
+    local eid = redis.call('XADD', KEYS[2], '*', 'job', env)
+    redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', '0', 'updatedAt', ARGV[2], 'queue', ARGV[3],
+      'type', ARGV[4], 'envelope', env)
+    if ARGV[5] ~= '' then redis.call('HSET', h, 'userId', ARGV[5]) end
+    redis.call('HDEL', h, 'cancel', 'finishedAt', 'result', 'worker', 'stage')
+    redis.call('PERSIST', h)
+    return {'queued', state or 'expired'}
+    """
+}

@@ -1,0 +1,39 @@
+/// Every Redis key and channel the daemon uses, derived from the configured prefix `P`.
+///
+/// The names under "contract" are fixed by the external contract (docs/PROTOCOL.md);
+/// the others are internal to the daemon.
+public struct RedisKeys: Sendable, Equatable {
+    /// The prefix, `medianest` unless `redis.prefix` says otherwise.
+    public let prefix: String
+    /// The consumer group every daemon reads queue streams through (contract).
+    public static let group = "workers"
+
+    public init(prefix: String) { self.prefix = prefix }
+
+    /// `P:queue:<queue>`: the stream the API adds jobs to (contract).
+    public func queue(_ name: String) -> String { "\(prefix):queue:\(name)" }
+    /// `P:job:<id>`: the job's state hash (contract).
+    public func job(_ id: String) -> String { "\(prefix):job:\(id)" }
+    /// `P:events`: channel of every event (contract).
+    public var events: String { "\(prefix):events" }
+    /// `P:events:log`: replayable stream of every event (contract).
+    public var eventsLog: String { "\(prefix):events:log" }
+    /// `P:user:<userId>`: channel of one user's job events (contract).
+    public func user(_ id: String) -> String { "\(prefix):user:\(id)" }
+    /// `P:control`: stream of commands every daemon reads (contract).
+    public var control: String { "\(prefix):control" }
+    /// `P:paused`: set of paused queue names (persisted pause state).
+    public var paused: String { "\(prefix):paused" }
+    /// `P:control:applied`: id of the last pause/resume command folded into `P:paused`.
+    public var controlApplied: String { "\(prefix):control:applied" }
+    /// `P:scheduled`: sorted set of jobs waiting for `runAt` or a retry backoff (score: due time, epoch ms).
+    public var scheduled: String { "\(prefix):scheduled" }
+    /// `P:ratelimit:<queue>`: sliding-window log of job starts for a queue's start rate limit.
+    public func rateLimit(_ queue: String) -> String { "\(prefix):ratelimit:\(queue)" }
+    /// `P:worker:<consumer>`: heartbeat hash of one running daemon.
+    public func worker(_ consumer: String) -> String { "\(prefix):worker:\(consumer)" }
+    /// `P:workers`: sorted set of daemons by last heartbeat (epoch ms).
+    public var workers: String { "\(prefix):workers" }
+    /// `P:leader`: the lease that makes one daemon in the cluster fire schedules.
+    public var leader: String { "\(prefix):leader" }
+}

@@ -1,0 +1,308 @@
+import Foundation
+import Logging
+import PostgresClient
+import RedisClient
+import Synchronization
+import WorkerConfig
+
+/// A one-shot signal many tasks can wait for.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    var isOpen: Bool { state.withLock { $0.open } }
+
+    func open() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            guard !s.open else { return [] }
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if ready { c.resume() }
+        }
+    }
+}
+
+/// What the daemon reports about itself (control socket `status`, heartbeats).
+public struct WorkerStatus: Sendable {
+    public var consumer: String
+    public var draining: Bool
+    public var shuttingDown: Bool
+    public var paused: Set<String>
+    public var queues: [(name: String, concurrency: Int, active: Int)]
+    public var redisConnected: Bool
+    public var postgresHealthy: Bool
+    public var recordsBacklog: Int
+}
+
+/// The job daemon's core: fetches jobs from the queue streams, runs them in the pool, keeps state,
+/// events and records, and does the cluster's maintenance. Everything but process concerns (signals,
+/// sockets, systemd) lives here, so tests can run several workers in one process.
+public final class Worker: Sendable {
+    public let consumer: String
+    public let logger: Logger
+    public let metrics: Metrics
+    public let queue: JobQueue
+    public let store: JobStore
+    public let pool: WorkerPool
+    let registry: HandlerRegistry
+    let redis: RedisConnection
+    let postgres: PostgresPool
+    let redisConfiguration: RedisConfiguration
+    private let config: Mutex<WorkerConfiguration>
+    private let pausedQueues = Mutex<Set<String>>([])
+    private let draining = Atomic<Bool>(false)
+    private let stopping = Gate()
+    private let fetchers = Mutex<[String: Task<Void, Never>]>([:])
+    private let ready = Gate()
+
+    /// Makes a worker. Connections are opened when `run()` starts.
+    public init(configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
+                consumer: String? = nil) throws {
+        self.config = Mutex(configuration)
+        self.registry = registry
+        self.logger = logger
+        self.metrics = Metrics()
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        self.consumer = consumer ?? "\(host)-\(getpid())-\(String(UInt32.random(in: 0...0xFFFF), radix: 16))"
+        self.redisConfiguration = try RedisConfiguration(url: configuration.redis.url)
+        self.redis = RedisConnection(configuration: redisConfiguration, name: "\(self.consumer)-main")
+        let pgConfiguration = try PostgresConfiguration(url: configuration.postgres.url)
+        self.postgres = PostgresPool(configuration: pgConfiguration, size: max(configuration.postgres.poolSize, 1))
+        self.queue = JobQueue(redis: redis, keys: RedisKeys(prefix: configuration.redis.prefix), consumer: self.consumer,
+                              retentionSeconds: Int(configuration.retention.state))
+        self.store = JobStore(pool: postgres, logger: logger)
+        self.pool = WorkerPool(limits: Dictionary(uniqueKeysWithValues: configuration.queues.map { ($0.name, $0.concurrency) }))
+    }
+
+    public var configuration: WorkerConfiguration { config.withLock { $0 } }
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+    public var isShuttingDown: Bool { stopping.isOpen }
+    public func isPaused(_ queue: String) -> Bool { pausedQueues.withLock { $0.contains(queue) } }
+
+    /// Waits until the worker consumes its queues.
+    public func waitUntilReady() async { await ready.wait() }
+
+    /// Runs until `shutdown()`, then stops gracefully: no new jobs, running ones get `shutdown_timeout`
+    /// to finish, the rest go back to the queue, records are flushed. `onReady` is called once the queues are consumed.
+    public func run(onReady: @Sendable () -> Void = {}) async {
+        let cfg = configuration
+        logger.info("starting", metadata: ["consumer": "\(consumer)", "redis": "\(redisConfiguration.redactedURL)",
+                                          "queues": "\(cfg.queues.map(\.name).joined(separator: ","))"])
+        await migrate()
+        await prepareQueues(cfg)
+        let storeTask = Task { await store.run() }
+        let controlTask = Task { await runControlListener() }
+        let maintenanceTask = Task { await runMaintenance() }
+        for q in cfg.queues { startFetcher(q.name) }
+        ready.open()
+        logger.info("ready", metadata: ["consumer": "\(consumer)"])
+        onReady()
+
+        await stopping.wait()
+
+        // 1. Stop taking jobs.
+        logger.info("shutting down: no new jobs; waiting for running jobs", metadata: ["active": "\(pool.activeTotal)",
+                    "timeout": "\(Processor.describe(seconds: configuration.shutdownTimeout))"])
+        let fetcherTasks = fetchers.withLock { f -> [Task<Void, Never>] in defer { f = [:] }; return Array(f.values) }
+        fetcherTasks.forEach { $0.cancel() }
+        for t in fetcherTasks { await t.value }
+        // 2. Let running jobs finish, then hand the rest back.
+        if !(await pool.waitUntilIdle(timeout: .milliseconds(Int64(configuration.shutdownTimeout * 1000)))) {
+            logger.warning("shutdown timeout reached; handing unfinished jobs back to the queue", metadata: ["active": "\(pool.activeTotal)"])
+            pool.stopAll(reason: .shutdown)
+            _ = await pool.waitUntilIdle(timeout: .seconds(10))
+        }
+        // 3. Stop maintenance and flush records.
+        controlTask.cancel()
+        maintenanceTask.cancel()
+        await controlTask.value
+        await maintenanceTask.value
+        storeTask.cancel()
+        await storeTask.value
+        if !(await store.flushAll()) {
+            logger.error("PostgreSQL is unreachable; job records not yet written are lost from this host (Redis keeps the state)",
+                         metadata: ["backlog": "\(store.backlog)"])
+        }
+        _ = try? await redis.send(RedisCommand(["DEL", queue.keys.worker(consumer)]))
+        _ = try? await redis.send(RedisCommand(["ZREM", queue.keys.workers, consumer]))
+        redis.close()
+        await postgres.close()
+        logger.info("stopped")
+    }
+
+    /// Begins a graceful shutdown (SIGTERM).
+    public func shutdown() { stopping.open() }
+
+    /// Stops or resumes taking jobs on this daemon only (control socket `drain`/`undrain`).
+    public func setDraining(_ on: Bool) {
+        draining.store(on, ordering: .relaxed)
+        logger.notice(on ? "draining: this daemon takes no new jobs" : "undrained: taking jobs again")
+    }
+
+    /// Applies a re-read configuration: queue sizes, limits and timeouts change at once; new queues
+    /// start, removed ones stop taking jobs. Connection URLs and the prefix need a restart.
+    public func reload(_ newConfiguration: WorkerConfiguration) async {
+        let old = configuration
+        var applied = newConfiguration
+        if applied.redis != old.redis || applied.postgres != old.postgres {
+            logger.warning("redis and postgres settings change only with a restart; keeping the running ones")
+            applied.redis = old.redis
+            applied.postgres = old.postgres
+        }
+        config.withLock { $0 = applied }
+        pool.setLimits(Dictionary(uniqueKeysWithValues: applied.queues.map { ($0.name, $0.concurrency) }))
+        await prepareQueues(applied)
+        for q in applied.queues { startFetcher(q.name) }
+        logger.notice("configuration reloaded", metadata: ["queues": "\(applied.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
+    }
+
+    /// Current status.
+    public func status() -> WorkerStatus {
+        let cfg = configuration
+        return WorkerStatus(consumer: consumer, draining: isDraining, shuttingDown: isShuttingDown,
+                            paused: pausedQueues.withLock { $0 },
+                            queues: cfg.queues.map { ($0.name, $0.concurrency, pool.activeCount(queue: $0.name)) },
+                            redisConnected: redis.isConnected, postgresHealthy: store.isHealthy, recordsBacklog: store.backlog)
+    }
+
+    /// Sends a command to every daemon through `P:control`.
+    public func broadcast(_ fields: [(String, String)]) async throws -> String {
+        try await queue.sendControl(fields)
+    }
+
+    /// Runs a failed or cancelled job again. Returns the state that refused it, or nil when it was queued.
+    public func retry(jobID: String) async throws -> String? {
+        var envelope = ""
+        var queueName = ""
+        var type = ""
+        var user = ""
+        let hash = try await redis.send(RedisCommand(["HMGET", queue.keys.job(jobID), "queue", "type", "userId", "state"]))
+        let values = hash.array ?? []
+        if let q = values.first?.string { queueName = q; type = values[1].string ?? ""; user = values[2].string ?? "" }
+        let record = try await store.fetch(id: jobID)
+        if queueName.isEmpty, let record {
+            queueName = record.queue
+            type = record.type
+            user = record.userId ?? ""
+            envelope = JobEnvelope(id: jobID, type: record.type, payloadJSON: record.payloadJSON ?? "{}", userId: record.userId,
+                                   maxAttempts: record.maxAttempts).raw
+        }
+        guard !queueName.isEmpty else { return "unknown" }
+        if let record, values.count > 3, values[3].isNull || values[3].string == "failed" || values[3].string == "cancelled" {
+            // PostgreSQL must not call it finished, or intake would skip the new entry.
+            _ = try await postgres.query("UPDATE jobs SET state = 'queued', attempt = 0, updated_at = now() WHERE id = $1", [PostgresBind(record.id)])
+        }
+        let reply = try await queue.scripts.run(Scripts.retry, keys: [queue.keys.job(jobID), queue.keys.queue(queueName)],
+                                                args: [envelope, Timestamp.now(), queueName, type, user])
+        let parts = reply.array ?? []
+        if parts.first?.string == "queued" {
+            logger.notice("job queued again", metadata: ["jobId": "\(jobID)", "queue": "\(queueName)"])
+            return nil
+        }
+        return parts.count > 1 ? parts[1].string : "unknown"
+    }
+
+    /// Cancels a job wherever it is, on this daemon directly (every daemon does the same for `P:control` commands).
+    public func cancel(jobID: String) async throws -> CancelResult {
+        let result = try await queue.cancel(jobID: jobID)
+        switch result.outcome {
+        case "active":
+            if pool.stop(jobID: jobID, reason: .cancel) {
+                logger.info("cancelling running job", metadata: ["jobId": "\(jobID)"])
+            }
+        case "cancelled":
+            if let job = result.job {
+                let now = Timestamp.nowMilliseconds()
+                let env = result.envelope.flatMap { JSONValue.parse($0) }
+                store.record(JobRecord(id: jobID, queue: job.queue, type: job.type, payloadJSON: env?["payload"]?.encoded,
+                                       userId: job.userId, state: "cancelled", attempt: 0,
+                                       maxAttempts: env?["maxAttempts"]?.intValue ?? configuration.queue(named: job.queue)?.maxAttempts ?? 1,
+                                       createdAt: now, finishedAt: now, updatedAt: now))
+                metrics.jobFinished(queue: job.queue, type: job.type, outcome: "cancelled", seconds: nil)
+            }
+        default: break
+        }
+        return result
+    }
+
+    // MARK: - start-up
+
+    private func migrate() async {
+        var delay = 250
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !stopping.isOpen {
+            do {
+                let applied = try await Migrator.migrate(postgres, migrations: Schema.migrations, lockKey: Schema.lockKey)
+                if !applied.isEmpty { logger.notice("database schema migrated", metadata: ["versions": "\(applied)"]) }
+                return
+            } catch {
+                if ContinuousClock.now > deadline {
+                    logger.error("cannot migrate the database; starting anyway, records wait until PostgreSQL is back",
+                                 metadata: ["error": "\(error)"])
+                    Task { [self] in
+                        while !stopping.isOpen {
+                            try? await Task.sleep(for: .seconds(5))
+                            if (try? await Migrator.migrate(postgres, migrations: Schema.migrations, lockKey: Schema.lockKey)) != nil { return }
+                        }
+                    }
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(delay))
+                delay = min(delay * 2, 2000)
+            }
+        }
+    }
+
+    /// Creates consumer groups and loads the pause state, retrying while Redis is away.
+    private func prepareQueues(_ cfg: WorkerConfiguration) async {
+        var warned = false
+        while !stopping.isOpen {
+            do {
+                for q in cfg.queues { try await queue.ensureGroup(queue: q.name) }
+                let paused = try await queue.pausedQueues()
+                pausedQueues.withLock { $0 = paused }
+                return
+            } catch {
+                if !warned { logger.error("cannot reach Redis; retrying", metadata: ["error": "\(error)"]); warned = true }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    private func startFetcher(_ name: String) {
+        fetchers.withLock { f in
+            guard f[name] == nil, !stopping.isOpen else { return }
+            f[name] = Task { [self] in
+                await runFetcher(queue: name)
+                _ = fetchers.withLock { $0.removeValue(forKey: name) }
+            }
+        }
+    }
+
+    func setPaused(_ queues: Set<String>) {
+        let changed = pausedQueues.withLock { p -> Bool in
+            defer { p = queues }
+            return p != queues
+        }
+        if changed { logger.notice("paused queues", metadata: ["paused": "\(queues.sorted().joined(separator: ","))"]) }
+    }
+
+    func updatePaused(_ queueName: String, paused: Bool) {
+        var set = pausedQueues.withLock { $0 }
+        if paused { set.insert(queueName) } else { set.remove(queueName) }
+        setPaused(set)
+    }
+
+    var shutdownGate: Gate { stopping }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import Synchronization
+import WorkerConfig
+import WorkerCore
+
+/// The daemon process: a `Worker` plus what belongs to a process — signals, systemd notification,
+/// the watchdog, and re-reading jobs.yml on SIGHUP.
+public final class Daemon: Sendable {
+    public let worker: Worker
+    let configPath: String?
+    let environment: [String: String]
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    public init(configuration: WorkerConfiguration, configPath: String?, environment: [String: String],
+                registry: HandlerRegistry, logger: Logger) throws {
+        self.worker = try Worker(configuration: configuration, registry: registry, logger: logger)
+        self.configPath = configPath
+        self.environment = environment
+        self.notifier = SystemdNotifier(environment: environment)
+        self.logger = logger
+    }
+
+    /// Runs until SIGTERM/SIGINT, then shuts down gracefully. Returns the exit status (0).
+    public func run() async -> Int32 {
+        let signals = SignalWatcher(
+            onTerminate: { [worker, notifier, logger] sig in
+                logger.notice("received \(sig == SIGTERM ? "SIGTERM" : "SIGINT"); shutting down")
+                notifier.notify("STOPPING=1\nSTATUS=Shutting down: finishing running jobs")
+                worker.shutdown()
+            },
+            onReload: { [self] in
+                Task { await self.reload() }
+            })
+        let watchdog = Task { [notifier, environment] in
+            guard let interval = SystemdNotifier.watchdogInterval(environment: environment) else { return }
+            while !Task.isCancelled {
+                notifier.notify("WATCHDOG=1")
+                try? await Task.sleep(for: interval)
+            }
+        }
+        let statusTask = Task { [worker, notifier] in
+            await worker.waitUntilReady()
+            while !Task.isCancelled && !worker.isShuttingDown {
+                let s = worker.status()
+                let active = s.queues.map(\.active).reduce(0, +)
+                notifier.notify("STATUS=\(active) active job(s); queues \(s.queues.map { "\($0.name) \($0.active)/\($0.concurrency)" }.joined(separator: ", "))\(s.paused.isEmpty ? "" : "; paused: " + s.paused.sorted().joined(separator: ","))")
+                try? await Task.sleep(for: .seconds(5))
+            }
+        }
+        await worker.run(onReady: { [notifier] in
+            notifier.notify("READY=1\nSTATUS=Consuming queues")
+        })
+        watchdog.cancel()
+        statusTask.cancel()
+        withExtendedLifetime(signals) {}
+        return 0
+    }
+
+    /// SIGHUP: re-reads jobs.yml; a bad file is refused and the running configuration kept.
+    func reload() async {
+        notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())")
+        defer { notifier.notify("READY=1") }
+        guard let configPath else {
+            logger.warning("SIGHUP: no configuration file to re-read")
+            return
+        }
+        do {
+            let fresh = try ConfigLoader.load(path: configPath, environment: environment)
+            await worker.reload(fresh)
+        } catch {
+            logger.error("SIGHUP: configuration refused; keeping the running one", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func monotonicMicroseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    }
+}

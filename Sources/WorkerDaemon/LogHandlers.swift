@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import Synchronization
+import WorkerCore
+
+/// Writes one JSON object per line: `ts`, `level`, `msg`, `logger`, then the metadata
+/// (job lines carry `jobId`, `queue` and `type`). Used when stdout is not a terminal.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    let label: String
+
+    public init(label: String, level: Logger.Level) {
+        self.label = label
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let level = event.level, message = event.message, explicit = event.metadata
+        var pairs: [(String, JSONText.Value?)] = [
+            ("ts", .string(Timestamp.now())), ("level", .string(level.rawValue)), ("msg", .string(message.description)),
+            ("logger", .string(label)),
+        ]
+        var merged = metadata
+        if let explicit { merged.merge(explicit) { _, new in new } }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where !["ts", "level", "msg", "logger"].contains(key) {
+            pairs.append((key, .string(value.description)))
+        }
+        OutputLock.write(JSONText.object(pairs) + "\n")
+    }
+}
+
+/// Human-readable lines for a terminal: `time level message key=value…`.
+public struct TextLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    let label: String
+
+    public init(label: String, level: Logger.Level) {
+        self.label = label
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let level = event.level, message = event.message, explicit = event.metadata
+        var merged = metadata
+        if let explicit { merged.merge(explicit) { _, new in new } }
+        let extra = merged.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        OutputLock.write("\(Timestamp.now()) \(level.rawValue.uppercased()) \(message)\(extra.isEmpty ? "" : " " + extra)\n")
+    }
+}
+
+/// Serializes writes to stdout so lines from many threads never interleave.
+enum OutputLock {
+    static let lock = Mutex(())
+
+    static func write(_ text: String) {
+        lock.withLock { _ in
+            var bytes = Array(text.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeMutableBytes { buf in
+                    Foundation.write(STDOUT_FILENO, buf.baseAddress! + offset, buf.count - offset)
+                }
+                if n <= 0 { if errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+}
+
+/// Sets up swift-log for the process: JSON lines when stdout is not a terminal (or `format: json`).
+public enum Logs {
+    public static func bootstrap(level: String, format: String) {
+        let lvl = Logger.Level(rawValue: level) ?? .info
+        let json = format == "json" || (format != "text" && isatty(STDOUT_FILENO) == 0)
+        LoggingSystem.bootstrap { label in
+            json ? JSONLogHandler(label: label, level: lvl) as any LogHandler : TextLogHandler(label: label, level: lvl)
+        }
+    }
+}
