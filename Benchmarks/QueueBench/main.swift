@@ -1,1 +1,143 @@
-print("queue-bench")
+import ArgumentParser
+import Foundation
+import PostgresClient
+import RedisClient
+
+/// Drains no-op jobs through a real daemon and prints jobs per second, Redis round trips per job,
+/// and how long the PostgreSQL records take to catch up. Figures, not pass/fail.
+@main
+struct QueueBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queue-bench",
+        abstract: "Measure how fast one daemon drains no-op jobs (records on).")
+
+    @Option(help: "Redis URL.") var redis = ProcessInfo.processInfo.environment["MEDIANEST_REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+    @Option(help: "PostgreSQL URL.") var database = ProcessInfo.processInfo.environment["MEDIANEST_DATABASE_URL"] ?? "postgres://medianest@127.0.0.1:5432/medianest"
+    @Option(help: "The daemon binary.") var daemon = ".build/release/medianest-worker"
+    @Option(help: "Jobs per run.") var jobs = 100_000
+    @Option(help: "Concurrency levels, comma separated.") var concurrency = "1,64"
+
+    func run() async throws {
+        let redisConnection = RedisConnection(configuration: try RedisConfiguration(url: redis), name: "queue-bench")
+        defer { redisConnection.close() }
+        let pg = PostgresPool(configuration: try PostgresConfiguration(url: database), size: 1)
+        print("queue-bench: \(jobs) no-op jobs per run, daemon \(daemon), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  record batches")
+        for level in concurrency.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
+            let prefix = "bench\(UInt32.random(in: 0...UInt32.max))"
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent(prefix).path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let configPath = dir + "/jobs.yml"
+            try """
+            redis: { url: "\(redis)", prefix: \(prefix) }
+            postgres: { url: "\(database)" }
+            paths: { library: \(dir)/library, temp: \(dir)/tmp }
+            control: { socket: \(dir)/control.sock }
+            metrics: { listen: "off" }
+            shutdown_timeout: 10s
+            queues:
+              default: { concurrency: \(level) }
+            schedules: {}
+            logging: { level: info, format: json }
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+
+            // Fill the queue first, as a backlog the daemon drains.
+            let stream = "\(prefix):queue:default"
+            var batch: [RedisCommand] = []
+            for i in 0..<jobs {
+                batch.append(RedisCommand(["XADD", stream, "*", "job", "{\"id\":\"\(prefix)-\(i)\",\"type\":\"noop\",\"payload\":{}}"]))
+                if batch.count == 1000 { _ = try await redisConnection.pipeline(batch); batch = [] }
+            }
+            if !batch.isEmpty { _ = try await redisConnection.pipeline(batch) }
+            let commandsBefore = try await commandsProcessed(redisConnection)
+
+            let logPath = dir + "/daemon.log"
+            let pid = try spawn(daemon, ["run", "--config", configPath], stdout: logPath)
+            let start = try await waitForReady(logPath)
+            // Drained: every entry delivered and acknowledged.
+            while true {
+                let info = try await redisConnection.send(RedisCommand(["XINFO", "GROUPS", stream]))
+                if let group = info.array?.first?.array, lagAndPending(group) == 0 { break }
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            let drained = ContinuousClock.now
+            while true {
+                let rows = try await pg.query("SELECT count(*) AS n FROM jobs WHERE id LIKE $1 AND state = 'completed'", [PostgresBind("\(prefix)-%")])
+                if rows.rows.first?["n"].flatMap({ Int($0) }) == jobs { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let recorded = ContinuousClock.now
+            let commandsAfter = try await commandsProcessed(redisConnection)
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            let stopped = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last(where: { $0.contains("\"stopped\"") }) ?? ""
+            func field(_ name: String) -> Double {
+                guard let r = stopped.range(of: "\"\(name)\":\"") else { return .nan }
+                return Double(stopped[r.upperBound...].prefix { $0 != "\"" }) ?? .nan
+            }
+            let drainSeconds = (drained - start) / .seconds(1)
+            let recordSeconds = (recorded - start) / .seconds(1)
+            let n = Double(jobs)
+            print(String(format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %14.0f", level, n / drainSeconds, drainSeconds, recordSeconds,
+                         field("redisCommands") / n, field("redisRoundTrips") / n, Double(commandsAfter - commandsBefore) / n, field("recordBatches")))
+            _ = try await redisConnection.send(RedisCommand(["DEL", stream, "\(prefix):events:log"]))
+            _ = try await pg.query("DELETE FROM jobs WHERE id LIKE $1", [PostgresBind("\(prefix)-%")])
+            var cursor = "0"
+            repeat {
+                let scan = try await redisConnection.send(RedisCommand(["SCAN", cursor, "MATCH", "\(prefix):*", "COUNT", "10000"]))
+                cursor = scan.array?[0].string ?? "0"
+                let keys = scan.array?[1].array?.compactMap(\.string) ?? []
+                if !keys.isEmpty { _ = try await redisConnection.send(RedisCommand(["UNLINK"] + keys)) }
+            } while cursor != "0"
+        }
+        await pg.close()
+    }
+
+    func lagAndPending(_ group: [RedisValue]) -> Int {
+        var total = 0
+        var i = 0
+        while i + 1 < group.count {
+            if group[i].string == "lag" || group[i].string == "pending" { total += Int(group[i + 1].int ?? 1) }
+            i += 2
+        }
+        return total
+    }
+
+    func commandsProcessed(_ c: RedisConnection) async throws -> Int {
+        let info = try await c.send(RedisCommand(["INFO", "stats"])).string ?? ""
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("total_commands_processed:") {
+            return Int(line.split(separator: ":")[1]) ?? 0
+        }
+        return 0
+    }
+
+    func waitForReady(_ path: String) async throws -> ContinuousClock.Instant {
+        for _ in 0..<3000 {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("\"msg\":\"ready\"") { return .now }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw ValidationError("the daemon did not become ready; see \(path)")
+    }
+
+    /// Starts the daemon with an empty signal mask (a child inherits its spawning thread's mask) and stdout to a file.
+    func spawn(_ path: String, _ args: [String], stdout: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        var pid: pid_t = 0
+        let argv = ([path] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw ValidationError("cannot start \(path): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+}

@@ -65,6 +65,8 @@ public final class Worker: Sendable {
     private let stopping = Gate()
     private let fetchers = Mutex<[String: Task<Void, Never>]>([:])
     private let ready = Gate()
+    /// Blocking reads made by the fetchers (each one round trip), for the round-trips-per-job figure.
+    let blockingReads = Atomic<Int>(0)
 
     /// Makes a worker. Connections are opened when `run()` starts.
     public init(configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
@@ -111,17 +113,23 @@ public final class Worker: Sendable {
 
         await stopping.wait()
 
+        // The whole shutdown fits in shutdown_timeout: running jobs get it less a reserve in which
+        // the unfinished ones are handed back and the last records written.
+        let budget = configuration.shutdownTimeout
+        let reserve = min(2.0, budget * 0.2)
+        let deadline = ContinuousClock.now + .milliseconds(Int64(budget * 1000))
         // 1. Stop taking jobs.
         logger.info("shutting down: no new jobs; waiting for running jobs", metadata: ["active": "\(pool.activeTotal)",
-                    "timeout": "\(Processor.describe(seconds: configuration.shutdownTimeout))"])
+                    "timeout": "\(Processor.describe(seconds: budget))"])
         let fetcherTasks = fetchers.withLock { f -> [Task<Void, Never>] in defer { f = [:] }; return Array(f.values) }
         fetcherTasks.forEach { $0.cancel() }
         for t in fetcherTasks { await t.value }
         // 2. Let running jobs finish, then hand the rest back.
-        if !(await pool.waitUntilIdle(timeout: .milliseconds(Int64(configuration.shutdownTimeout * 1000)))) {
+        let jobsDeadline = deadline - .milliseconds(Int64(reserve * 1000))
+        if !(await pool.waitUntilIdle(timeout: jobsDeadline - ContinuousClock.now)) {
             logger.warning("shutdown timeout reached; handing unfinished jobs back to the queue", metadata: ["active": "\(pool.activeTotal)"])
             pool.stopAll(reason: .shutdown)
-            _ = await pool.waitUntilIdle(timeout: .seconds(10))
+            _ = await pool.waitUntilIdle(timeout: max(deadline - ContinuousClock.now - .milliseconds(Int64(reserve * 250)), .milliseconds(100)))
         }
         // 3. Stop maintenance and flush records.
         controlTask.cancel()
@@ -136,9 +144,12 @@ public final class Worker: Sendable {
         }
         _ = try? await redis.send(RedisCommand(["DEL", queue.keys.worker(consumer)]))
         _ = try? await redis.send(RedisCommand(["ZREM", queue.keys.workers, consumer]))
+        let stats = redis.statistics
+        let reads = blockingReads.load(ordering: .relaxed)
         redis.close()
         await postgres.close()
-        logger.info("stopped")
+        logger.info("stopped", metadata: ["redisCommands": "\(stats.commands + reads)", "redisRoundTrips": "\(stats.roundTrips + reads)",
+                                         "recordsWritten": "\(store.recordsWritten)", "recordBatches": "\(store.batchesWritten)"])
     }
 
     /// Begins a graceful shutdown (SIGTERM).

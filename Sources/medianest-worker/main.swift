@@ -17,10 +17,9 @@ struct ConfigOption: ParsableArguments {
     /// Loads the configuration or exits 78 with a message naming the file, the key and the problem.
     func load() -> (WorkerConfiguration, String?) {
         let env = ProcessInfo.processInfo.environment
-        let path = config ?? env["MEDIANEST_CONFIG"]
         do {
-            if let path { return (try ConfigLoader.load(path: path, environment: env), path) }
-            return (ConfigLoader.defaults(environment: env), nil)
+            let path = ConfigLoader.configPath(commandLinePath: config, environment: env)
+            return (try ConfigLoader.resolve(commandLinePath: config, environment: env), path)
         } catch {
             FileHandle.standardError.write(Data("medianest-worker: configuration refused: \(error)\n".utf8))
             Foundation.exit(exitConfig)
@@ -48,7 +47,8 @@ struct Run: AsyncParsableCommand {
             let daemon = try Daemon(configuration: cfg, configPath: path, environment: ProcessInfo.processInfo.environment,
                                     registry: HandlerRegistry.builtIn(), logger: logger)
             let status = await daemon.run()
-            throw ExitCode(status)
+            // Everything is flushed and closed: leave now rather than wait for idle threads to wind down.
+            Foundation.exit(status)
         } catch let error as ExitCode {
             throw error
         } catch {

@@ -8,6 +8,14 @@ extension Worker {
     func runControlListener() async {
         let connection = blockingConnection(name: "\(consumer)-control")
         defer { connection.close() }
+        await withTaskCancellationHandler {
+            await controlLoop(connection)
+        } onCancel: {
+            connection.close()  // interrupts the blocking read at once
+        }
+    }
+
+    private func controlLoop(_ connection: RedisConnection) async {
         var lastID: String?
         var failures = 0
         while !Task.isCancelled {

@@ -59,6 +59,8 @@ public final class WorkerPool: Sendable {
     struct State {
         var running: [String: RunningJob] = [:]
         var active: [String: Int] = [:]
+        /// Slots promised to entries read but not yet started.
+        var reserved: [String: Int] = [:]
         var limits: [String: Int] = [:]
         var slotWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     }
@@ -83,7 +85,23 @@ public final class WorkerPool: Sendable {
     }
 
     public func freeSlots(queue: String) -> Int {
-        state.withLock { max(($0.limits[queue] ?? 0) - ($0.active[queue] ?? 0), 0) }
+        state.withLock { max(($0.limits[queue] ?? 0) - ($0.active[queue] ?? 0) - ($0.reserved[queue] ?? 0), 0) }
+    }
+
+    /// Holds slots for entries being admitted, so the next read does not take more than fits.
+    public func reserve(queue: String, count: Int) {
+        state.withLock { $0.reserved[queue, default: 0] += count }
+    }
+
+    /// Gives reserved slots back (the entries have started or were not to run).
+    public func release(queue: String, count: Int) {
+        let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.reserved[queue, default: count] -= count
+            let w = s.slotWaiters[queue] ?? []
+            s.slotWaiters[queue] = []
+            return w
+        }
+        wake.forEach { $0.resume() }
     }
 
     public func activeCount(queue: String) -> Int { state.withLock { $0.active[queue] ?? 0 } }
@@ -102,7 +120,7 @@ public final class WorkerPool: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { s -> Bool in
-                    if (s.limits[queue] ?? 0) > (s.active[queue] ?? 0) { return true }
+                    if (s.limits[queue] ?? 0) > (s.active[queue] ?? 0) + (s.reserved[queue] ?? 0) { return true }
                     s.slotWaiters[queue, default: []].append(c)
                     return false
                 }

@@ -19,6 +19,20 @@ extension Worker {
     func runFetcher(queue name: String) async {
         let connection = blockingConnection(name: "\(consumer)-fetch-\(name)")
         defer { connection.close() }
+        await withTaskCancellationHandler {
+            await fetchLoop(queue: name, connection: connection)
+        } onCancel: {
+            connection.close()  // interrupts a blocking read at once
+        }
+    }
+
+    private func fetchLoop(queue name: String, connection: RedisConnection) async {
+        await withDiscardingTaskGroup { admissions in
+            await fetchLoop(queue: name, connection: connection, admissions: &admissions)
+        }
+    }
+
+    private func fetchLoop(queue name: String, connection: RedisConnection, admissions: inout DiscardingTaskGroup) async {
         var lastRescue = ContinuousClock.now - .seconds(3600)
         var failures = 0
         var log = logger
@@ -57,6 +71,7 @@ extension Worker {
                 }
                 if entries.isEmpty {
                     entries = try await queue.read(queue: name, count: free, blockMilliseconds: Self.blockMilliseconds, on: connection)
+                    blockingReads.add(1, ordering: .relaxed)
                 }
                 if entries.isEmpty {
                     if let token { try await queue.returnStart(queue: name, token: token) }
@@ -68,7 +83,12 @@ extension Worker {
                     if let token { try await queue.returnStart(queue: name, token: token) }
                     continue
                 }
-                await admit(entries, queue: name, settings: settings, log: log)
+                // Admit this batch while the next one is read: the slots stay reserved until then.
+                pool.reserve(queue: name, count: entries.count)
+                admissions.addTask { [self] in
+                    await admit(entries, queue: name, settings: settings, log: log)
+                    pool.release(queue: name, count: entries.count)
+                }
                 failures = 0
             } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
                 try? await queue.ensureGroup(queue: name)

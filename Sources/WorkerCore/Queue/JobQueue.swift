@@ -174,13 +174,20 @@ public final class JobQueue: Sendable {
                  item.envelope.runAt.map { String($0) } ?? "", job.id,
                  EventFactory.make(.started, job: job, at: now), keys.events,
                  job.userId.map(keys.user) ?? "", RedisKeys.group,
-                 EventFactory.make(.cancelled, job: job, at: now), String(retentionSeconds),
-                 Self.exhaustedError,
-                 EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError)), ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)]),
-                 Self.eventsLogMaxLength]
+                 "", String(retentionSeconds), Self.exhaustedError, "", Self.eventsLogMaxLength]
             )
         }
         let replies = try await scripts.runMany(Scripts.intake, calls: calls)
+        // The rare outcomes' events are built only when they happen.
+        for (item, reply) in zip(items, replies) {
+            guard let outcome = reply.array?.first?.string, outcome == "cancelled" || outcome == "exhausted" else { continue }
+            let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
+            let event = outcome == "cancelled"
+                ? EventFactory.make(.cancelled, job: job, at: now)
+                : EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError)),
+                                                                      ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)])
+            try? await publish(event, userId: job.userId)
+        }
         return replies.map { reply in
             if case .error(let message) = reply { return .failure(.server(message)) }
             guard let parts = reply.array, parts.count >= 3, let outcome = parts[0].string else {

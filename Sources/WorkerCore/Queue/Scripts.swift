@@ -21,8 +21,9 @@ enum Scripts {
     /// KEYS: 1 job hash, 2 queue stream, 3 scheduled zset, 4 events log
     /// ARGV: 1 entry id, 2 consumer, 3 now (RFC 3339), 4 now (ms), 5 queue, 6 type, 7 userId or '', 8 maxAttempts,
     ///       9 envelope, 10 createdAt, 11 runAt ms or '', 12 job id, 13 started event, 14 events channel,
-    ///       15 user channel or '', 16 group, 17 cancelled event, 18 retention seconds, 19 exhausted error,
-    ///       20 exhausted event, 21 events log maxlen
+    ///       15 user channel or '', 16 group, 17 (unused), 18 retention seconds, 19 exhausted error,
+    ///       20 (unused), 21 events log maxlen
+    /// The rare cancelled and exhausted outcomes publish their events from the caller.
     /// Returns {outcome, attempt, state}: outcome is run, skip (already finished), duplicate, scheduled,
     /// cancelled or exhausted. Every outcome but `run` has acknowledged the entry.
     static let intake = prelude + """
@@ -44,7 +45,6 @@ enum Scripts {
       redis.call('HDEL', h, 'entry')
       redis.call('EXPIRE', h, ARGV[18])
       ack()
-      emit(ARGV[17], ARGV[14], ARGV[15], KEYS[4], ARGV[21])
       return {'cancelled', attempt, 'cancelled'}
     end
     if state == 'active' and attempt >= tonumber(ARGV[8]) then
@@ -52,7 +52,6 @@ enum Scripts {
       redis.call('HDEL', h, 'entry')
       redis.call('EXPIRE', h, ARGV[18])
       ack()
-      emit(ARGV[20], ARGV[14], ARGV[15], KEYS[4], ARGV[21])
       return {'exhausted', attempt, 'failed'}
     end
     if firstSight and ARGV[11] ~= '' and tonumber(ARGV[11]) > tonumber(ARGV[4]) then

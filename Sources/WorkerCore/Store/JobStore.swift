@@ -62,6 +62,7 @@ public final class JobStore: Sendable {
     private let buffer = Mutex(Buffer())
     private let healthy = Atomic<Bool>(true)
     private let written = Atomic<Int>(0)
+    private let batches = Atomic<Int>(0)
     /// Flush once this many records wait, without waiting for the interval.
     let batchSize: Int
     let interval: Duration
@@ -77,6 +78,8 @@ public final class JobStore: Sendable {
     public var isHealthy: Bool { healthy.load(ordering: .relaxed) }
     /// Records written so far.
     public var recordsWritten: Int { written.load(ordering: .relaxed) }
+    /// Statements (batches) written so far.
+    public var batchesWritten: Int { batches.load(ordering: .relaxed) }
     /// Records waiting to be written.
     public var backlog: Int { buffer.withLock { $0.pending.count } }
 
@@ -157,6 +160,7 @@ public final class JobStore: Sendable {
         do {
             try await write(batch)
             written.add(batch.count, ordering: .relaxed)
+            batches.add(1, ordering: .relaxed)
             if !healthy.exchange(true, ordering: .relaxed) {
                 logger.notice("PostgreSQL is reachable again; job records are catching up", metadata: ["backlog": "\(backlog)"])
             }
