@@ -178,6 +178,11 @@ public final class Worker: Sendable {
         logger.notice("configuration reloaded", metadata: ["queues": "\(applied.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
     }
 
+    /// Whether Redis answers a PING now.
+    public func ping() async throws -> Bool {
+        try await redis.send(RedisCommand(["PING"])).string == "PONG"
+    }
+
     /// Current status.
     public func status() -> WorkerStatus {
         let cfg = configuration

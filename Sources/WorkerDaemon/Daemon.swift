@@ -49,6 +49,18 @@ public final class Daemon: Sendable {
                 try? await Task.sleep(for: .seconds(5))
             }
         }
+        var metricsServer: MetricsServer?
+        let cfg = worker.configuration
+        if cfg.metrics.enabled {
+            let server = MetricsServer(host: cfg.metrics.host, port: cfg.metrics.port, worker: worker, logger: logger)
+            do {
+                try server.start()
+                metricsServer = server
+            } catch {
+                logger.error("metrics endpoint not started", metadata: ["error": "\(error)"])
+            }
+        }
+        defer { metricsServer?.stop() }
         await worker.run(onReady: { [notifier] in
             notifier.notify("READY=1\nSTATUS=Consuming queues")
         })
