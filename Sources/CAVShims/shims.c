@@ -38,7 +38,7 @@ static pthread_once_t cav_log_once = PTHREAD_ONCE_INIT;
 static void cav_log_callback(void *avcl, int level, const char *fmt, va_list vl) {
     if (level > AV_LOG_ERROR) return;
     char line[512];
-    int print_prefix = 1;
+    int print_prefix = 0;
     av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';

@@ -98,6 +98,13 @@ private func copyMetadata(from src: OpaquePointer?, to dst: inout OpaquePointer?
     }
 }
 
+/// Room reserved at the start of an MP4 for its index.
+struct IndexReservation {
+    var bytesPerSample = 24
+    var fixedBytes = 65536
+    static let standard = IndexReservation()
+}
+
 /// Reads packets from one or more inputs, interleaved by time, and writes the
 /// chosen streams into one output: copied, or re-encoded where the rules say so.
 final class Converter {
@@ -235,8 +242,12 @@ final class Converter {
 
     /// Writes the output. `metadataFrom` supplies global tags and chapters;
     /// `tags` are laid over them.
+    /// Set when an MP4's reserved index space proved too small (the caller then
+    /// writes the file again with a faststart pass).
+    private(set) var indexReservationTooSmall = false
+
     func run(flag: CancelFlag, tags: MediaTags, metadataFrom: InputFile?,
-             progress: (@Sendable (Double) -> Void)?) throws(MediaError) {
+             progress reporter: ProgressReporter, reservation: IndexReservation?) throws(MediaError) {
         let octx = output.ctx
         if octx.pointee.nb_streams == 0 {
             throw .invalidArgument("nothing to write: no stream of the input can go into \(container.rawValue)")
@@ -258,12 +269,20 @@ final class Converter {
             }
         }
 
-        var options: [(String, String)] = []
-        if container == .mp4 || container == .m4a { options.append(("movflags", "+faststart")) }
-        try output.begin(flag: flag, options: options)
-
         let duration = inputs.compactMap { $0.file.duration }.max() ?? 0
-        var reporter = ProgressReporter(progress, duration: duration)
+        var options: [(String, String)] = []
+        if container == .mp4 || container == .m4a {
+            // The index (moov) goes before the media data. Reserving room for it
+            // up front writes the file once; +faststart would write it, then
+            // read and rewrite all of it to move the index forward.
+            if let reservation, let size = indexReservation(reservation, duration: duration, tags: tags) {
+                options.append(("moov_size", String(size)))
+            } else {
+                options.append(("movflags", "+faststart"))
+            }
+        }
+        try output.begin(flag: flag, options: options)
+        reporter.duration = duration
         let pkt = try Packet()
         let p = pkt.ptr
         let out = output
@@ -313,7 +332,52 @@ final class Converter {
                 if case .audio(let t) = route { try t.finish(write: write) }
             }
         }
-        try output.commit()
-        reporter.finish()
+        do {
+            try output.commit()
+        } catch {
+            if case .writeFailed(_, let message) = error, message.contains("reserved_moov_size is too small") {
+                indexReservationTooSmall = true
+            }
+            throw error
+        }
+    }
+
+    /// Bytes to reserve for an MP4 index: 24 per sample (the index of an H.264 +
+    /// AAC file takes about 14), 64 KiB for the fixed boxes, plus the tags and
+    /// chapters. nil when a stream's sample count cannot be estimated.
+    private func indexReservation(_ r: IndexReservation, duration: Double, tags: MediaTags) -> Int? {
+        guard duration > 0, duration < 48 * 3600 else { return nil }
+        var samples = 0.0
+        for input in inputs {
+            for (index, route) in input.routes {
+                let s = input.file.ctx.pointee.streams[Int(index)]!
+                let par = s.pointee.codecpar.pointee
+                var count = Double(s.pointee.nb_frames)
+                if case .audio(let t) = route {
+                    let e = t.enc.ptr.pointee
+                    count = duration * Double(e.sample_rate) / Double(max(e.frame_size, 1))
+                } else if count <= 0 {
+                    switch par.codec_type {
+                    case AVMEDIA_TYPE_VIDEO:
+                        let fr = s.pointee.avg_frame_rate.num > 0 ? s.pointee.avg_frame_rate : s.pointee.r_frame_rate
+                        guard fr.num > 0, fr.den > 0 else { return nil }
+                        count = max(count, duration * av_q2d(fr))
+                    case AVMEDIA_TYPE_AUDIO:
+                        guard par.sample_rate > 0 else { return nil }
+                        let frame = par.frame_size > 0 ? par.frame_size : 1024
+                        count = max(count, duration * Double(par.sample_rate) / Double(frame))
+                    default:
+                        count = max(count, duration * 2)
+                    }
+                }
+                samples += count * 1.1 + 16
+            }
+        }
+        var extra = 0
+        for (k, v) in dictionaryEntries(output.ctx.pointee.metadata) { extra += k.utf8.count + v.utf8.count + 32 }
+        for (_, v) in tags.pairs { extra += v.utf8.count + 32 }
+        extra += Int(output.ctx.pointee.nb_chapters) * 256
+        let size = Int(samples * Double(r.bytesPerSample)) + r.fixedBytes + extra
+        return size < Int(Int32.max) ? size : nil
     }
 }

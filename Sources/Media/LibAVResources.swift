@@ -214,6 +214,30 @@ final class InputFile {
         avformat_close_input(&p)
     }
 
+    /// Opens an input for a conversion. For H.264 and HEVC in MP4/MOV or
+    /// Matroska the header carries every parameter a muxer needs (the codec
+    /// configuration record), so the read-ahead of avformat_find_stream_info,
+    /// which decodes frames, is skipped. VP9 and AV1 need it (their MP4 sample
+    /// entry wants the pixel format), and so does every other format.
+    static func forCopy(path: String, flag: CancelFlag) throws(MediaError) -> InputFile {
+        let file = try InputFile(path: path, flag: flag, findStreamInfo: false)
+        let name = file.formatName
+        let headerComplete = (name.hasPrefix("mov,") || name.hasPrefix("matroska")) && file.streams.allSatisfy { s in
+            let par = s.pointee.codecpar.pointee
+            switch par.codec_type {
+            case AVMEDIA_TYPE_VIDEO:
+                return (par.codec_id == AV_CODEC_ID_H264 || par.codec_id == AV_CODEC_ID_HEVC)
+                    && par.extradata_size > 0 && par.width > 0 && par.height > 0
+            case AVMEDIA_TYPE_AUDIO:
+                return par.codec_id != AV_CODEC_ID_NONE && par.sample_rate > 0 && par.ch_layout.nb_channels > 0
+            default:
+                return true
+            }
+        }
+        if !headerComplete { try file.findStreamInfo() }
+        return file
+    }
+
     /// Reads ahead to fill in codec parameters (for inputs opened without it).
     func findStreamInfo() throws(MediaError) {
         cav_log_clear()

@@ -59,18 +59,18 @@ enum LibAVThread {
 }
 
 /// Calls a progress callback with a fraction that only grows, at most once per
-/// 0.5 % step, and always with 1.0 at the end.
-struct ProgressReporter {
+/// 0.5 % step, and with 1.0 once the output is in place. Used from the one
+/// operation thread only.
+final class ProgressReporter {
     let callback: (@Sendable (Double) -> Void)?
-    let duration: Double
+    var duration: Double = 0
     private var last = -1.0
 
-    init(_ callback: (@Sendable (Double) -> Void)?, duration: Double) {
+    init(_ callback: (@Sendable (Double) -> Void)?) {
         self.callback = callback
-        self.duration = duration
     }
 
-    mutating func update(seconds: Double) {
+    func update(seconds: Double) {
         guard let callback, duration > 0, seconds.isFinite else { return }
         let f = min(max(seconds / duration, 0), 0.999)
         if f >= last + 0.005 {
@@ -79,7 +79,7 @@ struct ProgressReporter {
         }
     }
 
-    mutating func finish() {
+    func finish() {
         guard let callback else { return }
         last = 1
         callback(1)

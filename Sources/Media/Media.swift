@@ -84,12 +84,12 @@ public enum Media {
             throw .invalidArgument("remux writes mp4, mkv or webm; use extractAudio for \(container.rawValue)")
         }
         return try await LibAVThread.run("remux") { flag throws(MediaError) in
-            let file = try InputFile(path: input, flag: flag)
-            let conv = try Converter(output: output, container: container)
-            try conv.addAll(of: conv.addInput(file))
-            try addSubtitleFiles(subtitles, to: conv, flag: flag)
-            try conv.run(flag: flag, tags: tags, metadataFrom: file, progress: progress)
-            return try result(of: conv, output: output, flag: flag)
+            try convert(output: output, container: container, tags: tags, progress: progress, flag: flag) { conv throws(MediaError) in
+                let file = try InputFile.forCopy(path: input, flag: flag)
+                try conv.addAll(of: conv.addInput(file))
+                try addSubtitleFiles(subtitles, to: conv, flag: flag)
+                return file
+            }
         }
     }
 
@@ -104,16 +104,16 @@ public enum Media {
             throw .invalidArgument("merge writes mp4, mkv or webm, not \(container.rawValue)")
         }
         return try await LibAVThread.run("merge") { flag throws(MediaError) in
-            let vfile = try InputFile(path: video, flag: flag)
-            let afile = try InputFile(path: audio, flag: flag)
-            guard let vs = vfile.bestStream(AVMEDIA_TYPE_VIDEO) else { throw .noStream(path: video, kind: .video) }
-            guard let as_ = afile.bestStream(AVMEDIA_TYPE_AUDIO) else { throw .noStream(path: audio, kind: .audio) }
-            let conv = try Converter(output: output, container: container)
-            try conv.addVideo(vs, of: conv.addInput(vfile))
-            try conv.addAudio(as_, of: conv.addInput(afile))
-            try addSubtitleFiles(subtitles, to: conv, flag: flag)
-            try conv.run(flag: flag, tags: tags, metadataFrom: vfile, progress: progress)
-            return try result(of: conv, output: output, flag: flag)
+            try convert(output: output, container: container, tags: tags, progress: progress, flag: flag) { conv throws(MediaError) in
+                let vfile = try InputFile.forCopy(path: video, flag: flag)
+                let afile = try InputFile.forCopy(path: audio, flag: flag)
+                guard let vs = vfile.bestStream(AVMEDIA_TYPE_VIDEO) else { throw .noStream(path: video, kind: .video) }
+                guard let as_ = afile.bestStream(AVMEDIA_TYPE_AUDIO) else { throw .noStream(path: audio, kind: .audio) }
+                try conv.addVideo(vs, of: conv.addInput(vfile))
+                try conv.addAudio(as_, of: conv.addInput(afile))
+                try addSubtitleFiles(subtitles, to: conv, flag: flag)
+                return vfile
+            }
         }
     }
 
@@ -124,12 +124,12 @@ public enum Media {
         tags: MediaTags = .none, progress: (@Sendable (Double) -> Void)? = nil
     ) async throws(MediaError) -> ConversionResult {
         try await LibAVThread.run("audio") { flag throws(MediaError) in
-            let file = try InputFile(path: input, flag: flag)
-            guard let s = file.bestStream(AVMEDIA_TYPE_AUDIO) else { throw .noStream(path: input, kind: .audio) }
-            let conv = try Converter(output: output, container: format.container)
-            try conv.addAudio(s, of: conv.addInput(file))
-            try conv.run(flag: flag, tags: tags, metadataFrom: file, progress: progress)
-            return try result(of: conv, output: output, flag: flag)
+            try convert(output: output, container: format.container, tags: tags, progress: progress, flag: flag) { conv throws(MediaError) in
+                let file = try InputFile.forCopy(path: input, flag: flag)
+                guard let s = file.bestStream(AVMEDIA_TYPE_AUDIO) else { throw .noStream(path: input, kind: .audio) }
+                try conv.addAudio(s, of: conv.addInput(file))
+                return file
+            }
         }
     }
 
@@ -192,10 +192,35 @@ public enum Media {
         }
     }
 
-    private static func result(of conv: Converter, output: String, flag: CancelFlag) throws(MediaError) -> ConversionResult {
-        // Our own outputs have complete headers: no need to read ahead.
-        let info = try Prober.probe(output, flag: flag, thorough: false)
-        return ConversionResult(output: info, transcoded: conv.transcoded, dropped: conv.dropped)
+    /// Builds a conversion with `setup` (which returns the input whose tags and
+    /// chapters carry over), runs it and probes the output. An MP4 whose space
+    /// reserved for the index turns out too small is written again with a
+    /// faststart pass instead.
+    static func convert(
+        output: String, container: OutputContainer, tags: MediaTags,
+        progress: (@Sendable (Double) -> Void)?, flag: CancelFlag,
+        reservation: IndexReservation = .standard,
+        setup: (Converter) throws(MediaError) -> InputFile?
+    ) throws(MediaError) -> ConversionResult {
+        let reporter = ProgressReporter(progress)
+        var reserve: IndexReservation? = reservation
+        while true {
+            let conv = try Converter(output: output, container: container)
+            let meta = try setup(conv)
+            do {
+                try conv.run(flag: flag, tags: tags, metadataFrom: meta, progress: reporter, reservation: reserve)
+            } catch {
+                if reserve != nil && conv.indexReservationTooSmall {
+                    reserve = nil
+                    continue
+                }
+                throw error
+            }
+            // Our own outputs have complete headers: no need to read ahead.
+            let info = try Prober.probe(output, flag: flag, thorough: false)
+            reporter.finish()
+            return ConversionResult(output: info, transcoded: conv.transcoded, dropped: conv.dropped)
+        }
     }
 }
 

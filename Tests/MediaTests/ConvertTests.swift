@@ -260,3 +260,52 @@ final class CancelGate: @unchecked Sendable {
         t?.cancel()
     }
 }
+
+@Suite("mp4 index placement")
+struct IndexPlacementTests {
+    /// Offsets of the top-level boxes of an MP4.
+    static func topLevelBoxes(_ path: String) throws -> [(type: String, size: Int)] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var boxes: [(type: String, size: Int)] = []
+        var pos = 0
+        while pos + 8 <= data.count {
+            let size = data[pos..<pos + 4].reduce(0) { $0 << 8 | Int($1) }
+            boxes.append((String(decoding: data[pos + 4..<pos + 8], as: UTF8.self), size))
+            if size < 8 { break }
+            pos += size
+        }
+        return boxes
+    }
+
+    @Test func reservedIndexComesFirst() async throws {
+        let f = try Fixtures.get()
+        let out = try outputDir() + "/r.mp4"
+        _ = try await Media.remux(input: f.h264aac, output: out, container: .mp4)
+        let boxes = try Self.topLevelBoxes(out)
+        #expect(boxes.map(\.type) == ["ftyp", "moov", "free", "free", "mdat"])
+        // The unused part of the reservation is a free box.
+        #expect(boxes.count > 2 && boxes[2].size > 8)
+    }
+
+    @Test func tooSmallReservationFallsBackToFaststart() async throws {
+        let f = try Fixtures.get()
+        let dir = try outputDir()
+        let out = dir + "/small.mp4"
+        let log = ProgressLog()
+        let r = try await LibAVThread.run("test") { flag throws(MediaError) in
+            try Media.convert(output: out, container: .mp4, tags: .none, progress: { log.add($0) }, flag: flag,
+                              reservation: IndexReservation(bytesPerSample: 0, fixedBytes: 64)) { conv throws(MediaError) in
+                let file = try InputFile(path: f.h264aac, flag: flag)
+                try conv.addAll(of: conv.addInput(file))
+                return file
+            }
+        }
+        #expect(r.output.streams.map(\.codec) == ["h264", "aac"])
+        let boxes = try Self.topLevelBoxes(out)
+        // Written by the faststart pass: the index first, no reserved space.
+        #expect(boxes.map(\.type) == ["ftyp", "moov", "free", "mdat"])
+        #expect(boxes.count > 2 && boxes[2].size == 8)
+        #expect(listing(dir) == ["small.mp4"])
+        #expect(log.all == log.all.sorted() && log.all.last == 1.0)
+    }
+}
