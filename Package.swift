@@ -2,8 +2,8 @@
 import PackageDescription
 
 // Layers (a lower layer never imports a higher one):
-//   1. C module maps: CHiredis, CLibPQ, CLibAV (+ CAVShims for libav macros)
-//   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media
+//   1. C module maps: CHiredis, CLibPQ, CLibAV (+ CAVShims for libav macros), CLibSSL
+//   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media, YtDlp, ServiceClients
 //   3. The worker core: WorkerConfig, WorkerCore
 //   4. The daemon: WorkerDaemon
 //   5. Executables: medianest-worker; Benchmarks/: queue-bench, media-bench
@@ -30,18 +30,23 @@ let package = Package(
             name: "CLibAV", pkgConfig: "libavformat",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]),
         .target(name: "CAVShims", dependencies: ["CLibAV"]),
+        .systemLibrary(
+            name: "CLibSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]),
 
         // Layer 2: clients
         .target(name: "RedisClient", dependencies: ["CHiredis"]),
         .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
         .target(name: "Media", dependencies: ["CLibAV", "CAVShims"]),
+        .target(name: "YtDlp"),
+        .target(name: "ServiceClients", dependencies: ["CLibSSL"]),
 
         // Layer 3: worker core
         .target(name: "WorkerConfig", dependencies: [
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "WorkerCore", dependencies: [
-            "RedisClient", "PostgresClient", "WorkerConfig",
+            "RedisClient", "PostgresClient", "Media", "YtDlp", "ServiceClients", "WorkerConfig",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -72,6 +77,8 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "WorkerConfigTests", dependencies: ["WorkerConfig"]),
+        .testTarget(name: "YtDlpTests", dependencies: ["YtDlp"]),
+        .testTarget(name: "ServiceClientsTests", dependencies: ["ServiceClients"]),
         .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore", "WorkerDaemon"]),
     ]
 )

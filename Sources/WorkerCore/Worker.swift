@@ -65,6 +65,8 @@ public final class Worker: Sendable {
     private let stopping = Gate()
     private let fetchers = Mutex<[String: Task<Void, Never>]>([:])
     private let ready = Gate()
+    /// What handlers get besides their job.
+    public let services: WorkerServices
     /// Blocking reads made by the fetchers (each one round trip), for the round-trips-per-job figure.
     let blockingReads = Atomic<Int>(0)
 
@@ -84,6 +86,8 @@ public final class Worker: Sendable {
         self.queue = JobQueue(redis: redis, keys: RedisKeys(prefix: configuration.redis.prefix), consumer: self.consumer,
                               retentionSeconds: Int(configuration.retention.state))
         self.store = JobStore(pool: postgres, logger: logger)
+        self.services = WorkerServices(configuration: configuration, queue: queue, store: store, postgres: postgres,
+                                       redis: redis, metrics: metrics, logger: logger)
         self.pool = WorkerPool(limits: Dictionary(uniqueKeysWithValues: configuration.queues.map { ($0.name, $0.concurrency) }))
     }
 
@@ -172,6 +176,7 @@ public final class Worker: Sendable {
             applied.postgres = old.postgres
         }
         config.withLock { $0 = applied }
+        services.update(applied)
         pool.setLimits(Dictionary(uniqueKeysWithValues: applied.queues.map { ($0.name, $0.concurrency) }))
         await prepareQueues(applied)
         for q in applied.queues { startFetcher(q.name) }

@@ -45,7 +45,7 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "medianest-worker")
         do {
             let daemon = try Daemon(configuration: cfg, configPath: path, environment: ProcessInfo.processInfo.environment,
-                                    registry: HandlerRegistry.builtIn(), logger: logger)
+                                    registry: HandlerRegistry.standard(), logger: logger)
             let status = await daemon.run()
             // Everything is flushed and closed: leave now rather than wait for idle threads to wind down.
             Foundation.exit(status)

@@ -92,6 +92,8 @@ public final class JobContext: Sendable {
     public let logger: Logger
     /// Root of the job's temporary folders (`paths.temp`).
     public let temporaryRoot: String
+    /// Configuration, Redis, PostgreSQL, metrics and enqueueing, for handlers that need them.
+    public let services: WorkerServices
     let queue: JobQueue
 
     private struct Throttle {
@@ -104,7 +106,9 @@ public final class JobContext: Sendable {
     static let progressInterval = Duration.milliseconds(500)
 
     init(job: JobDescriptor, envelope: JobEnvelope, attempt: Int, maxAttempts: Int, logger: Logger,
-         temporaryRoot: String, queue: JobQueue) {
+         temporaryRoot: String, services: WorkerServices) {
+        self.services = services
+        let queue = services.queue
         self.job = job
         self.envelope = envelope
         self.payload = envelope.payload
@@ -114,6 +118,9 @@ public final class JobContext: Sendable {
         self.temporaryRoot = temporaryRoot
         self.queue = queue
     }
+
+    /// Whether the attempt has been asked to stop (cancel, timeout, shutdown).
+    public var isCancelled: Bool { Task.isCancelled }
 
     /// The job's own temporary folder (`paths.temp/<job id>`), created on first use and removed
     /// after the attempt whatever its outcome.

@@ -156,7 +156,7 @@ extension Worker {
                 jobLog[metadataKey: "jobId"] = "\(descriptor.id)"
                 jobLog[metadataKey: "type"] = "\(descriptor.type)"
                 let context = JobContext(job: descriptor, envelope: item.envelope, attempt: attempt, maxAttempts: item.maxAttempts,
-                                         logger: jobLog, temporaryRoot: cfg.paths.temp, queue: queue)
+                                         logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
                 let processor = Processor(queue: queue, store: store, registry: registry, metrics: metrics, logger: log,

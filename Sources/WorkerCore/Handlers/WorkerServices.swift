@@ -1,0 +1,40 @@
+import Logging
+import PostgresClient
+import RedisClient
+import Synchronization
+import WorkerConfig
+
+/// What handlers may use beyond their own job: the current configuration, Redis, PostgreSQL,
+/// the job records, metrics, and a way to enqueue further jobs.
+public final class WorkerServices: Sendable {
+    private let current: Mutex<WorkerConfiguration>
+    public let queue: JobQueue
+    public let store: JobStore
+    public let postgres: PostgresPool
+    public let redis: RedisConnection
+    public let metrics: Metrics
+    public let logger: Logger
+
+    init(configuration: WorkerConfiguration, queue: JobQueue, store: JobStore, postgres: PostgresPool,
+         redis: RedisConnection, metrics: Metrics, logger: Logger) {
+        self.current = Mutex(configuration)
+        self.queue = queue
+        self.store = store
+        self.postgres = postgres
+        self.redis = redis
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The configuration in force now (it changes on reload).
+    public var configuration: WorkerConfiguration { current.withLock { $0 } }
+
+    func update(_ configuration: WorkerConfiguration) { current.withLock { $0 = configuration } }
+
+    /// Adds a job to a queue exactly as the API would (`XADD P:queue:<queue> * job <envelope>`).
+    /// Returns the stream entry id.
+    @discardableResult
+    public func enqueue(_ envelope: JobEnvelope, queue name: String) async throws -> String {
+        try await redis.send(RedisCommand(["XADD", queue.keys.queue(name), "*", "job", envelope.raw])).string ?? ""
+    }
+}
