@@ -72,7 +72,7 @@ public final class Worker: Sendable {
 
     /// Makes a worker. Connections are opened when `run()` starts.
     public init(configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
-                consumer: String? = nil) throws {
+                consumer: String? = nil, observers: [any JobObserver] = []) throws {
         self.config = Mutex(configuration)
         self.registry = registry
         self.logger = logger
@@ -87,7 +87,7 @@ public final class Worker: Sendable {
                               retentionSeconds: Int(configuration.retention.state))
         self.store = JobStore(pool: postgres, logger: logger)
         self.services = WorkerServices(configuration: configuration, queue: queue, store: store, postgres: postgres,
-                                       redis: redis, metrics: metrics, logger: logger)
+                                       redis: redis, metrics: metrics, logger: logger, observers: observers)
         self.pool = WorkerPool(limits: Dictionary(uniqueKeysWithValues: configuration.queues.map { ($0.name, $0.concurrency) }))
     }
 

@@ -15,7 +15,8 @@ public final class Daemon: Sendable {
 
     public init(configuration: WorkerConfiguration, configPath: String?, environment: [String: String],
                 registry: HandlerRegistry, logger: Logger) throws {
-        self.worker = try Worker(configuration: configuration, registry: registry, logger: logger)
+        self.worker = try Worker(configuration: configuration, registry: registry, logger: logger,
+                                 observers: WorkerServices.standardObservers(configuration))
         self.configPath = configPath
         self.environment = environment
         self.notifier = SystemdNotifier(environment: environment)

@@ -14,9 +14,12 @@ public final class WorkerServices: Sendable {
     public let redis: RedisConnection
     public let metrics: Metrics
     public let logger: Logger
+    /// Told of every job outcome (see `JobObserver`).
+    public let observers: [any JobObserver]
 
     init(configuration: WorkerConfiguration, queue: JobQueue, store: JobStore, postgres: PostgresPool,
-         redis: RedisConnection, metrics: Metrics, logger: Logger) {
+         redis: RedisConnection, metrics: Metrics, logger: Logger, observers: [any JobObserver]) {
+        self.observers = observers
         self.current = Mutex(configuration)
         self.queue = queue
         self.store = store

@@ -10,6 +10,7 @@ struct Processor: Sendable {
     let registry: HandlerRegistry
     let metrics: Metrics
     let logger: Logger
+    let services: WorkerServices
     let consumer: String
     /// Whether the daemon is shutting down (finishing writes give up after this instead of retrying forever).
     let isShuttingDown: @Sendable () -> Bool
@@ -55,6 +56,7 @@ struct Processor: Sendable {
             if ok {
                 store.record(record(held, state: "cancelled", finishedAt: now, updatedAt: now))
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "cancelled", seconds: seconds)
+                observe(held, .cancelled, at: at)
                 log.info("job cancelled")
             }
         case (.success(let result), _):
@@ -64,6 +66,7 @@ struct Processor: Sendable {
             if await finish(held, mode: .completed, detail: resultJSON, event: event, log: log) {
                 store.record(record(held, state: "completed", result: resultJSON, finishedAt: now, updatedAt: now))
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "completed", seconds: seconds)
+                observe(held, .completed, at: at, result: result)
                 log.debug("job completed", metadata: ["seconds": "\(seconds)"])
             }
         case (.failure, .timeout?):
@@ -95,6 +98,7 @@ struct Processor: Sendable {
             if await finish(held, mode: .retry, detail: failure.message, dueMilliseconds: due, event: event, log: log) {
                 store.record(record(held, state: "scheduled", error: failure.message, updatedAt: now))
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "retried", seconds: seconds)
+                observe(held, .retrying, at: at, failure: failure)
                 log.warning("attempt failed; retrying", metadata: ["error": "\(failure.message)", "retryIn": "\(Self.describe(seconds: delay))",
                                                                   "detail": "\(failure.detail ?? "")"])
             }
@@ -106,9 +110,16 @@ struct Processor: Sendable {
             if await finish(held, mode: .failed, detail: failure.message, event: event, log: log) {
                 store.record(record(held, state: "failed", error: failure.message, finishedAt: now, updatedAt: now))
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "failed", seconds: seconds)
+                observe(held, .failed, at: at, failure: failure)
                 log.error("job failed", metadata: ["error": "\(failure.message)", "detail": "\(failure.detail ?? "")"])
             }
         }
+    }
+
+    private func observe(_ held: HeldJob, _ outcome: JobOutcome, at: String, failure: JobFailure? = nil, result: JSONValue? = nil) {
+        services.notifyObservers(JobEvent(job: held.descriptor, outcome: outcome, attempt: held.attempt, maxAttempts: held.maxAttempts,
+                                          error: failure?.message, detail: failure?.detail, result: result,
+                                          payload: held.envelope.payload, at: at))
     }
 
     /// Fields of the completed event: downloads name their file as the web client expects.

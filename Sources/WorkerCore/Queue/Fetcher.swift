@@ -159,7 +159,7 @@ extension Worker {
                                          logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
-                let processor = Processor(queue: queue, store: store, registry: registry, metrics: metrics, logger: log,
+                let processor = Processor(queue: queue, store: store, registry: registry, metrics: metrics, logger: log, services: services,
                                           consumer: consumer, isShuttingDown: { [shutdownGate] in shutdownGate.isOpen })
                 let policy = RetryPolicy(initial: settings.backoff.initial, maximum: settings.backoff.max)
                 pool.start(running) { job in await processor.process(job, retry: policy) }

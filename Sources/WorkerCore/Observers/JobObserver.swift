@@ -1,0 +1,38 @@
+/// How an attempt ended, as observers see it.
+public enum JobOutcome: String, Sendable {
+    case completed, failed, retrying, cancelled
+}
+
+/// One finished attempt, as observers see it.
+public struct JobEvent: Sendable {
+    public var job: JobDescriptor
+    public var outcome: JobOutcome
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// The error sentence (failed, retrying).
+    public var error: String?
+    /// Detail for logs (never shown to users).
+    public var detail: String?
+    /// The result object (completed).
+    public var result: JSONValue?
+    /// The payload of the job.
+    public var payload: JSONValue
+    /// RFC 3339 time of the event.
+    public var at: String
+}
+
+/// Something that reacts to job outcomes: notifications, webhooks, mail, error logs.
+/// Called after the outcome is recorded in Redis, on a task of its own: an observer never
+/// holds up or fails a job, and must bound its own time.
+public protocol JobObserver: Sendable {
+    func jobEnded(_ event: JobEvent, services: WorkerServices) async
+}
+
+extension WorkerServices {
+    /// Tells every observer, each on a task of its own.
+    func notifyObservers(_ event: JobEvent) {
+        for observer in observers {
+            Task { await observer.jobEnded(event, services: self) }
+        }
+    }
+}
