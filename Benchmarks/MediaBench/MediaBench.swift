@@ -66,7 +66,7 @@ struct Compare: AsyncParsableCommand {
         let t = String(at), w = String(width)
         let scale = "scale=\(w):-1"
         let ops: [Op] = [
-            Op(name: "remux mp4 -> mp4 (faststart)", ours: ["remux", input, "", "\(work)/ours.mp4"],
+            Op(name: "remux mp4 -> mp4 (index first)", ours: ["remux", input, "", "\(work)/ours.mp4"],
                ffmpeg: ["-i", input, "-map", "0", "-c", "copy", "-movflags", "+faststart", "\(work)/ff.mp4"], goal: 0.5),
             Op(name: "remux mp4 -> mkv", ours: ["remux-mkv", input, "", "\(work)/ours.mkv"],
                ffmpeg: ["-i", input, "-map", "0", "-c", "copy", "\(work)/ff.mkv"], goal: nil),

@@ -119,6 +119,7 @@ final class Converter {
         var routes: [Int32: Route] = [:]
         var lastTime = -Double.infinity
         var done = false
+        var lastPacketCorrupt = false
         let offset: Int64
         init(_ file: InputFile) {
             self.file = file
@@ -294,15 +295,18 @@ final class Converter {
             for i in inputs where !i.done && (next == nil || i.lastTime < next!.lastTime) { next = i }
             guard let input = next else { break }
             let ret = av_read_frame(input.file.ctx, p)
-            if ret == AVErr.eof { input.done = true; continue }
+            if ret == AVErr.eof {
+                if input.lastPacketCorrupt {
+                    // libavformat marks a packet cut short by the end of the file.
+                    throw .invalidMedia(path: input.file.path, message: "the file is truncated: its last packet is incomplete")
+                }
+                input.done = true
+                continue
+            }
             if ret < 0 { throw MediaError.read(input.file.path, ret) }
             defer { av_packet_unref(p) }
+            input.lastPacketCorrupt = (p.pointee.flags & AV_PKT_FLAG_CORRUPT) != 0
             guard let route = input.routes[p.pointee.stream_index] else { continue }
-            if (p.pointee.flags & AV_PKT_FLAG_CORRUPT) != 0 {
-                // libavformat marks a packet cut short by the end of the file.
-                throw .invalidMedia(path: input.file.path,
-                                    message: "the file is truncated or damaged: a packet of stream \(p.pointee.stream_index) is incomplete")
-            }
             let st = input.file.ctx.pointee.streams[Int(p.pointee.stream_index)]!
             let tb = st.pointee.time_base
             if input.offset != 0 {

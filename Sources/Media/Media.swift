@@ -29,10 +29,10 @@ import CLibAV
 ///
 /// | container | video copied | audio copied | audio otherwise | text subtitles |
 /// |---|---|---|---|---|
-/// | mp4 (`+faststart`) | H.264, HEVC, AV1, VP9, MPEG-4, MPEG-2 | AAC, MP3, Opus, AC-3, E-AC-3, ALAC | encoded to AAC | mov_text |
+/// | mp4 (index first) | H.264, HEVC, AV1, VP9, MPEG-4, MPEG-2 | AAC, MP3, Opus, AC-3, E-AC-3, ALAC | encoded to AAC | mov_text |
 /// | mkv | whatever the Matroska muxer accepts | whatever it accepts | encoded to AAC | SubRip/ASS copied, others to SubRip |
 /// | webm | VP8, VP9, AV1 (H.264/HEVC refused) | Opus, Vorbis | encoded to Opus (libopus) | WebVTT |
-/// | m4a (`+faststart`) | — | AAC | encoded to AAC | — |
+/// | m4a (index first) | — | AAC | encoded to AAC | — |
 /// | mp3 | — | MP3 | encoded with libmp3lame | — |
 ///
 /// Reasons: FFmpeg 5.1 writes VP9 and Opus into MP4 without `-strict`, as
@@ -46,6 +46,24 @@ import CLibAV
 /// downmixed. Bitmap subtitles (PGS, DVD) go into mkv only and are dropped from
 /// mp4 and webm; data tracks, attachments and cover art are dropped. Every
 /// dropped or encoded stream is listed in `ConversionResult`.
+///
+/// MP4 and m4a outputs have their index (moov) before the media data, as
+/// `-movflags +faststart` gives, so players can start before the download ends.
+/// Rather than write the file and then rewrite all of it to move the index
+/// forward (what +faststart does), the module reserves room for the index at
+/// the start (`moov_size`: 24 bytes per estimated sample + 64 KiB + tags; an
+/// H.264/AAC index takes about 14 bytes per sample) and writes the file once;
+/// the unused rest of the room is a `free` box (about 0.5 % of a 720p file).
+/// Should the estimate fall short, the output is written again with
+/// +faststart.
+///
+/// H.264 and HEVC inputs in MP4 or Matroska are opened without
+/// avformat_find_stream_info (their headers carry what the muxers need);
+/// everything else gets the usual read-ahead.
+///
+/// An input whose read ends in an error, or whose last packet is cut short, is
+/// refused as damaged or truncated (`MediaError.invalidMedia`): a short output
+/// would look complete.
 ///
 /// Global tags and chapters of the (first) input are carried over, minus keys
 /// that describe the old file (encoder, brands, Matroska statistics), and the

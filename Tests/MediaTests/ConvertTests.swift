@@ -88,11 +88,17 @@ struct ConvertTests {
         let f = try Fixtures.get()
         let out = try outputDir() + "/merged.mkv"
         let r = try await Media.merge(video: f.videoOnlyMP4, audio: f.audioOnlyWebM, output: out, container: .mkv,
-                                      tags: MediaTags(title: "MKV"), subtitles: [SubtitleInput(path: f.vtt, language: "de")])
+                                      tags: MediaTags(title: "MKV", artist: "Channel", date: "2024-02-29",
+                                                      description: "About", comment: "https://example.com/v"),
+                                      subtitles: [SubtitleInput(path: f.vtt, language: "de")])
         let info = r.output
         #expect(info.streams.map(\.codec) == ["h264", "opus", "subrip"])
         #expect(info.subtitleStreams.first?.language == "ger")
         #expect(info.tag("title") == "MKV")
+        #expect(info.tag("artist") == "Channel")
+        #expect(info.tag("date") == "2024-02-29")
+        #expect(info.tag("description") == "About")
+        #expect(info.tag("comment") == "https://example.com/v")
     }
 
     @Test func mergeOpusIntoMP4IsCopied() async throws {

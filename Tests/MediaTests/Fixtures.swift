@@ -118,18 +118,25 @@ struct Fixtures: Sendable {
         return nil
     }
 
+    /// Runs ffmpeg through posix_spawn, its stderr into a file quoted on failure.
     private static func run(_ exe: String, _ args: [String]) -> FixtureError? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        do { try p.run() } catch { return FixtureError(description: "cannot run ffmpeg: \(error)") }
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        if p.terminationStatus != 0 {
-            return FixtureError(description: "ffmpeg \(args.joined(separator: " ")) failed: \(String(decoding: data, as: UTF8.self))")
+        let errPath = NSTemporaryDirectory() + "medianest-ffmpeg-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
+        defer { unlink(errPath) }
+        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        if rc != 0 { return FixtureError(description: "cannot run ffmpeg: \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status != 0 {
+            let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            return FixtureError(description: "ffmpeg \(args.joined(separator: " ")) failed (status \(status)): \(text)")
         }
         return nil
     }
