@@ -8,8 +8,13 @@ public enum LibraryPath {
     public static func resolve(_ path: String, library: String, mustExist: Bool = true) throws -> String {
         guard !path.isEmpty else { throw JobFailure.permanent("the payload's 'path' is empty") }
         guard !path.utf8.contains(0) else { throw JobFailure.permanent("the payload's 'path' contains a NUL byte") }
-        let root = realPath(library) ?? (library as NSString).standardizingPath
+        let root = realPath(library) ?? lexical(library)
         let joined = path.hasPrefix("/") ? path : (root as NSString).appendingPathComponent(path)
+        // First by its spelling (`..`), then by where it really leads (symlinks).
+        let spelled = lexical(joined)
+        guard isInside(spelled, root) || isInside(spelled, lexical(library)) else {
+            throw JobFailure.permanent("'\(path)' resolves outside the library (\(library)); only files inside it can be used")
+        }
         let candidate: String
         if let real = realPath(joined) {
             candidate = real
@@ -21,7 +26,7 @@ public enum LibraryPath {
             guard let realParent = realPath(parent) else { throw JobFailure.permanent("the folder of '\(path)' does not exist in the library") }
             candidate = (realParent as NSString).appendingPathComponent((joined as NSString).lastPathComponent)
         }
-        guard candidate == root || candidate.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+        guard isInside(candidate, root) else {
             throw JobFailure.permanent("'\(path)' resolves outside the library (\(library)); only files inside it can be used")
         }
         if mustExist {
@@ -31,6 +36,21 @@ public enum LibraryPath {
             }
         }
         return candidate
+    }
+
+    static func isInside(_ path: String, _ root: String) -> Bool {
+        path == root || path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
+    }
+
+    /// `path` made absolute-clean by its spelling alone: `.` and `..` folded, repeated slashes removed.
+    static func lexical(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
     }
 
     static func realPath(_ path: String) -> String? {
