@@ -53,7 +53,7 @@ import CLibAV
 /// forward (what +faststart does), the module reserves room for the index at
 /// the start (`moov_size`: 24 bytes per estimated sample + 64 KiB + tags; an
 /// H.264/AAC index takes about 14 bytes per sample) and writes the file once;
-/// the unused rest of the room is a `free` box (about 0.5 % of a 720p file).
+/// the unused rest of the room is a `free` box (120 KB, 0.6 %, for a 60 s 720p file).
 /// Should the estimate fall short, the output is written again with
 /// +faststart.
 ///
