@@ -251,6 +251,8 @@ public final class Worker: Sendable {
                                        maxAttempts: env?["maxAttempts"]?.intValue ?? configuration.queue(named: job.queue)?.maxAttempts ?? 1,
                                        createdAt: now, finishedAt: now, updatedAt: now))
                 metrics.jobFinished(queue: job.queue, type: job.type, outcome: "cancelled", seconds: nil)
+                services.notifyObservers(JobEvent(job: job, outcome: .cancelled, attempt: 0, maxAttempts: 0,
+                                                  payload: env?["payload"] ?? .object([]), at: Timestamp.format(milliseconds: now)))
             }
         default: break
         }

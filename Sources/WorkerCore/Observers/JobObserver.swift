@@ -19,11 +19,26 @@ public struct JobEvent: Sendable {
     public var payload: JSONValue
     /// RFC 3339 time of the event.
     public var at: String
+
+    public init(job: JobDescriptor, outcome: JobOutcome, attempt: Int, maxAttempts: Int, error: String? = nil,
+                detail: String? = nil, result: JSONValue? = nil, payload: JSONValue, at: String) {
+        self.job = job
+        self.outcome = outcome
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.error = error
+        self.detail = detail
+        self.result = result
+        self.payload = payload
+        self.at = at
+    }
 }
 
 /// Something that reacts to job outcomes: notifications, webhooks, mail, error logs.
 /// Called after the outcome is recorded in Redis, on a task of its own: an observer never
-/// holds up or fails a job, and must bound its own time.
+/// holds up or fails a job, and must bound its own time. Jobs that end without running are
+/// reported too, with attempt 0: cancelled while queued or scheduled, and refused entries
+/// (failed, with `detail` holding the entry).
 public protocol JobObserver: Sendable {
     func jobEnded(_ event: JobEvent, services: WorkerServices) async
 }

@@ -169,9 +169,14 @@ extension Worker {
             case .success(.cancelled):
                 store.record(record("cancelled", finished: true))
                 metrics.jobFinished(queue: name, type: descriptor.type, outcome: "cancelled", seconds: nil)
+                services.notifyObservers(JobEvent(job: descriptor, outcome: .cancelled, attempt: 0, maxAttempts: item.maxAttempts,
+                                                  payload: item.envelope.payload, at: Timestamp.format(milliseconds: now)))
             case .success(.exhausted):
                 store.record(record("failed", attempt: item.maxAttempts, error: JobQueue.exhaustedError, finished: true))
                 metrics.jobFinished(queue: name, type: descriptor.type, outcome: "failed", seconds: nil)
+                services.notifyObservers(JobEvent(job: descriptor, outcome: .failed, attempt: item.maxAttempts, maxAttempts: item.maxAttempts,
+                                                  error: JobQueue.exhaustedError, payload: item.envelope.payload,
+                                                  at: Timestamp.format(milliseconds: now)))
                 log.error("job failed: its daemon stopped during the last attempt", metadata: ["jobId": "\(descriptor.id)"])
             case .success(.alreadyFinished(let state)):
                 if state == "cancelled" { store.record(record("cancelled", finished: true)) }
@@ -206,5 +211,8 @@ extension Worker {
                                state: "failed", attempt: 0, maxAttempts: 0, error: rejection.reason,
                                createdAt: entry.addedAtMilliseconds ?? now, finishedAt: now, updatedAt: now, raw: rejection.raw))
         metrics.jobFinished(queue: name, type: rejection.type ?? "invalid", outcome: "failed", seconds: nil)
+        services.notifyObservers(JobEvent(job: JobDescriptor(id: id, type: rejection.type ?? "", queue: name, userId: rejection.userId),
+                                          outcome: .failed, attempt: 0, maxAttempts: 0, error: rejection.reason,
+                                          detail: rejection.raw, payload: .object([]), at: Timestamp.format(milliseconds: now)))
     }
 }
