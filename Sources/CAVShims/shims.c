@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "CAVShims.h"
 
 #include <errno.h>
@@ -7,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 int cav_error_eagain(void) { return AVERROR(EAGAIN); }
 int cav_error_eof(void) { return AVERROR_EOF; }
@@ -47,6 +51,8 @@ static void cav_log_callback(void *avcl, int level, const char *fmt, va_list vl)
 }
 
 static void cav_log_do_install(void) {
+    /* Messages below errors are dropped before libav formats them. */
+    av_log_set_level(AV_LOG_ERROR);
     av_log_set_callback(cav_log_callback);
 }
 
@@ -121,4 +127,12 @@ int cav_copy_subtitle_header(AVCodecContext *enc, const AVCodecContext *dec) {
     memcpy(enc->subtitle_header, dec->subtitle_header, dec->subtitle_header_size);
     enc->subtitle_header_size = dec->subtitle_header_size;
     return 0;
+}
+
+void cav_thread_set_name(const char *name) {
+#if defined(__linux__)
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+#elif defined(__APPLE__)
+    pthread_setname_np(name);
+#endif
 }

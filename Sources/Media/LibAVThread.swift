@@ -41,6 +41,7 @@ enum LibAVThread {
         let result: Result<T, MediaError> = await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<Result<T, MediaError>, Never>) in
                 let thread = Thread {
+                    cav_thread_set_name("media.\(name)")
                     cav_log_install()
                     cav_log_clear()
                     let r: Result<T, MediaError>

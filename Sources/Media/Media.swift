@@ -194,6 +194,15 @@ public enum Media {
         }
     }
 
+    /// The libav libraries in use, e.g. `libavformat 59.27.100, libavcodec 59.37.100, …`
+    /// (for health reports and logs).
+    public static var libraryVersions: String {
+        func v(_ name: String, _ n: UInt32) -> String { "\(name) \(n >> 16).\((n >> 8) & 0xff).\(n & 0xff)" }
+        return [v("libavformat", avformat_version()), v("libavcodec", avcodec_version()),
+                v("libavutil", avutil_version()), v("libswscale", swscale_version()),
+                v("libswresample", swresample_version())].joined(separator: ", ")
+    }
+
     // MARK: - helpers
 
     private static func addSubtitleFiles(_ subs: [SubtitleInput], to conv: Converter, flag: CancelFlag) throws(MediaError) {

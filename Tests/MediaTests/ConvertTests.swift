@@ -25,8 +25,9 @@ struct ConvertTests {
         let dir = try outputDir()
         let out = dir + "/out.mp4"
         let log = ProgressLog()
+        let threads = ProgressLog()
         _ = try await Media.remux(input: f.h264aac, output: out, container: .mp4,
-                                  progress: { log.add($0) })
+                                  progress: { log.add($0); threads.addName(currentThreadName()) })
         let info = try await Media.probe(out)
         #expect(info.streams.map(\.codec) == ["h264", "aac"])
         #expect(abs((info.duration ?? 0) - 3.0) <= frame30)
@@ -41,6 +42,24 @@ struct ConvertTests {
         #expect(values == values.sorted())
         #expect(values.count >= 3)
         #expect(listing(dir) == ["out.mp4"])
+        // libav work (and so the progress callback) runs on the operation's own thread.
+        #expect(Set(threads.names) == ["media.remux"])
+    }
+
+    @Test func concurrentOperations() async throws {
+        let f = try Fixtures.get()
+        let dir = try outputDir()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<4 {
+                group.addTask {
+                    _ = try await Media.remux(input: i % 2 == 0 ? f.h264aac : f.vp9opus, output: "\(dir)/\(i).mkv", container: .mkv)
+                    _ = try await Media.thumbnail(input: f.h264aac, output: "\(dir)/\(i).jpg", at: .fraction(Double(i) / 4), width: 64)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(listing(dir) == ["0.jpg", "0.mkv", "1.jpg", "1.mkv", "2.jpg", "2.mkv", "3.jpg", "3.mkv"])
+        #expect(Media.libraryVersions.hasPrefix("libavformat 59."))
     }
 
     @Test func remuxWebMToMP4CopiesVP9AndOpus() async throws {

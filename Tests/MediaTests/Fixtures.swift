@@ -175,9 +175,18 @@ func expectMediaError(_ check: (MediaError) -> Bool, sourceLocation: SourceLocat
 
 /// Collects progress values from the operation thread.
 final class ProgressLog: @unchecked Sendable {
-    // Sendable: `values` is only touched under `lock`.
+    // Sendable: `values` and `threadNames` are only touched under `lock`.
     private let lock = NSLock()
     private var values: [Double] = []
+    private var threadNames: [String] = []
     func add(_ v: Double) { lock.lock(); values.append(v); lock.unlock() }
+    func addName(_ n: String) { lock.lock(); threadNames.append(n); lock.unlock() }
     var all: [Double] { lock.lock(); defer { lock.unlock() }; return values }
+    var names: [String] { lock.lock(); defer { lock.unlock() }; return threadNames }
+}
+
+/// The kernel's name of the calling thread.
+func currentThreadName() -> String {
+    let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+    return comm.trimmingCharacters(in: .whitespacesAndNewlines)
 }

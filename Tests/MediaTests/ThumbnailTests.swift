@@ -52,6 +52,15 @@ struct ThumbnailTests {
         #expect(fileBytes(dir + "/p.jpg", count: 3) == Self.jpegMagic)
     }
 
+    @Test func timePastTheEndGivesTheLastFrames() async throws {
+        let f = try Fixtures.get()
+        let dir = try outputDir()
+        let k = try await Media.thumbnail(input: f.h264aac, output: dir + "/k.png", at: .seconds(99), format: .png, mode: .keyframe)
+        #expect(abs(k.time - 2.0) < 0.01)   // the last keyframe
+        let e = try await Media.thumbnail(input: f.h264aac, output: dir + "/e.png", at: .fraction(1), format: .png, mode: .exact)
+        #expect(e.time > 2.9)               // the last frame
+    }
+
     @Test func widthOutOfRange() async throws {
         let f = try Fixtures.get()
         let dir = try outputDir()

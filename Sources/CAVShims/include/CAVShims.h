@@ -35,7 +35,8 @@ AVRational cav_time_base_q(void);
 /// av_strerror() into buf; always NUL-terminates.
 void cav_error_string(int err, char *buf, size_t size);
 
-/// Installs (once, process-wide) a log callback that prints nothing and keeps
+/// Installs (once, process-wide) a log level of AV_LOG_ERROR and a log
+/// callback that prints nothing and keeps
 /// the last message at AV_LOG_ERROR or worse in a buffer local to the calling
 /// thread, so an operation can quote libav's own words in its error.
 void cav_log_install(void);
@@ -56,6 +57,10 @@ int cav_flag_get(const cav_flag *flag);
 void cav_flag_attach(cav_flag *flag, AVFormatContext *fmt);
 /// An AVIOInterruptCB for avio_open2().
 AVIOInterruptCB cav_flag_interrupt(cav_flag *flag);
+
+/// Names the calling thread (at most 15 bytes are kept), so operation threads
+/// show up as such in ps, top and debuggers.
+void cav_thread_set_name(const char *name);
 
 /// Copies the chapters of `in` into `out`, moved earlier by `offset`
 /// (AV_TIME_BASE units). Returns 0 or a negative AVERROR.
