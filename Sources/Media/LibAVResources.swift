@@ -222,8 +222,12 @@ final class InputFile {
     static func forCopy(path: String, flag: CancelFlag) throws(MediaError) -> InputFile {
         let file = try InputFile(path: path, flag: flag, findStreamInfo: false)
         let name = file.formatName
-        let headerComplete = (name.hasPrefix("mov,") || name.hasPrefix("matroska")) && file.streams.allSatisfy { s in
+        let isMOV = name.hasPrefix("mov,")
+        let headerComplete = (isMOV || name.hasPrefix("matroska")) && file.streams.allSatisfy { s in
             let par = s.pointee.codecpar.pointee
+            // A fragmented MP4 (DASH) has no sample table in its header: its
+            // start time and duration need the read-ahead.
+            if isMOV && s.pointee.nb_frames <= 0 && par.codec_type != AVMEDIA_TYPE_DATA { return false }
             switch par.codec_type {
             case AVMEDIA_TYPE_VIDEO:
                 return (par.codec_id == AV_CODEC_ID_H264 || par.codec_id == AV_CODEC_ID_HEVC)
@@ -260,10 +264,16 @@ final class InputFile {
         return d
     }
 
-    /// The start time in AV_TIME_BASE units (0 when unknown).
+    /// The start time in AV_TIME_BASE units: the container's, else the earliest
+    /// stream's (when opened without read-ahead), else 0.
     var startTime: Int64 {
         let s = ctx.pointee.start_time
-        return s == noPTS ? 0 : s
+        if s != noPTS { return s }
+        let starts = streams.compactMap { st -> Int64? in
+            let t = st.pointee.start_time
+            return t == noPTS ? nil : av_rescale_q(t, st.pointee.time_base, timeBaseQ)
+        }
+        return starts.min() ?? 0
     }
 
     /// The best stream of a kind, as av_find_best_stream chooses it; attached

@@ -103,6 +103,18 @@ struct ConvertTests {
         #expect(info.tag("comment") == "https://www.youtube.com/watch?v=abc")
     }
 
+    @Test(arguments: [OutputContainer.mp4, .mkv])
+    func mergeFragmentedDASHPair(container: OutputContainer) async throws {
+        let f = try Fixtures.get()
+        let out = try outputDir() + "/dash.\(container.rawValue)"
+        let r = try await Media.merge(video: f.fragmentedVideo, audio: f.fragmentedAudio, output: out, container: container)
+        #expect(r.transcoded.isEmpty)
+        let info = try await Media.probe(out)
+        #expect(info.streams.map(\.codec) == ["h264", "aac"])
+        #expect(abs((info.duration ?? 0) - 3.0) <= frame30 + 0.03)
+        #expect(info.videoStreams.first?.frameRate.map { abs($0 - 30) < 0.01 } == true)
+    }
+
     @Test func mergeIntoMKVWithSubRip() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/merged.mkv"

@@ -19,6 +19,8 @@ struct Fixtures: Sendable {
     var textAsMP4: String { "\(dir)/text.mp4" }
     var blackIntro: String { "\(dir)/black-intro.mp4" }   // 2 s black, then 2 s test pattern, keyframe every 1 s
     var chapters: String { "\(dir)/chapters.mkv" }        // 3 s, two chapters
+    var fragmentedVideo: String { "\(dir)/dash-video.mp4" } // fragmented (DASH-style) H.264 only, 3 s
+    var fragmentedAudio: String { "\(dir)/dash-audio.m4a" } // fragmented AAC only, 3 s
 
     static let shared: Result<Fixtures, FixtureError> = make()
 
@@ -64,6 +66,12 @@ struct Fixtures: Sendable {
         let fast = "\(dir)/faststart-src.mp4"
         if let err = run(ffmpeg, ["-nostdin", "-v", "error", "-y", "-i", f.h264aac, "-c", "copy", "-movflags", "+faststart", fast]) {
             return .failure(err)
+        }
+        let frag = ["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "1000000"]
+        for (src, dst) in [(f.videoOnlyMP4, f.fragmentedVideo), (f.audioOnlyM4A, f.fragmentedAudio)] {
+            if let err = run(ffmpeg, ["-nostdin", "-v", "error", "-y", "-i", src, "-c", "copy"] + frag + [dst]) {
+                return .failure(err)
+            }
         }
         let meta = "\(dir)/chapters.txt"
         let chapterText = """
