@@ -64,7 +64,9 @@ struct RedisReconnectTests {
     @Test func closedPortFailsQuicklyAndClearly() async throws {
         let port = try freeLocalPort()
         var configuration = RedisConfiguration(port: port)
-        configuration.connectTimeout = 1
+        // A refused connection must fail at once, not after the connect timeout: make that
+        // timeout long so the bound below proves it without being sensitive to machine load.
+        configuration.connectTimeout = 30
         let connection = RedisConnection(configuration: configuration, name: "nobody-home")
         defer { connection.close() }
         let start = ContinuousClock.now
@@ -83,7 +85,7 @@ struct RedisReconnectTests {
             return
         }
         #expect(again.contains("retrying in"), "\(again)")
-        #expect(ContinuousClock.now - start < .milliseconds(500))
+        #expect(ContinuousClock.now - start < .seconds(10))
         #expect(!connection.isConnected)
         #expect(connection.statistics.commands == 0)
     }
@@ -92,14 +94,13 @@ struct RedisReconnectTests {
         try await TestRedis.withPrefix { prefix in
             let connection = try await TestRedis.connection("short-timeout") { $0.socketTimeout = 0.3 }
             defer { connection.close() }
-            let start = ContinuousClock.now
             let error = await redisError { () async throws(RedisError) in try await connection.send("BLPOP", prefix + "never", "2") }
             guard case .connection(let message) = error else {
                 Issue.record("expected .connection, got \(String(describing: error))")
                 return
             }
+            // BLPOP itself would answer nil after 2 s, never an error: the error can only be the socket timeout.
             #expect(message.contains("socket timeout"), "\(message)")
-            #expect(ContinuousClock.now - start < .milliseconds(1500))
             let failures = try await pingUntilUp(connection)
             #expect(failures.isEmpty, "\(failures)")
         }
@@ -125,7 +126,7 @@ struct RedisReconnectTests {
                 return
             }
             #expect(message.contains("127.0.0.1:\(server.port)"), "\(message)")
-            #expect(ContinuousClock.now - start < .seconds(1))
+            #expect(ContinuousClock.now - start < .seconds(10))
             try await Task.sleep(for: .milliseconds(30))
         }
         #expect(!connection.isConnected)
