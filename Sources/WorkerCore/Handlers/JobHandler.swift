@@ -126,9 +126,13 @@ public final class JobContext: Sendable {
     /// after the attempt whatever its outcome.
     public func temporaryDirectory() throws -> String {
         let path = (temporaryRoot as NSString).appendingPathComponent(job.id)
+        madeTemporaryDirectory.store(true, ordering: .relaxed)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
+
+    /// Whether `temporaryDirectory()` was asked for (so the processor removes it; most jobs never make one).
+    let madeTemporaryDirectory = Atomic<Bool>(false)
 
     /// Reports progress. The state hash and events are updated at most twice a second, and always
     /// when the stage changes or progress reaches 100 %. Never throws: progress is best effort.

@@ -156,6 +156,7 @@ struct Processor: Sendable {
     }
 
     private func removeTemporaryDirectory(_ context: JobContext, log: Logger) {
+        guard context.madeTemporaryDirectory.load(ordering: .relaxed) else { return }
         let path = (context.temporaryRoot as NSString).appendingPathComponent(context.job.id)
         guard FileManager.default.fileExists(atPath: path) else { return }
         do { try FileManager.default.removeItem(atPath: path) } catch {
