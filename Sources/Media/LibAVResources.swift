@@ -194,17 +194,12 @@ final class InputFile {
         }
         c = opt!
         ctx = c
+        // From here on a throw runs deinit, which closes the input.
         if findStreamInfo {
             ret = avformat_find_stream_info(c, nil)
-            if ret < 0 {
-                var p: UnsafeMutablePointer<AVFormatContext>? = c
-                avformat_close_input(&p)
-                throw MediaError.read(path, ret)
-            }
+            if ret < 0 { throw MediaError.read(path, ret) }
         }
         if c.pointee.nb_streams == 0 {
-            var p: UnsafeMutablePointer<AVFormatContext>? = c
-            avformat_close_input(&p)
             throw .invalidMedia(path: path, message: "no streams found")
         }
     }

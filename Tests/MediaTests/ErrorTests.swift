@@ -31,6 +31,19 @@ struct ErrorTests {
         #expect(listing(dir).isEmpty)
     }
 
+    @Test func containerWithoutStreams() async throws {
+        let f = try Fixtures.get()
+        // An FFMETADATA file opens as a container but holds no stream.
+        await expectMediaError({ $0 == .invalidMedia(path: f.dir + "/chapters.txt", message: "no streams found") }) {
+            () async throws(MediaError) in _ = try await Media.probe(f.dir + "/chapters.txt")
+        }
+        let dir = try outputDir()
+        await expectMediaError(Self.isInvalidMedia) { () async throws(MediaError) in
+            _ = try await Media.remux(input: f.dir + "/chapters.txt", output: dir + "/o.mkv", container: .mkv)
+        }
+        #expect(listing(dir).isEmpty)
+    }
+
     @Test func truncatedFileCarriesLibavMessage() async throws {
         let f = try Fixtures.get()
         do {
