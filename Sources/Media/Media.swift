@@ -57,9 +57,10 @@ import CLibAV
 /// Should the estimate fall short, the output is written again with
 /// +faststart.
 ///
-/// H.264 and HEVC inputs in MP4 or Matroska are opened without
-/// avformat_find_stream_info (their headers carry what the muxers need);
-/// everything else gets the usual read-ahead.
+/// H.264 and HEVC inputs in (non-fragmented) MP4 or Matroska are opened
+/// without avformat_find_stream_info, whose read-ahead decodes frames: their
+/// headers carry what the muxers need. Everything else, fragmented (DASH) MP4
+/// included, gets the usual read-ahead.
 ///
 /// An input whose read ends in an error, or whose last packet is cut short, is
 /// refused as damaged or truncated (`MediaError.invalidMedia`): a short output
