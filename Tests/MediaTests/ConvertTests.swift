@@ -251,6 +251,33 @@ struct ConvertTests {
         #expect(listing(dir).isEmpty)
     }
 
+    @Test func cancellationDuringEncoding() async throws {
+        let f = try Fixtures.get()
+        let dir = try outputDir()
+        let gate = CancelGate()
+        let task = Task { () async throws -> ConversionResult in
+            try await Media.extractAudio(input: f.h264aac, output: dir + "/a.mp3", format: .mp3,
+                                         progress: { p in if p > 0.2 { gate.fire() } })
+        }
+        gate.attach(task)
+        let result = await task.result
+        guard case .failure(let e) = result else {
+            Issue.record("expected cancellation")
+            return
+        }
+        #expect(e as? MediaError == .cancelled)
+        #expect(listing(dir).isEmpty)
+    }
+
+    @Test func remuxWritesVideoContainersOnly() async throws {
+        let f = try Fixtures.get()
+        let dir = try outputDir()
+        await expectMediaError({ if case .invalidArgument = $0 { return true }; return false }) { () async throws(MediaError) in
+            _ = try await Media.remux(input: f.h264aac, output: dir + "/a.mp3", container: .mp3)
+        }
+        #expect(listing(dir).isEmpty)
+    }
+
     @Test func alreadyCancelledTaskDoesNothing() async throws {
         let f = try Fixtures.get()
         let dir = try outputDir()
