@@ -37,9 +37,12 @@ enum Scripts {
     if state == 'scheduled' then ack() return {'duplicate', attempt, state} end
     if entry and entry ~= ARGV[1] then ack() return {'duplicate', attempt, state} end
     local firstSight = (entry == false or entry == nil)
-    redis.call('HSETNX', h, 'createdAt', ARGV[10])
-    redis.call('HSET', h, 'type', ARGV[6], 'queue', ARGV[5], 'maxAttempts', ARGV[8], 'envelope', ARGV[9], 'entry', ARGV[1])
-    if ARGV[7] ~= '' then redis.call('HSET', h, 'userId', ARGV[7]) end
+    local common = {'type', ARGV[6], 'queue', ARGV[5], 'maxAttempts', ARGV[8], 'envelope', ARGV[9], 'entry', ARGV[1]}
+    if not state then table.insert(common, 'createdAt'); table.insert(common, ARGV[10]) end
+    if ARGV[7] ~= '' then table.insert(common, 'userId'); table.insert(common, ARGV[7]) end
+    if cancel == '1' or (state == 'active' and attempt >= tonumber(ARGV[8])) or (firstSight and ARGV[11] ~= '' and tonumber(ARGV[11]) > tonumber(ARGV[4])) then
+      redis.call('HSET', h, unpack(common))
+    end
     if cancel == '1' then
       redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
       redis.call('HDEL', h, 'entry')
@@ -62,10 +65,12 @@ enum Scripts {
       return {'scheduled', attempt, 'scheduled'}
     end
     attempt = attempt + 1
-    redis.call('HSET', h, 'state', 'active', 'attempt', attempt, 'worker', ARGV[2], 'startedAt', ARGV[3],
-      'updatedAt', ARGV[3], 'progress', '0')
-    redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt')
-    redis.call('PERSIST', h)
+    -- One write: the envelope's fields and the attempt's. A first attempt has nothing to clear.
+    local fields = {'state', 'active', 'attempt', attempt, 'worker', ARGV[2], 'startedAt', ARGV[3],
+      'updatedAt', ARGV[3], 'progress', '0'}
+    for _, v in ipairs(common) do table.insert(fields, v) end
+    redis.call('HSET', h, unpack(fields))
+    if attempt > 1 then redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt') end
     emit(ARGV[13], ARGV[14], ARGV[15], KEYS[4], ARGV[21])
     return {'run', attempt, 'active'}
     """
@@ -84,7 +89,7 @@ enum Scripts {
     local mode = ARGV[5]
     if mode == 'completed' then
       redis.call('HSET', h, 'state', 'completed', 'progress', '100', 'result', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
-      redis.call('HDEL', h, 'entry', 'eta')
+      if redis.call('HEXISTS', h, 'eta') == 1 then redis.call('HDEL', h, 'eta') end
       redis.call('EXPIRE', h, ARGV[9])
     elseif mode == 'failed' then
       redis.call('HSET', h, 'state', 'failed', 'error', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
