@@ -110,6 +110,7 @@ public final class Worker: Sendable {
         let storeTask = Task { await store.run() }
         let controlTask = Task { await runControlListener() }
         let maintenanceTask = Task { await runMaintenance() }
+        let schedulerTask = Task { await runScheduler() }
         for q in cfg.queues { startFetcher(q.name) }
         ready.open()
         logger.info("ready", metadata: ["consumer": "\(consumer)"])
@@ -138,8 +139,10 @@ public final class Worker: Sendable {
         // 3. Stop maintenance and flush records.
         controlTask.cancel()
         maintenanceTask.cancel()
+        schedulerTask.cancel()
         await controlTask.value
         await maintenanceTask.value
+        await schedulerTask.value
         storeTask.cancel()
         await storeTask.value
         if !(await store.flushAll()) {
