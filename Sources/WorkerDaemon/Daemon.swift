@@ -62,6 +62,8 @@ public final class Daemon: Sendable {
             }
         }
         defer { metricsServer?.stop() }
+        let controlServer = startControlServer()
+        defer { controlServer?.stop() }
         await worker.run(onReady: { [notifier] in
             notifier.notify("READY=1\nSTATUS=Consuming queues")
         })
@@ -71,19 +73,23 @@ public final class Daemon: Sendable {
         return 0
     }
 
-    /// SIGHUP: re-reads jobs.yml; a bad file is refused and the running configuration kept.
-    func reload() async {
+    /// SIGHUP (and the control socket's `reload`): re-reads jobs.yml; a bad file is refused and the
+    /// running configuration kept. Returns nil when applied, else why it was refused.
+    @discardableResult
+    func reload() async -> String? {
         notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())")
         defer { notifier.notify("READY=1") }
         guard let configPath else {
             logger.warning("SIGHUP: no configuration file to re-read")
-            return
+            return "the daemon was started without a configuration file (--config or MEDIANEST_CONFIG), so there is nothing to re-read"
         }
         do {
             let fresh = try ConfigLoader.load(path: configPath, environment: environment)
             await worker.reload(fresh)
+            return nil
         } catch {
             logger.error("SIGHUP: configuration refused; keeping the running one", metadata: ["error": "\(error)"])
+            return "\(error)"
         }
     }
 

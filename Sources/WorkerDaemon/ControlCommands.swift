@@ -1,0 +1,322 @@
+import Foundation
+import Logging
+import RedisClient
+import WorkerCore
+
+/// The requests of the control socket (contract section 8) and their answers:
+/// `status`, `pause`/`resume` (every daemon, through `P:control`), `drain`/`undrain` (this daemon),
+/// `cancel`, `retry`, `jobs` (active jobs here, with progress) and `reload` (re-read jobs.yml).
+///
+/// Every answer is one JSON object: `{"ok":true,"cmd":…,…}` or `{"ok":false,"error":"…"}`; a request's
+/// `id` member, when it has one, is echoed back. Actions (everything but `status` and `jobs`) are
+/// written to the audit trail with the peer that asked.
+public final class ControlCommands: Sendable {
+    /// The commands, as named in errors and `ctl --help`.
+    public static let commands = ["status", "pause", "resume", "drain", "undrain", "cancel", "retry", "jobs", "reload"]
+    /// Longest a request may take before it is answered with a timeout.
+    static let requestTimeout: Duration = .seconds(10)
+
+    let worker: Worker
+    let reloadConfiguration: @Sendable () async -> String?
+    let startedAt = Date()
+
+    /// `reload` re-reads jobs.yml and returns nil when applied, else why it was refused.
+    public init(worker: Worker, reload: @escaping @Sendable () async -> String?) {
+        self.worker = worker
+        self.reloadConfiguration = reload
+    }
+
+    /// Answers one request line.
+    public func handle(_ line: [UInt8], peer: ControlPeer) async -> String {
+        guard let request = JSONValue.parse(bytes: line) else {
+            return Self.failure(nil, "the request is not valid JSON; send one JSON object per line, e.g. {\"cmd\":\"status\"}")
+        }
+        guard case .object = request else {
+            return Self.failure(nil, "the request is \(request.kind), not a JSON object such as {\"cmd\":\"status\"}")
+        }
+        let echo = request["id"]
+        guard let cmd = request["cmd"]?.stringValue else {
+            return Self.failure(echo, "the request has no \"cmd\" string; one of \(Self.commands.joined(separator: ", "))")
+        }
+        guard Self.commands.contains(cmd) else {
+            return Self.failure(echo, "unknown cmd \(JSONText.quote(String(cmd.prefix(64)))); one of \(Self.commands.joined(separator: ", "))")
+        }
+        let answer: Answer = await withTaskGroup(of: Answer?.self) { group in
+            group.addTask { await self.run(cmd, request, peer: peer) }
+            group.addTask {
+                try? await Task.sleep(for: Self.requestTimeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? .failure("\(cmd) did not finish within 10 s (is Redis reachable?); check the daemon's log")
+        }
+        switch answer {
+        case .success(let fields):
+            var pairs: [(String, JSONValue)] = [("ok", .bool(true)), ("cmd", .string(cmd))]
+            if let echo { pairs.append(("id", echo)) }
+            return JSONValue.object(pairs + fields).encoded
+        case .failure(let message):
+            return Self.failure(echo, message, cmd: cmd)
+        }
+    }
+
+    private struct RedisPart: Sendable {
+        var depths: [String: Int]
+        var overview: (leader: String?, schedules: [ScheduleOverview])
+    }
+
+    enum Answer: Sendable {
+        case success([(String, JSONValue)])
+        case failure(String)
+    }
+
+    static func failure(_ echo: JSONValue?, _ message: String, cmd: String? = nil) -> String {
+        var pairs: [(String, JSONValue)] = [("ok", .bool(false))]
+        if let cmd { pairs.append(("cmd", .string(cmd))) }
+        if let echo { pairs.append(("id", echo)) }
+        pairs.append(("error", .string(message)))
+        return JSONValue.object(pairs).encoded
+    }
+
+    private func run(_ cmd: String, _ request: JSONValue, peer: ControlPeer) async -> Answer {
+        do {
+            switch cmd {
+            case "status": return .success(try await status())
+            case "jobs": return .success(try await jobs())
+            case "pause", "resume": return await audited(cmd, peer: peer, target: request["queue"]?.stringValue) { entry in
+                try await self.pause(request, paused: cmd == "pause", peer: peer, entry: &entry)
+            }
+            case "drain", "undrain": return await audited(cmd, peer: peer, target: nil) { _ in
+                self.worker.setDraining(cmd == "drain")
+                return .success([("draining", .bool(cmd == "drain"))])
+            }
+            case "cancel": return await audited(cmd, peer: peer, target: request["jobId"]?.stringValue) { entry in
+                try await self.cancel(request, peer: peer, entry: &entry)
+            }
+            case "retry": return await audited(cmd, peer: peer, target: request["jobId"]?.stringValue) { _ in
+                try await self.retry(request)
+            }
+            case "reload": return await audited(cmd, peer: peer, target: nil) { _ in
+                if let problem = await self.reloadConfiguration() { return .failure("jobs.yml was not reloaded: \(problem)") }
+                let cfg = self.worker.configuration
+                return .success([("queues", .array(cfg.queues.map { q in
+                    .object([("name", .string(q.name)), ("concurrency", Self.number(q.concurrency))])
+                })), ("schedules", .array(cfg.schedules.map { .string($0.name) }))])
+            }
+            default: return .failure("unknown cmd")
+            }
+        } catch {
+            return .failure("\(cmd) failed: \(error)")
+        }
+    }
+
+    /// Runs an action and writes it to the audit trail (in the background: the answer does not wait for PostgreSQL).
+    private func audited(_ cmd: String, peer: ControlPeer, target: String?,
+                         _ body: (inout AuditEntry) async throws -> Answer) async -> Answer {
+        var entry = AuditEntry(actor: peer.description, peerUID: Int(peer.uid), peerPID: Int(peer.pid), source: "socket",
+                               action: cmd, target: target.map { String($0.prefix(200)) }, ok: true)
+        let answer: Answer
+        do {
+            answer = try await body(&entry)
+        } catch {
+            answer = .failure("\(cmd) failed: \(error)")
+        }
+        switch answer {
+        case .success(let fields):
+            entry.detail = fields.first { $0.0 == "outcome" }?.1.stringValue
+        case .failure(let message):
+            entry.ok = false
+            entry.detail = message
+        }
+        let record = entry
+        Task { [worker] in await worker.recordAudit(record) }
+        return answer
+    }
+
+    // MARK: - Requests
+
+    private func status() async throws -> [(String, JSONValue)] {
+        let s = worker.status()
+        var depths: [String: Int] = [:]
+        var overview: (leader: String?, schedules: [ScheduleOverview])?
+        // Redis may be away: the rest of the status does not wait for it more than 1.5 s.
+        let fromRedis = await withTaskGroup(of: RedisPart?.self) { group -> RedisPart? in
+            group.addTask { [worker] in
+                do {
+                    var depths: [String: Int] = [:]
+                    for q in s.queues { depths[q.name] = try await worker.queue.depth(queue: q.name) }
+                    return RedisPart(depths: depths, overview: try await worker.scheduleOverview())
+                } catch {
+                    return nil
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(1500))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        let redisAnswers = fromRedis != nil
+        if let fromRedis {
+            depths = fromRedis.depths
+            overview = fromRedis.overview
+        }
+        let queues: [JSONValue] = s.queues.map { q in
+            .object([("name", .string(q.name)), ("concurrency", Self.number(q.concurrency)), ("active", Self.number(q.active)),
+                     ("paused", .bool(s.paused.contains(q.name))), ("depth", depths[q.name].map(Self.number) ?? .null)])
+        }
+        var fields: [(String, JSONValue)] = [
+            ("consumer", .string(s.consumer)),
+            ("host", .string(ProcessInfo.processInfo.hostName)),
+            ("pid", Self.number(Int(getpid()))),
+            ("uptimeSeconds", Self.number(Int(Date().timeIntervalSince(startedAt)))),
+            ("draining", .bool(s.draining)),
+            ("shuttingDown", .bool(s.shuttingDown)),
+            ("paused", .array(s.paused.sorted().map { .string($0) })),
+            ("active", Self.number(s.queues.map(\.active).reduce(0, +))),
+            ("queues", .array(queues)),
+            ("redis", .bool(s.redisConnected && redisAnswers)),
+            ("postgres", .bool(s.postgresHealthy)),
+            ("recordsBacklog", Self.number(s.recordsBacklog)),
+        ]
+        if let overview {
+            fields.append(("leader", overview.leader.map { .string($0) } ?? .null))
+            fields.append(("isLeader", .bool(overview.leader == s.consumer)))
+            fields.append(("schedules", .array(overview.schedules.map { o in
+                .object([("name", .string(o.name)), ("spec", .string(o.spec)), ("type", .string(o.jobType)),
+                         ("queue", .string(o.queue)),
+                         ("lastRun", o.lastTick.map { .string(Timestamp.format(milliseconds: $0)) } ?? .null),
+                         ("lastJobId", o.lastJobID.map { .string($0) } ?? .null),
+                         ("nextRun", o.nextTick.map { .string(Timestamp.format(milliseconds: $0)) } ?? .null)])
+            })))
+        }
+        return fields
+    }
+
+    private func jobs() async throws -> [(String, JSONValue)] {
+        let running = worker.pool.runningJobs.sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }
+        let progressFields = ["stage", "progress", "downloadedBytes", "totalBytes", "speed", "eta"]
+        var hashes: [[RedisValue]] = Array(repeating: [], count: running.count)
+        if !running.isEmpty {
+            let keys = worker.queue.keys
+            let replies = try await worker.services.redis.pipeline(running.map {
+                RedisCommand(["HMGET", keys.job($0.held.descriptor.id)] + progressFields)
+            })
+            hashes = replies.map { $0.array ?? [] }
+        }
+        let now = Timestamp.nowMilliseconds()
+        let list: [JSONValue] = zip(running, hashes).map { job, values in
+            let d = job.held.descriptor
+            var pairs: [(String, JSONValue)] = [
+                ("jobId", .string(d.id)), ("queue", .string(d.queue)), ("type", .string(d.type)),
+                ("userId", d.userId.map { .string($0) } ?? .null),
+                ("attempt", Self.number(job.held.attempt)), ("maxAttempts", Self.number(job.held.maxAttempts)),
+                ("startedAt", .string(Timestamp.format(milliseconds: job.startedAtMilliseconds))),
+                ("runningSeconds", .number(String(format: "%.1f", Double(now - job.startedAtMilliseconds) / 1000))),
+                ("timeoutSeconds", .number(String(Int(job.timeoutSeconds)))),
+            ]
+            if let reason = job.stopReason { pairs.append(("stopping", .string(reason.rawValue))) }
+            for (name, value) in zip(progressFields, values) {
+                guard let text = value.string else { continue }
+                pairs.append((name, name == "stage" ? .string(text) : (Double(text) != nil ? .number(text) : .string(text))))
+            }
+            return .object(pairs)
+        }
+        return [("consumer", .string(worker.consumer)), ("jobs", .array(list))]
+    }
+
+    private func queueName(_ request: JSONValue, _ cmd: String) throws(ControlRequestError) -> String {
+        let names = worker.configuration.queues.map(\.name)
+        guard let name = request["queue"]?.stringValue else {
+            throw ControlRequestError("\(cmd) needs \"queue\": one of \(names.joined(separator: ", "))")
+        }
+        guard names.contains(name) else {
+            throw ControlRequestError("no queue named \(JSONText.quote(String(name.prefix(64)))); the queues are \(names.joined(separator: ", "))")
+        }
+        return name
+    }
+
+    private func jobID(_ request: JSONValue, _ cmd: String) throws(ControlRequestError) -> String {
+        guard let id = request["jobId"]?.stringValue else { throw ControlRequestError("\(cmd) needs \"jobId\": the id of the job") }
+        guard JobEnvelope.isValidID(id) else {
+            throw ControlRequestError("\"jobId\" must be 1–128 characters of A-Z a-z 0-9 . _ : -")
+        }
+        return id
+    }
+
+    private func sender(_ peer: ControlPeer) -> [(String, String)] {
+        [("by", "\(peer) on \(ProcessInfo.processInfo.hostName)"), ("peerUid", String(peer.uid)), ("peerPid", String(peer.pid))]
+    }
+
+    /// pause/resume go to every daemon through `P:control`; the answer waits (up to 1.5 s) until
+    /// this daemon applied it.
+    private func pause(_ request: JSONValue, paused: Bool, peer: ControlPeer, entry: inout AuditEntry) async throws -> Answer {
+        let name: String
+        do { name = try queueName(request, paused ? "pause" : "resume") } catch { return .failure(error.description) }
+        let id = try await worker.broadcast([("cmd", paused ? "pause" : "resume"), ("queue", name)] + sender(peer))
+        entry.controlEntry = id
+        let deadline = ContinuousClock.now + .milliseconds(1500)
+        while worker.isPaused(name) != paused && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return .success([("queue", .string(name)), ("paused", .bool(paused)), ("applied", .bool(worker.isPaused(name) == paused)),
+                         ("entry", .string(id)), ("outcome", .string(paused ? "paused" : "resumed"))])
+    }
+
+    /// Cancels a job wherever it is: queued or scheduled ones at once, a running one by its holder
+    /// (here directly, elsewhere through `P:control`). Waits up to 3 s for a running job to stop.
+    private func cancel(_ request: JSONValue, peer: ControlPeer, entry: inout AuditEntry) async throws -> Answer {
+        let id: String
+        do { id = try jobID(request, "cancel") } catch { return .failure(error.description) }
+        let result = try await worker.cancel(jobID: id)
+        switch result.outcome {
+        case "finished":
+            return .failure("job \(id) has already finished (\(result.previousState)); there is nothing to cancel")
+        case "active":
+            var where_ = "here"
+            if !worker.pool.isRunning(jobID: id) {
+                entry.controlEntry = try await worker.broadcast([("cmd", "cancel"), ("jobId", id)] + sender(peer))
+                where_ = "elsewhere"
+            }
+            var state = "active"
+            let deadline = ContinuousClock.now + .seconds(3)
+            while ContinuousClock.now < deadline {
+                state = try await worker.services.redis.send(RedisCommand(["HGET", worker.queue.keys.job(id), "state"])).string ?? "unknown"
+                if state != "active" { break }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            return .success([("jobId", .string(id)), ("outcome", .string(state == "active" ? "stopping" : state)),
+                             ("previousState", .string("active")), ("ranOn", .string(where_))])
+        default:
+            var fields: [(String, JSONValue)] = [("jobId", .string(id)), ("outcome", .string("cancelled")),
+                                                 ("previousState", .string(result.previousState))]
+            if result.previousState == "unknown" {
+                fields.append(("note", .string("no job with this id was known; it is marked cancelled, so it will not run if it arrives")))
+            }
+            return .success(fields)
+        }
+    }
+
+    private func retry(_ request: JSONValue) async throws -> Answer {
+        let id: String
+        do { id = try jobID(request, "retry") } catch { return .failure(error.description) }
+        guard let refused = try await worker.retry(jobID: id) else {
+            return .success([("jobId", .string(id)), ("outcome", .string("queued"))])
+        }
+        if refused == "unknown" || refused == "expired" {
+            return .failure("no job \(id) is known (neither its state in Redis nor its record in PostgreSQL); nothing to retry")
+        }
+        return .failure("job \(id) is \(refused); only failed or cancelled jobs can be retried")
+    }
+
+    static func number(_ value: Int) -> JSONValue { .number(String(value)) }
+}
+
+/// A request the control socket refuses, with the sentence it answers.
+struct ControlRequestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
