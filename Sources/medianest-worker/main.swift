@@ -32,7 +32,7 @@ struct MedianestWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medianest-worker",
         abstract: "MediaNest's background job and download daemon.",
-        subcommands: [Run.self, Migrate.self, CheckConfig.self, Enqueue.self])
+        subcommands: [Run.self, Migrate.self, CheckConfig.self, Enqueue.self, Ctl.self])
 }
 
 struct Run: AsyncParsableCommand {
