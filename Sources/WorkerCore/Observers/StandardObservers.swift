@@ -4,5 +4,6 @@ extension WorkerServices {
     /// The observers the daemon runs with, built from the configuration. Each one adds itself here with one line.
     public static func standardObservers(_ configuration: WorkerConfiguration) -> [any JobObserver] {
         []
+            + integrationObservers(configuration)
     }
 }

@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import RedisClient
+import ServiceClients
+import Synchronization
+import WorkerConfig
+
+/// What the outbound integrations share within the process: one ``ServiceCaller`` (so one set of
+/// circuit breakers per service, whichever job or observer calls), and the clients built from the
+/// configuration in force.
+///
+/// Breaker changes are logged and written to the `circuit` field of `P:health:<service>`; the
+/// `medianest_circuit_open{service}` gauge reads ``circuitOpen()``.
+public final class IntegrationHub: Sendable {
+    /// The process's hub.
+    public static let shared = IntegrationHub()
+
+    /// Every outbound HTTP request goes through this caller.
+    public let caller: ServiceCaller
+    /// Breakers are reported through the services of the worker that last used the hub.
+    private let attached = Mutex<WorkerServices?>(nil)
+
+    /// Per-request policy of Plex calls: 10 s, two more tries after 0.5 s and 1 s on 5xx and connection errors.
+    public static let plexPolicy = CallPolicy(timeout: 10, retries: 2, backoff: 0.5, maxBackoff: 4)
+    /// Per-request policy of Overseerr calls.
+    public static let overseerrPolicy = CallPolicy(timeout: 15, retries: 2, backoff: 0.5, maxBackoff: 4)
+    /// Breakers open after 5 failures without a success within a minute; open 5 s, doubling per failed trial up to 5 min.
+    public static let breakerPolicy = BreakerPolicy(failureThreshold: 5, window: 60, openDuration: 5, maxOpenDuration: 300)
+
+    /// A hub over its own caller (tests make their own; the daemon uses ``shared``).
+    public init(caller: ServiceCaller = ServiceCaller()) {
+        self.caller = caller
+        caller.breakers.observeChanges { [weak self] service, state in
+            self?.breakerChanged(service, state)
+        }
+    }
+
+    /// Makes `services` the ones breaker changes are reported through.
+    func attach(_ services: WorkerServices) {
+        attached.withLock { current in
+            if current !== services { current = services }
+        }
+    }
+
+    /// The Plex client for the configuration in force; nil when Plex is not configured.
+    func plex(_ services: WorkerServices) -> (PlexClient, PlexSettings)? {
+        attach(services)
+        guard let settings = services.configuration.plex, !settings.token.isEmpty else { return nil }
+        let metrics = services.metrics
+        return (PlexClient(url: settings.url, token: settings.token, caller: caller, policy: Self.plexPolicy,
+                           breakerPolicy: Self.breakerPolicy,
+                           observe: { metrics.externalRequest(service: PlexClient.service, outcome: $0) }), settings)
+    }
+
+    /// The Overseerr client for the configuration in force; nil when Overseerr is not configured.
+    func overseerr(_ services: WorkerServices) -> OverseerrClient? {
+        attach(services)
+        guard let settings = services.configuration.overseerr, !settings.apiKey.isEmpty else { return nil }
+        let metrics = services.metrics
+        return OverseerrClient(url: settings.url, apiKey: settings.apiKey, caller: caller, policy: Self.overseerrPolicy,
+                               breakerPolicy: Self.breakerPolicy,
+                               observe: { metrics.externalRequest(service: OverseerrClient.service, outcome: $0) })
+    }
+
+    /// The webhook client.
+    func webhooks(_ services: WorkerServices) -> WebhookClient {
+        attach(services)
+        return WebhookClient(caller: caller, breakerPolicy: Self.breakerPolicy)
+    }
+
+    /// Whether each service's breaker holds calls back now, for the `medianest_circuit_open` gauge.
+    /// Plex and Overseerr are listed (as closed) as soon as they are configured, before any call.
+    public func circuitOpen(configuration: WorkerConfiguration? = nil) -> [String: Bool] {
+        var out = caller.breakers.holdingBack()
+        if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = false }
+        if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = false }
+        return out
+    }
+
+    /// Each service's breaker state (`closed`, `open`, `half-open`), for status answers.
+    public func circuitStates() -> [String: String] {
+        caller.breakers.snapshot().mapValues(\.rawValue)
+    }
+
+    private func breakerChanged(_ service: String, _ state: BreakerState) {
+        guard let services = attached.withLock({ $0 }) else { return }
+        let level: Logger.Level = state == .open ? .warning : .notice
+        services.logger.log(level: level, "circuit breaker \(state.rawValue)", metadata: [
+            "service": "\(service)",
+            "retryIn": "\(state == .open ? String(format: "%.0f s", caller.breakers.breaker(service).retryAfter) : "-")",
+        ])
+        let key = "\(services.queue.keys.prefix):health:\(service)"
+        Task {
+            _ = try? await services.redis.send(RedisCommand(["HSET", key, "circuit", state.rawValue, "circuitChangedAt", Timestamp.now()]))
+        }
+    }
+}

@@ -1,0 +1,18 @@
+import WorkerConfig
+
+extension HandlerRegistry {
+    /// Registers `plex.scan`, `overseerr.submit` and `service.health`.
+    public mutating func registerIntegrationHandlers() {
+        register(PlexScanHandler.type, PlexScanHandler())
+        register(OverseerrSubmitHandler.type, OverseerrSubmitHandler())
+        register(ServiceHealthHandler.type, ServiceHealthHandler())
+    }
+}
+
+extension WorkerServices {
+    /// The integration observers: user notifications, error logs, webhooks and mail. Each reads the
+    /// configuration in force at every event, so a reload takes effect at once.
+    public static func integrationObservers(_ configuration: WorkerConfiguration) -> [any JobObserver] {
+        [NotificationObserver(), ErrorLogObserver(), WebhookObserver(), MailObserver()]
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import PostgresClient
+import RedisClient
+import WorkerConfig
+
+/// Which events an event list (`webhooks[].events`, `notifications.mail.events`) selects: outcomes
+/// (`completed`, `failed`, `cancelled`, `retrying`), event names (`job:failed`,
+/// `youtube:completed`), `<type>:<outcome>` (`overseerr.submit:failed`) or `*`.
+enum EventFilter {
+    static func matches(_ list: [String], _ event: JobEvent) -> Bool {
+        let outcome = event.outcome.rawValue
+        let name = eventName(event)
+        let typed = "\(event.job.type):\(outcome)"
+        return list.contains { $0 == "*" || $0 == outcome || $0 == name || $0 == typed }
+    }
+
+    /// The contract's event name of an outcome (`job:completed`, `youtube:failed`, …).
+    static func eventName(_ event: JobEvent) -> String {
+        EventKind(rawValue: event.outcome.rawValue)?.name(forType: event.job.type) ?? "job:\(event.outcome.rawValue)"
+    }
+}
+
+/// Tells users how their jobs ended: every terminal event (completed, failed, cancelled) of a job
+/// with a userId inserts a `notifications` row and publishes it on `P:user:<id>` as
+/// `{"event":"notification", …}`. `overseerr.submit` jobs also settle their `media_requests` row
+/// when they fail or are cancelled, and notify the request's user when the job names none.
+/// Off with `notifications.users: false`.
+struct NotificationObserver: JobObserver {
+    func jobEnded(_ event: JobEvent, services: WorkerServices) async {
+        guard event.outcome != .retrying else { return }
+        var userID = event.job.userId
+        var title: String?
+        if event.job.type == OverseerrSubmitHandler.type {
+            let settled = await settleMediaRequest(event, services: services)
+            userID = userID ?? settled.userID
+            title = settled.title
+        }
+        guard let userID else { return }
+        let settings: IntegrationSettings
+        do {
+            settings = try services.configuration.integrationSettings()
+        } catch {
+            services.logger.error("notifications: configuration refused", metadata: ["error": "\(error)"])
+            return
+        }
+        guard settings.notifications.users else { return }
+        let message = Self.message(for: event, requestTitle: title)
+        let metadata = JSONValue.compact([
+            ("jobId", .string(event.job.id)), ("jobType", .string(event.job.type)), ("queue", .string(event.job.queue)),
+            ("event", .string(EventFilter.eventName(event))), ("downloadId", .text(event.job.downloadId)),
+            ("error", .text(event.error)), ("result", event.result),
+        ])
+        var id: String?
+        var createdAt = event.at
+        do {
+            let row = try await services.postgres.query("""
+                INSERT INTO notifications (user_id, type, title, message, metadata) VALUES ($1, $2, $3, $4, $5)
+                RETURNING id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created
+                """, [PostgresBind(userID), PostgresBind(message.type), PostgresBind(message.title), PostgresBind(message.text),
+                      PostgresBind(json: metadata.encoded)]).first
+            id = row?["id"]
+            createdAt = row?["created"] ?? createdAt
+        } catch {
+            services.logger.warning("notification not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
+        }
+        let published = JSONText.object([
+            ("event", .string("notification")), ("userId", .string(userID)), ("jobId", .string(event.job.id)),
+            ("notification", .raw(JSONText.object([
+                ("id", id.map { .string($0) }), ("type", .string(message.type)), ("title", .string(message.title)),
+                ("message", .string(message.text)), ("read", .bool(false)), ("createdAt", .string(createdAt)),
+                ("metadata", .raw(metadata.encoded)),
+            ]))),
+        ])
+        do {
+            _ = try await services.redis.send(RedisCommand(["PUBLISH", services.queue.keys.user(userID), published]))
+        } catch {
+            services.logger.warning("notification not published", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
+        }
+    }
+
+    struct Message: Equatable {
+        var type: String
+        var title: String
+        var text: String
+    }
+
+    static func message(for event: JobEvent, requestTitle: String?) -> Message {
+        let type = event.outcome == .completed ? "success" : event.outcome == .failed ? "error" : "info"
+        let error = event.error ?? "it failed"
+        switch event.job.type {
+        case EventKind.youTubeType:
+            let name = event.result?["title"]?.stringValue
+                ?? event.result?["path"]?.stringValue.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
+                ?? event.payload["url"]?.stringValue ?? "the video"
+            switch event.outcome {
+            case .completed: return Message(type: type, title: "Download complete", text: "\(name) is in your library.")
+            case .failed: return Message(type: type, title: "Download failed", text: "\(name) could not be downloaded: \(error)")
+            default: return Message(type: type, title: "Download cancelled", text: "The download of \(name) was cancelled.")
+            }
+        case OverseerrSubmitHandler.type:
+            let tmdb = event.payload["tmdbId"].map { $0.stringValue ?? $0.encoded }
+            let name = requestTitle ?? event.payload["title"]?.stringValue ?? tmdb.map { "TMDB #\($0)" } ?? "your request"
+            switch event.outcome {
+            case .completed:
+                return Message(type: type, title: "Request submitted", text: "Your request for \(name) was sent to Overseerr.")
+            case .failed: return Message(type: type, title: "Request failed", text: "Your request for \(name) could not be sent: \(error)")
+            default: return Message(type: type, title: "Request cancelled", text: "Your request for \(name) was cancelled.")
+            }
+        default:
+            switch event.outcome {
+            case .completed: return Message(type: type, title: "Job complete", text: "Your \(event.job.type) job finished.")
+            case .failed: return Message(type: type, title: "Job failed", text: "Your \(event.job.type) job failed: \(error)")
+            default: return Message(type: type, title: "Job cancelled", text: "Your \(event.job.type) job was cancelled.")
+            }
+        }
+    }
+
+    /// Marks a failed or cancelled request's row (unless it was submitted) and reads its user and title.
+    func settleMediaRequest(_ event: JobEvent, services: WorkerServices) async -> (userID: String?, title: String?) {
+        guard let requestID = event.payload["requestId"].flatMap({ $0.stringValue ?? ($0.intValue.map(String.init)) }) else { return (nil, nil) }
+        do {
+            let row: PostgresRow?
+            switch event.outcome {
+            case .failed, .cancelled:
+                row = try await services.postgres.query("""
+                    UPDATE media_requests SET status = CASE WHEN status = 'submitted' THEN status ELSE $2 END,
+                        error = CASE WHEN status = 'submitted' THEN error ELSE $3 END, updated_at = now()
+                    WHERE id = $1 RETURNING user_id, title
+                    """, [PostgresBind(requestID), PostgresBind(event.outcome == .failed ? "failed" : "cancelled"),
+                          PostgresBind(event.error)]).first
+            default:
+                row = try await services.postgres.query("SELECT user_id, title FROM media_requests WHERE id = $1",
+                                                        [PostgresBind(requestID)]).first
+            }
+            return (row?["user_id"], row?["title"])
+        } catch {
+            services.logger.warning("media request row not settled", metadata: ["requestId": "\(requestID)", "error": "\(error)"])
+            return (nil, nil)
+        }
+    }
+}
+
+/// Records every failed job in `error_logs`: correlation id = job id, `error_code` `JOB_FAILED`,
+/// the job's error sentence, the detail as `stack_trace`, `request_path` `job:<type>`.
+struct ErrorLogObserver: JobObserver {
+    func jobEnded(_ event: JobEvent, services: WorkerServices) async {
+        guard event.outcome == .failed else { return }
+        let metadata = JSONValue.compact([
+            ("queue", .string(event.job.queue)), ("type", .string(event.job.type)),
+            ("attempt", .number(String(event.attempt))), ("maxAttempts", .number(String(event.maxAttempts))),
+            ("payload", event.payload), ("at", .string(event.at)),
+        ])
+        do {
+            _ = try await services.postgres.query("""
+                INSERT INTO error_logs (correlation_id, user_id, error_code, error_message, stack_trace, request_path, metadata)
+                VALUES ($1, $2, 'JOB_FAILED', $3, $4, $5, $6)
+                """, [PostgresBind(event.job.id), PostgresBind(event.job.userId), PostgresBind(event.error ?? "the job failed"),
+                      PostgresBind(event.detail), PostgresBind("job:\(event.job.type)"), PostgresBind(json: metadata.encoded)])
+        } catch {
+            services.logger.warning("error log row not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,263 @@
+import Foundation
+import Synchronization
+import PostgresClient
+import RedisClient
+import ServiceClients
+import WorkerConfig
+
+/// `service.health`: checks what the daemon depends on and records it.
+///
+/// Checks, at once, each bounded to 10 s: `plex` and `overseerr` (when configured), `redis`,
+/// `postgres`, `yt-dlp` (its version, and whether a JavaScript runtime for YouTube's player is
+/// present), `disk:library` and `disk:temp` (free space). Each result is written to the
+/// `service_status` row of the service (uptime over all checks) and to the hash
+/// `P:health:<service>` (`status`, `responseTimeMs`, `checkedAt`, `message`, and the check's own
+/// fields). The job completes whatever the services' state: a check that ran is a success.
+struct ServiceHealthHandler: JobHandler {
+    static let type = "service.health"
+    static let checkTimeout: Double = 10
+    /// Free space under which a folder is `degraded`.
+    static let lowSpaceBytes: Int64 = 1 << 30
+
+    struct Check: Sendable {
+        var service: String
+        var status: String
+        var responseTimeMs: Int?
+        var message: String?
+        var details: [(String, JSONValue)] = []
+    }
+
+    func run(_ context: JobContext) async throws -> JSONValue {
+        let services = context.services
+        let configuration = services.configuration
+        await context.report(Progress(stage: "checking", percent: 0))
+        var probes: [(String, @Sendable () async -> Check)] = [
+            ("redis", { await Self.redis(services) }),
+            ("postgres", { await Self.postgres(services) }),
+            ("yt-dlp", { await Self.ytDlp(configuration.youtube) }),
+            ("disk:library", { Self.disk("disk:library", configuration.paths.library) }),
+            ("disk:temp", { Self.disk("disk:temp", configuration.paths.temp) }),
+        ]
+        if let (plex, _) = IntegrationHub.shared.plex(services) {
+            probes.append(("plex", { await Self.http("plex") { _ = try await plex.sections() } }))
+        }
+        if let overseerr = IntegrationHub.shared.overseerr(services) {
+            probes.append(("overseerr", { await Self.http("overseerr") { _ = try await overseerr.status() } }))
+        }
+        let checks = await withTaskGroup(of: Check.self) { group in
+            for (name, probe) in probes { group.addTask { await Self.bounded(name, probe) } }
+            var all: [Check] = []
+            for await check in group { all.append(check) }
+            return all.sorted { $0.service < $1.service }
+        }
+        await context.report(Progress(stage: "recording", percent: 90))
+        let circuits = IntegrationHub.shared.circuitStates()
+        await Self.record(checks, circuits: circuits, services: services, context: context)
+        let down = checks.filter { $0.status == "down" }.map(\.service)
+        if !down.isEmpty { context.logger.warning("services down", metadata: ["services": "\(down.joined(separator: ","))"]) }
+        return .object([("services", .object(checks.map { ($0.service, .string($0.status)) }))])
+    }
+
+    /// Runs a probe with the check timeout.
+    static func bounded(_ service: String, _ probe: @escaping @Sendable () async -> Check) async -> Check {
+        await withTaskGroup(of: Check?.self) { group in
+            group.addTask { await probe() }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(checkTimeout * 1000)))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? Check(service: service, status: "down", message: "the check did not finish within \(Int(checkTimeout)) s")
+        }
+    }
+
+    static func timed(_ body: () async throws -> Void) async -> (Int, (any Error)?) {
+        let start = ContinuousClock.now
+        do {
+            try await body()
+            return (milliseconds(ContinuousClock.now - start), nil)
+        } catch {
+            return (milliseconds(ContinuousClock.now - start), error)
+        }
+    }
+
+    static func milliseconds(_ d: Duration) -> Int { Int(d / .milliseconds(1)) }
+
+    static func http(_ service: String, _ body: @Sendable () async throws -> Void) async -> Check {
+        let (ms, error) = await timed(body)
+        guard let error else { return Check(service: service, status: "up", responseTimeMs: ms) }
+        let message = (error as? ServiceError)?.description ?? "the check failed"
+        // A service that answers but refuses (a 4xx, e.g. a wrong token) works, but not for us.
+        let status = (error as? ServiceError)?.httpStatus.map { $0 < 500 ? "degraded" : "down" } ?? "down"
+        return Check(service: service, status: status, responseTimeMs: ms, message: message)
+    }
+
+    static func redis(_ services: WorkerServices) async -> Check {
+        let (ms, error) = await timed {
+            guard try await services.redis.send(RedisCommand(["PING"])).string == "PONG" else { throw CancellationError() }
+        }
+        return Check(service: "redis", status: error == nil ? "up" : "down", responseTimeMs: ms,
+                     message: error == nil ? nil : "Redis does not answer PING")
+    }
+
+    static func postgres(_ services: WorkerServices) async -> Check {
+        var version: String?
+        let start = ContinuousClock.now
+        do {
+            version = try await services.postgres.query("SHOW server_version").first?[0]
+            return Check(service: "postgres", status: "up", responseTimeMs: milliseconds(ContinuousClock.now - start),
+                         details: version.map { [("version", .string($0))] } ?? [])
+        } catch {
+            return Check(service: "postgres", status: "down", responseTimeMs: milliseconds(ContinuousClock.now - start),
+                         message: "PostgreSQL does not answer: \(error)")
+        }
+    }
+
+    static func disk(_ service: String, _ path: String) -> Check {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else {
+            return Check(service: service, status: "down", message: "\(path) is not reachable: \(String(cString: strerror(errno)))",
+                         details: [("path", .string(path))])
+        }
+        let free = Int64(stats.f_bavail) * Int64(stats.f_frsize)
+        let total = Int64(stats.f_blocks) * Int64(stats.f_frsize)
+        let low = free < lowSpaceBytes || (total > 0 && Double(free) / Double(total) < 0.05)
+        return Check(service: service, status: low ? "degraded" : "up",
+                     message: low ? "\(path) has \(free / (1 << 20)) MiB free" : nil,
+                     details: [("path", .string(path)), ("freeBytes", .number(String(free))), ("totalBytes", .number(String(total)))])
+    }
+
+    /// yt-dlp's version (`yt-dlp --version`) and a JavaScript runtime: the configured one
+    /// (`youtube.js_runtime`, `name` or `name:path`), else deno, node, bun or qjs in `PATH`.
+    static func ytDlp(_ settings: YouTubeSettings) async -> Check {
+        let start = ContinuousClock.now
+        let run = await ProcessProbe.run(settings.ytDlp, ["--version"], timeout: checkTimeout - 1)
+        let ms = milliseconds(ContinuousClock.now - start)
+        let runtime = javaScriptRuntime(settings.jsRuntime)
+        var details: [(String, JSONValue)] = [("jsRuntime", runtime.map { .string($0) } ?? .null)]
+        guard let output = run, output.status == 0, let version = output.text.split(whereSeparator: \.isNewline).first.map(String.init) else {
+            return Check(service: "yt-dlp", status: "down", responseTimeMs: ms,
+                         message: "\(settings.ytDlp) --version did not run (is yt-dlp installed? see youtube.yt_dlp)", details: details)
+        }
+        details.insert(("version", .string(version)), at: 0)
+        guard runtime != nil else {
+            return Check(service: "yt-dlp", status: "degraded", responseTimeMs: ms,
+                         message: "no JavaScript runtime (deno, node, bun or qjs) found; YouTube downloads may fail", details: details)
+        }
+        return Check(service: "yt-dlp", status: "up", responseTimeMs: ms, details: details)
+    }
+
+    static func javaScriptRuntime(_ configured: String?) -> String? {
+        if let configured, !configured.isEmpty {
+            let parts = configured.split(separator: ":", maxSplits: 1).map(String.init)
+            if parts.count == 2 { return FileManager.default.isExecutableFile(atPath: parts[1]) ? configured : nil }
+            return executable(named: parts[0]).map { "\(parts[0]):\($0)" }
+        }
+        for name in ["deno", "node", "bun", "qjs"] {
+            if let path = executable(named: name) { return "\(name):\(path)" }
+        }
+        return nil
+    }
+
+    static func executable(named name: String) -> String? {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for folder in path.split(separator: ":") {
+            let candidate = "\(folder)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Writes the checks to `service_status` and `P:health:<service>`.
+    static func record(_ checks: [Check], circuits: [String: String], services: WorkerServices, context: JobContext) async {
+        let now = Timestamp.now()
+        var commands: [RedisCommand] = []
+        for check in checks {
+            let key = "\(services.queue.keys.prefix):health:\(check.service)"
+            var fields = ["HSET", key, "status", check.status, "checkedAt", now, "message", check.message ?? ""]
+            if let ms = check.responseTimeMs { fields += ["responseTimeMs", String(ms)] }
+            if let circuit = circuits[check.service] { fields += ["circuit", circuit] }
+            for (name, value) in check.details {
+                fields += [name, value.stringValue ?? (value == .null ? "" : value.encoded)]
+            }
+            commands.append(RedisCommand(fields))
+        }
+        do {
+            _ = try await services.redis.pipeline(commands)
+        } catch {
+            context.logger.warning("health not written to Redis", metadata: ["error": "\(error)"])
+        }
+        for check in checks {
+            var details = check.details
+            if let message = check.message { details.append(("message", .string(message))) }
+            if let circuit = circuits[check.service] { details.append(("circuit", .string(circuit))) }
+            do {
+                _ = try await services.postgres.query("""
+                    INSERT INTO service_status (service_name, status, response_time_ms, last_check_at, uptime_percentage, checks_total, checks_up, details)
+                    VALUES ($1, $2, $3, now(), CASE WHEN $2 = 'down' THEN 0 ELSE 100 END, 1, CASE WHEN $2 = 'down' THEN 0 ELSE 1 END, $4)
+                    ON CONFLICT (service_name) DO UPDATE SET
+                        status = EXCLUDED.status,
+                        response_time_ms = EXCLUDED.response_time_ms,
+                        last_check_at = now(),
+                        checks_total = service_status.checks_total + 1,
+                        checks_up = service_status.checks_up + EXCLUDED.checks_up,
+                        uptime_percentage = round(100.0 * (service_status.checks_up + EXCLUDED.checks_up) / (service_status.checks_total + 1), 2),
+                        details = EXCLUDED.details
+                    """, [PostgresBind(check.service), PostgresBind(check.status), PostgresBind(check.responseTimeMs),
+                          PostgresBind(json: JSONValue.object(details).encoded)])
+            } catch {
+                context.logger.warning("health not written to PostgreSQL", metadata: ["service": "\(check.service)", "error": "\(error)"])
+                return
+            }
+        }
+    }
+}
+
+/// Runs a short command and collects its output, off the cooperative pool (Foundation's process
+/// machinery waits on threads of its own).
+enum ProcessProbe {
+    struct Output: Sendable {
+        var status: Int32
+        var text: String
+    }
+
+    /// `executable` (a name looked up in `PATH`, or a path) with `arguments`; nil when it cannot
+    /// start or does not end within `timeout` seconds (it is then killed).
+    static func run(_ executable: String, _ arguments: [String], timeout: Double) async -> Output? {
+        guard let path = ServiceHealthHandler.executable(named: executable) else { return nil }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        let finished = ProbeFlag()
+        let reader = pipe.fileHandleForReading
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Output?, Never>) in
+            process.terminationHandler = { ended in
+                finished.value.store(true, ordering: .releasing)
+                let data = reader.readDataToEndOfFile()
+                continuation.resume(returning: Output(status: ended.terminationStatus, text: String(decoding: data, as: UTF8.self)))
+            }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(returning: nil)
+                return
+            }
+            let pid = process.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                if !finished.value.load(ordering: .acquiring) { kill(pid, SIGKILL) }
+            }
+        }
+    }
+}
+
+/// Set once a probed process has ended (so the deadline does not signal a reused pid).
+final class ProbeFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
