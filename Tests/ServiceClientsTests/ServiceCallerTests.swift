@@ -169,3 +169,24 @@ struct PlexModelTests {
         }
     }
 }
+
+@Suite("Redirects")
+struct RedirectTests {
+    @Test func aRedirectIsAnErrorThatNamesItAndIsNotRetried() async {
+        let transport = ScriptedTransport([.status(302), .status(200)])
+        let caller = ServiceCaller(transport: transport)
+        do {
+            _ = try await caller.call(HTTPRequest(method: "GET", url: "http://h/x"), service: "plex",
+                                      policy: CallPolicy(timeout: 1, retries: 2, backoff: 0.001))
+            Issue.record("a redirect must not count as an answer")
+        } catch let error as ServiceError {
+            #expect(error.httpStatus == 302)
+            #expect(!error.isRetryable)
+            #expect(error.description.contains("redirect"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        #expect(transport.requests.count == 1)
+        #expect(caller.breakers.snapshot()["plex"] == .closed)
+    }
+}

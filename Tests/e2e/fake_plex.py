@@ -21,7 +21,8 @@ test's local folders, so a scan of a path the daemon did not map finds nothing, 
 server whose library lives on another machine or in a container.
 
 Modes a test can switch at any time: `down` (every request answers 503), `delay` (seconds
-before answering), `scan_delay` (seconds after a refresh before new files are listed).
+before answering), `scan_delay` (seconds after a refresh before new files are listed),
+`redirect_to` (every request answers 302 to that URL).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class FakePlex:
         self.down = False
         self.delay = 0.0
         self.scan_delay = 0.0
+        self.redirect_to: str | None = None
         self.pending_scans: list[tuple[float, str, str]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
@@ -276,11 +278,14 @@ class FakePlex:
                 if delay:
                     time.sleep(delay)
                 with fake.lock:
-                    status, payload = fake.handle(method, parsed.path, query, headers, body)
+                    redirect = fake.redirect_to
+                    status, payload = (302, None) if redirect else fake.handle(method, parsed.path, query, headers, body)
                     record["status"] = status
                 data = b"" if payload is None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
+                    if redirect:
+                        self.send_header("Location", redirect)
                     self.send_header("Content-Type", "application/json" if payload is not None else "text/plain")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from fake_plex import FakePlex
 from harness import Harness, wait_for
 from integrations_support import (PATIENT_QUEUES, PLEX_TOKEN, PNG_1PX, REMOTE_ROOT, json_daemon, library_root,
                                   metric, overseerr, plex, plex_config, write_media)  # noqa: F401 (fixtures)
@@ -38,6 +39,20 @@ def test_a_folder_scan_goes_to_the_section_holding_the_mapped_path(h: Harness, p
     h.wait_state(job, "completed", timeout=20)
     assert plex.calls("GET", "/refresh")[-1]["query"] == {}, "no path: the whole section"
     assert metric(h, d, "medianest_external_requests_total", service="plex", outcome="success") >= 4
+
+
+def test_redirects_are_not_followed_so_the_token_stays_with_plex(h: Harness, plex):
+    other = FakePlex("another-token", sections=[], disk={}).start()
+    try:
+        plex.redirect_to = other.url + "/library/sections"
+        json_daemon(h, plex=plex_config(plex, h), queues=PATIENT_QUEUES)
+        job = h.enqueue("default", "plex.scan", {}, maxAttempts=1)
+        state = h.wait_state(job, "failed", timeout=20)
+        assert "HTTP 302" in state["error"] and "redirect" in state["error"], state
+        assert plex.calls(), "Plex was asked"
+        assert other.calls() == [], "the redirect was not followed (it would have carried the token)"
+    finally:
+        other.stop()
 
 
 def test_a_folder_outside_the_library_is_refused_without_calling_plex(h: Harness, plex):

@@ -43,7 +43,8 @@ public final class ServiceCaller: Sendable {
         self.breakers = breakers
     }
 
-    /// Sends `request` to `service` and returns a 2xx or 3xx answer.
+    /// Sends `request` to `service` and returns a 2xx (or 304) answer. A redirect is an error: it
+    /// is not followed, since the request's credentials would go wherever it points.
     ///
     /// Throws ``ServiceError`` (a 4xx or, after the last try, a 5xx answer as
     /// ``ServiceError/httpStatus(service:status:message:)``) or `CancellationError`.
@@ -64,10 +65,17 @@ public final class ServiceCaller: Sendable {
             let failure: ServiceError
             do {
                 let response = try await transport.send(request, service: service, timeout: policy.timeout)
-                if response.status < 400 {
+                if response.status < 300 || response.status == 304 {
                     breaker.record(permit, failed: false)
                     observe?("success")
                     return response
+                }
+                if response.status < 400 {
+                    // Redirects are not followed: the request's token would go wherever the answer points.
+                    breaker.record(permit, failed: false)
+                    observe?("client_error")
+                    throw ServiceError.httpStatus(service: service, status: response.status,
+                                                  message: "a redirect, which is not followed; configure the address it points to")
                 }
                 failure = .httpStatus(service: service, status: response.status, message: Self.explanation(response))
                 if response.status >= 500 {
