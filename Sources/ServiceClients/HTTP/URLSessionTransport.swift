@@ -31,7 +31,7 @@ public final class URLSessionTransport: HTTPTransport {
     public func send(_ request: HTTPRequest, service: String, timeout: Double) async throws -> HTTPResponse {
         guard let url = URL(string: request.url), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
               url.host != nil else {
-            throw ServiceError.invalidRequest(service: service, reason: "\(SafeURL.describe(request.url)) is not an http(s) URL")
+            throw ServiceError.invalidRequest(service: service, reason: "\(SafeURL.origin(request.url)) is not an http(s) URL")
         }
         var urlRequest = URLRequest(url: url)
         urlRequest.httpMethod = request.method

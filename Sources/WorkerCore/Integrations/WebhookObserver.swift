@@ -54,7 +54,7 @@ struct WebhookObserver: JobObserver {
         let metrics = services.metrics
         var log = services.logger
         log[metadataKey: "jobId"] = "\(jobID)"
-        log[metadataKey: "webhook"] = "\(SafeURL.describe(hook.url))"
+        log[metadataKey: "webhook"] = "\(SafeURL.origin(hook.url))"  // never the path: some receivers keep a secret there
         for attempt in 1...max(hook.attempts, 1) {
             do {
                 try await client.deliver(url: hook.url, secret: hook.secret, event: event, deliveryID: deliveryID, body: body,
