@@ -248,7 +248,8 @@ public final class ControlCommands: Sendable {
     }
 
     private func sender(_ peer: ControlPeer) -> [(String, String)] {
-        [("by", "\(peer) on \(ProcessInfo.processInfo.hostName)"), ("peerUid", String(peer.uid)), ("peerPid", String(peer.pid))]
+        [("by", peer.description), ("peerUid", String(peer.uid)), ("peerPid", String(peer.pid)),
+         ("host", ProcessInfo.processInfo.hostName)]
     }
 
     /// pause/resume go to every daemon through `P:control`; the answer waits (up to 1.5 s) until
@@ -303,6 +304,9 @@ public final class ControlCommands: Sendable {
     private func retry(_ request: JSONValue) async throws -> Answer {
         let id: String
         do { id = try jobID(request, "retry") } catch { return .failure(error.description) }
+        // The job's failure may still wait in the record batch; retry reads and resets the record,
+        // so write it first (else the intake would later find it finished and skip the new run).
+        _ = await worker.store.flushAll()
         guard let refused = try await worker.retry(jobID: id) else {
             return .success([("jobId", .string(id)), ("outcome", .string("queued"))])
         }

@@ -49,10 +49,15 @@ struct CtlClient {
         }
         let line = Array((request + "\n").utf8)
         var offset = 0
+        var sendError: String?
         while offset < line.count {
             let n = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, line.count - offset, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw CtlConnectionError("the daemon closed the connection: \(String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                // The daemon may have answered before it closed (a refused peer): read that answer.
+                sendError = String(cString: strerror(errno))
+                break
+            }
             offset += n
         }
         var answer: [UInt8] = []
@@ -64,7 +69,9 @@ struct CtlClient {
                 throw CtlConnectionError("the daemon did not answer within \(Int(timeout)) s; --timeout waits longer")
             }
             if n <= 0 {
-                if answer.isEmpty { throw CtlConnectionError("the daemon closed the connection without an answer") }
+                if answer.isEmpty {
+                    throw CtlConnectionError("the daemon closed the connection without an answer" + (sendError.map { " (\($0))" } ?? ""))
+                }
                 break
             }
             if let end = buffer[0..<n].firstIndex(of: 10) {

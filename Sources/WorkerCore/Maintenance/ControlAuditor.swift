@@ -8,7 +8,7 @@ extension RedisKeys {
 extension Worker {
     /// Records the commands added to `P:control` since the last call in the `audit` table (the
     /// leader does it, once per cluster). A command names its sender in a `by` field when the
-    /// control socket sent it (with `peerUid`, `peerPid`); any other is the API's (`api`).
+    /// control socket sent it (with `peerUid`, `peerPid`, `host`); any other is the API's (`api`).
     /// The cursor moves only once the rows are written, so a database outage delays them.
     func auditControlStream() async throws {
         let cursorKey = queue.keys.auditCursor
@@ -33,7 +33,8 @@ extension Worker {
                                    peerPID: fields["peerPid"].flatMap { Int($0) },
                                    source: by == nil ? "control-stream" : "socket", action: String(command.prefix(64)),
                                    target: (fields["queue"] ?? fields["jobId"]).map { String($0.prefix(200)) },
-                                   ok: true, detail: "sent through P:control", controlEntry: entry.id))
+                                   ok: true, detail: fields["host"].map { "sent through P:control from \($0)" } ?? "sent through P:control",
+                                   controlEntry: entry.id))
         }
         try await audit(rows)
         _ = try await redis.send(RedisCommand(["SET", cursorKey, lastID]))

@@ -80,14 +80,14 @@ enum RecordSweeper {
         var path: String
     }
 
-    /// Every absolute path named in the result of a completed job, and every entry of
-    /// `youtube_downloads.file_paths` when that table exists.
+    /// Every absolute path named in the result of a completed job (but `cleanup`, whose result lists
+    /// orphans), and every entry of `youtube_downloads.file_paths` when that table exists.
     static func knownFiles(postgres: PostgresPool) async throws -> [KnownFile] {
         var files: [KnownFile] = []
         let fromJobs = try await postgres.query("""
             SELECT j.user_id, v #>> '{}' AS path
             FROM jobs j CROSS JOIN LATERAL jsonb_path_query(j.result, 'strict $.**') AS v
-            WHERE j.state = 'completed' AND j.result IS NOT NULL
+            WHERE j.state = 'completed' AND j.result IS NOT NULL AND j.type <> 'cleanup'
               AND jsonb_typeof(v) = 'string' AND left(v #>> '{}', 1) = '/'
             """)
         for row in fromJobs.rows {
