@@ -85,7 +85,7 @@ public final class MetricsServer: Sendable {
         guard method == "GET" || method == "HEAD" else { return respond(client, 405, "text/plain", "only GET\n") }
         switch target {
         case "/metrics":
-            let body = blocking { await self.renderMetrics() }
+            let body = blocking { await self.renderMetrics() } + DiskMetrics.render(worker.configuration.paths)
             respond(client, 200, "text/plain; version=0.0.4; charset=utf-8", body, head: method == "HEAD")
         case "/healthz":
             let ok = blocking { await self.redisAnswers() }
