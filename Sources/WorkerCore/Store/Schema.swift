@@ -8,6 +8,7 @@ public enum Schema {
     /// Every migration, in version order. Each lives in Store/Migrations/ with its own version number.
     public static let migrations: [Migration] = [
         Migrations.jobs,
+        Migrations.youtube,
         Migrations.integrations,
         Migrations.operations,
     ]
