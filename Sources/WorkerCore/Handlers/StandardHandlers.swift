@@ -3,6 +3,7 @@ extension HandlerRegistry {
     public static func standard() -> HandlerRegistry {
         var registry = HandlerRegistry.builtIn()
         registry.registerMediaHandlers()
+        registry.registerYouTubeHandler()
         registry.registerIntegrationHandlers()
         registry.register("cleanup", CleanupHandler())
         return registry

@@ -5,5 +5,6 @@ extension WorkerServices {
     public static func standardObservers(_ configuration: WorkerConfiguration) -> [any JobObserver] {
         []
             + integrationObservers(configuration)
+            + [YouTubeDownloadObserver()]
     }
 }

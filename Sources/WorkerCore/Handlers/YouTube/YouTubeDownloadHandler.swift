@@ -1,0 +1,412 @@
+import Foundation
+import Logging
+import Media
+import Synchronization
+import WorkerConfig
+import YtDlp
+
+extension HandlerRegistry {
+    /// `youtube.download`.
+    mutating func registerYouTubeHandler() {
+        register(EventKind.youTubeType, YouTubeDownloadHandler())
+    }
+}
+
+/// `youtube.download {downloadId, url, quality, format, subtitles?, collection?}` (contract sections
+/// 2, 3, 5): checks the link before any network access, describes it with yt-dlp (cached in Redis),
+/// completes at once when the same video at the same quality and format is already in the library,
+/// checks the user's quota, downloads the chosen formats into the job's temporary folder, merges or
+/// converts them in-process (Media), writes subtitles, a `-thumb.jpg` and an `.nfo`, and moves the
+/// set into the library under the `youtube.output` template. A playlist link becomes one child job
+/// per entry (see `PlaylistDownload`). The `youtube_downloads` row follows every step.
+struct YouTubeDownloadHandler: JobHandler {
+    func run(_ context: JobContext) async throws -> JSONValue {
+        let configuration = context.services.configuration
+        let request = try YouTubeRequest(payload: context.payload, jobId: context.job.id, userId: context.envelope.userId,
+                                         configuration: configuration)
+        return try await YouTubeDownload(context: context, request: request, configuration: configuration).run()
+    }
+}
+
+/// One attempt of one download.
+struct YouTubeDownload: Sendable {
+    let context: JobContext
+    let request: YouTubeRequest
+    let configuration: WorkerConfiguration
+    let records: DownloadRecords
+    let cache: MetadataCache
+    let ytdlp: YtDlp
+    /// Names of the job's temporary files start with this (made from the job id, never from the video).
+    let baseName: String
+
+    /// Progress given to each stage, in percent of the whole.
+    enum Share {
+        static let metadata = 0.0
+        static let download = 2.0...90.0
+        static let convert = 90.0
+        static let thumbnail = 96.0
+        static let moving = 98.0
+    }
+
+    init(context: JobContext, request: YouTubeRequest, configuration: WorkerConfiguration) {
+        self.context = context
+        self.request = request
+        self.configuration = configuration
+        records = DownloadRecords(pool: context.services.postgres, logger: context.logger)
+        cache = MetadataCache(redis: context.services.redis, prefix: context.services.queue.keys.prefix, logger: context.logger)
+        ytdlp = YtDlp(configuration: YtDlpConfiguration(
+            executable: configuration.youtube.ytDlp, sleepRequests: configuration.youtube.sleepRequests,
+            jsRuntime: configuration.youtube.jsRuntime))
+        baseName = "dl-" + context.job.id.replacingOccurrences(of: ":", with: "_")
+    }
+
+    func run() async throws -> JSONValue {
+        async let began: Void = records.begin(DownloadRecords.Start(
+            id: request.downloadId, userId: request.userId, url: request.url, jobId: context.job.id,
+            parentId: request.playlist?.downloadId, playlistTitle: request.playlist?.title,
+            quality: request.quality.rawValue, format: request.container.rawValue))
+        await context.report(Progress(stage: "metadata", percent: Share.metadata))
+        let (json, extraction) = try await describe()
+        await began
+        switch extraction {
+        case .playlist(let playlist):
+            if request.playlist != nil {
+                throw JobFailure.permanent("This playlist entry is itself a playlist; nested playlists are not downloaded.")
+            }
+            return try await PlaylistDownload(download: self).run(playlist)
+        case .video(var info):
+            if let hints = request.entry {
+                info.title = hints.title ?? info.title
+                info.channel = hints.channel ?? info.channel
+                info.description = hints.description ?? info.description
+                info.timestamp = hints.timestamp ?? info.timestamp
+            }
+            return try await downloadVideo(info, json: json)
+        }
+    }
+
+    // MARK: metadata
+
+    /// The link's info JSON: from the cache, else from yt-dlp (then cached).
+    func describe() async throws -> ([UInt8], Extraction) {
+        if let cached = await cache.lookup(request.source), let extraction = try? Extraction.parse(cached) {
+            context.logger.debug("metadata from cache")
+            return (cached, extraction)
+        }
+        let (json, extraction) = try await ytDlpCall { try await ytdlp.extract(url: request.source.url) }
+        if case .video(let info) = extraction {
+            await cache.store(json, info: info, source: request.source)
+        }
+        return (json, extraction)
+    }
+
+    // MARK: one video
+
+    func downloadVideo(_ info: VideoInfo, json: [UInt8]) async throws -> JSONValue {
+        if info.isLiveNow {
+            throw JobFailure.permanent("This is a live stream or a premiere that has not ended; download it once it is over.")
+        }
+        let plan: FormatPlan
+        do { plan = try FormatSelector.plan(formats: info.formats, quality: request.quality, container: request.container) } catch {
+            throw JobFailure.permanent(error.description)
+        }
+        await records.described(request.downloadId, extractor: info.extractor, videoId: info.id, title: info.title,
+                                channel: info.channelName, playlistTitle: request.playlist?.title)
+        if let duplicate = await findDuplicate(info) { return duplicate }
+        try await checkQuota(adding: plan.expectedSize(duration: info.duration))
+
+        await enterStage("downloading", percent: Share.download.lowerBound)
+        let directory = try context.temporaryDirectory()
+        let infoPath = (directory as NSString).appendingPathComponent(baseName + ".info.json")
+        guard FileManager.default.createFile(atPath: infoPath, contents: Data(json)) else {
+            throw JobFailure.retryable("Cannot write to the temporary folder \(directory); check paths.temp (full disk?).")
+        }
+        let wantSiteThumbnail = plan.container.isAudioOnly && info.thumbnail != nil
+        let downloadRequest = DownloadRequest(
+            infoJSONPath: infoPath, plan: plan, directory: directory, baseName: baseName,
+            subtitles: request.subtitles.map { SubtitleRequest(languages: $0.languages, automatic: $0.automatic) },
+            thumbnail: wantSiteThumbnail)
+        let pump = ProgressPump(context: context, plan: plan, duration: info.duration, range: Share.download)
+        let files: DownloadedFiles
+        do {
+            files = try await ytDlpCall { try await ytdlp.download(downloadRequest, progress: pump.take) }
+            await pump.finish()
+        } catch {
+            await pump.finish()
+            throw error
+        }
+        try Task.checkCancellation()
+        return try await finish(info, plan: plan, files: files, directory: directory)
+    }
+
+    /// Converts, adds sidecars and moves the result into the library.
+    func finish(_ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String) async throws -> JSONValue {
+        let ext = plan.container.rawValue
+        let output = (directory as NSString).appendingPathComponent(baseName + ".out." + ext)
+        let tags = MediaTags(title: info.title, artist: info.channelName, date: info.date, description: info.description,
+                             comment: sourceLink(info))
+        let embed = request.subtitles?.embed == true && !plan.container.isAudioOnly
+        let embedded = embed ? files.subtitles.map { SubtitleInput(path: $0.path, language: $0.language) } : []
+        let stage = plan.kind == .separate ? "merging" : "converting"
+        await enterStage(stage, percent: Share.convert)
+        let converter = MediaProgress(context: context, stage: stage)
+        let conversion: ConversionResult
+        do {
+            let progress: @Sendable (Double) -> Void = { converter.callback(Share.convert / 100 + $0 * (Share.thumbnail - Share.convert) / 100) }
+            switch plan.kind {
+            case .separate:
+                conversion = try await Media.merge(video: files.media[0], audio: files.media[1], output: output,
+                                                   container: outputContainer(plan.container), tags: tags, subtitles: embedded, progress: progress)
+            case .combined, .videoOnly:
+                conversion = try await Media.remux(input: files.media[0], output: output, container: outputContainer(plan.container),
+                                                   tags: tags, subtitles: embedded, progress: progress)
+            case .audioOnly:
+                conversion = try await Media.extractAudio(input: files.media[0], output: output,
+                                                          format: plan.container == .mp3 ? .mp3 : .m4a, tags: tags, progress: progress)
+            }
+        } catch {
+            throw jobFailure(error)
+        }
+
+        var sidecars: [LibraryMover.Item] = []
+        var subtitleSuffixes: [String] = []
+        if !embed {
+            for (language, path) in files.subtitles {
+                let srt = (directory as NSString).appendingPathComponent("\(baseName).srt.\(language).srt")
+                do {
+                    try await Media.convertSubtitles(input: path, output: srt, format: .srt)
+                    sidecars.append(LibraryMover.Item(source: srt, suffix: ".\(language).srt"))
+                    subtitleSuffixes.append(".\(language).srt")
+                } catch MediaError.cancelled {
+                    throw CancellationError()
+                } catch {
+                    context.logger.warning("subtitles not converted", metadata: ["language": "\(language)", "error": "\(error)"])
+                }
+            }
+        }
+
+        await enterStage("thumbnail", percent: Share.thumbnail)
+        let thumb = (directory as NSString).appendingPathComponent(baseName + "-thumb.jpg")
+        var haveThumbnail = false
+        do {
+            if let video = conversion.output.videoStreams.first {
+                let width = (video.width ?? 0) > 1280 ? 1280 : nil
+                _ = try await Media.thumbnail(input: output, output: thumb, at: .fraction(0.1), width: width, format: .jpeg, mode: .poster)
+                haveThumbnail = true
+            } else if let image = files.thumbnail {
+                _ = try await Media.thumbnail(input: image, output: thumb, at: .seconds(0), width: nil, format: .jpeg, mode: .keyframe)
+                haveThumbnail = true
+            }
+        } catch MediaError.cancelled {
+            throw CancellationError()
+        } catch {
+            context.logger.warning("no thumbnail", metadata: ["error": "\(error)"])
+        }
+        if haveThumbnail { sidecars.append(LibraryMover.Item(source: thumb, suffix: "-thumb.jpg")) }
+
+        let nfo = (directory as NSString).appendingPathComponent(baseName + ".nfo")
+        let document = NFOWriter.document(NFOWriter.Fields(
+            title: info.title ?? info.id, channel: info.channelName, id: info.id, extractor: info.extractor, date: info.date,
+            description: info.description, duration: conversion.output.duration ?? info.duration,
+            url: sourceLink(info), tags: info.tags, playlist: request.playlist?.title,
+            index: request.playlist?.index))
+        if FileManager.default.createFile(atPath: nfo, contents: Data(document.utf8)) {
+            sidecars.append(LibraryMover.Item(source: nfo, suffix: ".nfo"))
+        }
+
+        // Into the library.
+        await enterStage("moving", percent: Share.moving)
+        let rendered = OutputTemplate(configuration.youtube.output).render(templateValues(info), ext: ext)
+        let size = fileSize(output)
+        try await checkQuota(adding: size + sidecars.reduce(0) { $0 + fileSize($1.source) })
+        try Task.checkCancellation()
+        let placed: LibraryMover.Placed
+        do {
+            let folder = try LibraryMover.prepareFolder(library: configuration.paths.library, components: rendered.folders)
+            let mediaSuffix = rendered.fileName.hasPrefix(rendered.baseName) ? String(rendered.fileName.dropFirst(rendered.baseName.count)) : ""
+            placed = try LibraryMover.place(media: LibraryMover.Item(source: output, suffix: mediaSuffix), sidecars: sidecars,
+                                            folder: folder, baseName: rendered.baseName)
+        } catch let failure as JobFailure {
+            throw failure
+        } catch {
+            throw JobFailure.retryable("Cannot move the download into the library (\(configuration.paths.library)): \(error.localizedDescription)")
+        }
+        let path = placed.paths.last!
+        let thumbnailPath = haveThumbnail ? placed.paths[sidecars.firstIndex { $0.suffix == "-thumb.jpg" }!] : nil
+        let nfoPath = sidecars.firstIndex { $0.suffix == ".nfo" }.map { placed.paths[$0] }
+        let subtitlePaths = sidecars.indices.filter { subtitleSuffixes.contains(sidecars[$0].suffix) }.map { placed.paths[$0] }
+        await records.completed(request.downloadId, paths: [path], size: size, duplicate: false)
+        await context.report(Progress(stage: "moving", percent: 100))
+        context.logger.info("download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])
+        return result(info, path: path, size: size, thumbnail: thumbnailPath, nfo: nfoPath, subtitles: subtitlePaths, duplicate: false)
+    }
+
+    // MARK: duplicates and quota
+
+    /// The same video at the same quality and format, recorded and still on disk inside the library.
+    func findDuplicate(_ info: VideoInfo) async -> JSONValue? {
+        let rows: [DownloadRecords.Existing]
+        do {
+            rows = try await records.existing(extractor: info.extractor, videoId: info.id, quality: request.quality.rawValue,
+                                              format: request.container.rawValue, except: request.downloadId)
+        } catch {
+            context.logger.warning("duplicate check skipped: PostgreSQL did not answer", metadata: ["error": "\(error)"])
+            return nil
+        }
+        let library = LibraryPath.realPath(configuration.paths.library) ?? configuration.paths.library
+        for row in rows {
+            guard let real = LibraryPath.realPath(row.path), real.hasPrefix(library.hasSuffix("/") ? library : library + "/") else { continue }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: real, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            let size = fileSize(real)
+            let base = (real as NSString).deletingPathExtension
+            let thumb = FileManager.default.fileExists(atPath: base + "-thumb.jpg") ? base + "-thumb.jpg" : nil
+            let nfo = FileManager.default.fileExists(atPath: base + ".nfo") ? base + ".nfo" : nil
+            await records.completed(request.downloadId, paths: [real], size: size, duplicate: true)
+            await context.report(Progress(stage: "moving", percent: 100))
+            context.logger.info("already in the library", metadata: ["path": "\(real)", "videoId": "\(info.id)"])
+            return result(info, path: real, size: size, thumbnail: thumb, nfo: nfo, subtitles: [], duplicate: true)
+        }
+        return nil
+    }
+
+    /// Fails when `bytes` more would take the user past `retention.user_quota`.
+    func checkQuota(adding bytes: Int64?) async throws {
+        guard let quota = configuration.retention.userQuota, let user = request.userId else { return }
+        let used: Int64
+        do {
+            used = try await records.used(by: user, except: request.downloadId)
+        } catch {
+            throw JobFailure.retryable("Cannot check the download quota: PostgreSQL did not answer; the download will be tried again.",
+                                       detail: "\(error)")
+        }
+        let adding = bytes ?? 0
+        guard used + adding > quota || used >= quota else { return }
+        let size = bytes.map { " (about \(ByteText.format($0)))" } ?? ""
+        throw JobFailure.permanent(
+            "This download\(size) would pass the quota of \(ByteText.format(quota)) per user (\(ByteText.format(used)) used); "
+                + "remove some downloads or ask an admin to raise retention.user_quota.")
+    }
+
+    // MARK: pieces
+
+    /// Values for the output template.
+    func templateValues(_ info: VideoInfo) -> [String: String] {
+        var values: [String: String] = [
+            "channel": info.channelName ?? "", "title": info.title ?? "", "id": info.id, "date": info.date ?? "",
+            "user": request.userId ?? "", "playlist": request.playlist?.title ?? "",
+        ]
+        if let membership = request.playlist, membership.index > 0 {
+            let width = max(2, String(max(membership.count, membership.index)).count)
+            let digits = String(membership.index)
+            values["index"] = String(repeating: "0", count: max(width - digits.count, 0)) + digits
+        }
+        return values
+    }
+
+    func result(_ info: VideoInfo, path: String, size: Int64, thumbnail: String?, nfo: String?, subtitles: [String], duplicate: Bool) -> JSONValue {
+        var pairs: [(String, JSONValue)] = [
+            ("path", .string(path)), ("size", .number(String(size))),
+            ("thumbnail", thumbnail.map { .string($0) } ?? .null), ("nfo", nfo.map { .string($0) } ?? .null),
+            ("subtitles", .array(subtitles.map { .string($0) })), ("duplicate", .bool(duplicate)),
+            ("downloadId", .string(request.downloadId)), ("videoId", .string(info.id)), ("extractor", .string(info.extractor)),
+            ("title", info.title.map { .string($0) } ?? .null), ("channel", info.channelName.map { .string($0) } ?? .null),
+            ("duration", info.duration.map { .number(String($0)) } ?? .null),
+            ("quality", .string(request.quality.rawValue)), ("format", .string(request.container.rawValue)),
+        ]
+        if let collection = request.collection { pairs.append(("collection", .string(collection))) }
+        if let membership = request.playlist {
+            pairs.append(("playlist", .object([("jobId", .string(membership.jobId)), ("downloadId", .string(membership.downloadId)),
+                                               ("index", .number(String(membership.index)))])))
+        }
+        return .object(pairs)
+    }
+
+    /// The page the video came from, for tags and the `.nfo` (without yt-dlp's private fragment).
+    func sourceLink(_ info: VideoInfo) -> String {
+        let link = info.webpageURL ?? request.source.url
+        return link.split(separator: "#", maxSplits: 1).first.map(String.init) ?? link
+    }
+
+    /// Reports a new stage and records it in the row.
+    func enterStage(_ stage: String, percent: Double) async {
+        await context.report(Progress(stage: stage, percent: percent))
+        await records.stage(request.downloadId, stage)
+    }
+
+    func outputContainer(_ c: Container) -> OutputContainer {
+        OutputContainer(rawValue: c.rawValue) ?? .mp4
+    }
+
+    /// Runs a yt-dlp call, turning its errors into the job's.
+    func ytDlpCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as YtDlpError {
+            throw JobFailure(error.description, retryable: error.isRetryable, detail: error.detail.isEmpty ? nil : error.detail)
+        }
+    }
+}
+
+func fileSize(_ path: String) -> Int64 {
+    var st = stat()
+    return stat(path, &st) == 0 ? Int64(st.st_size) : 0
+}
+
+/// Byte counts as people read them.
+enum ByteText {
+    static func format(_ bytes: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: value < 10 ? "%.1f %@" : "%.0f %@", value, units[unit])
+    }
+}
+
+/// Carries yt-dlp's progress (reported on its reading thread) to the job, in order, one report at
+/// a time, at most every half second; a stale report is dropped for a newer one.
+final class ProgressPump: Sendable {
+    private struct State {
+        var aggregator: ProgressAggregator
+        var last: ContinuousClock.Instant?
+    }
+    private let state: Mutex<State>
+    private let continuation: AsyncStream<Progress>.Continuation
+    private let task: Task<Void, Never>
+    private let range: ClosedRange<Double>
+
+    init(context: JobContext, plan: FormatPlan, duration: Double?, range: ClosedRange<Double>) {
+        self.range = range
+        state = Mutex(State(aggregator: ProgressAggregator(formats: plan.formats.map { ($0.id, $0.expectedSize(duration: duration)) })))
+        let (stream, continuation) = AsyncStream<Progress>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.continuation = continuation
+        task = Task {
+            for await progress in stream { await context.report(progress) }
+        }
+    }
+
+    /// Called for each report (on the reading thread).
+    func take(_ p: DownloadProgress) {
+        let now = ContinuousClock.now
+        let overall: ProgressAggregator.Overall? = state.withLock { s in
+            let o = s.aggregator.update(p)
+            if let last = s.last, now - last < .milliseconds(500) { return nil }
+            s.last = now
+            return o
+        }
+        guard let overall else { return }
+        let percent = range.lowerBound + (range.upperBound - range.lowerBound) * overall.fraction
+        continuation.yield(Progress(stage: "downloading", percent: percent, downloadedBytes: overall.downloadedBytes,
+                                    totalBytes: overall.totalBytes, speed: overall.speed, eta: overall.eta))
+    }
+
+    /// Stops taking reports and waits until the last one is sent.
+    func finish() async {
+        continuation.finish()
+        await task.value
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import RedisClient
+
+/// Keeps `youtube_downloads` rows right when a download ends without a file, which only the
+/// outcome knows (a cancelled attempt looks the same as a shutdown from inside the handler):
+/// `failed` with the error, `queued` again before a retry, `cancelled`. Cancelling a playlist job
+/// cancels its entries' jobs too.
+struct YouTubeDownloadObserver: JobObserver {
+    func jobEnded(_ event: JobEvent, services: WorkerServices) async {
+        guard event.job.type == EventKind.youTubeType else { return }
+        let downloadId = Self.downloadId(event.payload, jobId: event.job.id)
+        let records = DownloadRecords(pool: services.postgres, logger: services.logger)
+        switch event.outcome {
+        case .completed:
+            return
+        case .failed:
+            await records.ended(downloadId, status: "failed", error: event.error)
+        case .retrying:
+            await records.ended(downloadId, status: "queued", error: event.error)
+        case .cancelled:
+            await records.ended(downloadId, status: "cancelled", error: nil)
+            await cancelChildren(of: event.job.id, services: services)
+        }
+    }
+
+    /// The row id of a job: the payload's `downloadId`, else the one derived from the job id.
+    static func downloadId(_ payload: JSONValue, jobId: String) -> String {
+        if let text = payload["downloadId"]?.stringValue, let uuid = UUID(uuidString: text) { return uuid.uuidString.lowercased() }
+        return DerivedID.uuid("job:" + jobId)
+    }
+
+    /// `cancel` commands for a playlist job's entries, through the control stream every daemon reads.
+    func cancelChildren(of jobId: String, services: WorkerServices) async {
+        let keys = services.queue.keys
+        do {
+            guard let list = try await services.redis.send(RedisCommand(["GET", PlaylistDownload.childrenKey(prefix: keys.prefix, jobId: jobId)])).string,
+                  case .array(let items)? = JSONValue.parse(list) else { return }
+            let ids = items.compactMap(\.stringValue)
+            guard !ids.isEmpty else { return }
+            _ = try await services.redis.pipeline(ids.map { RedisCommand(["XADD", keys.control, "*", "cmd", "cancel", "jobId", $0]) })
+        } catch {
+            services.logger.warning("playlist entries not cancelled", metadata: ["jobId": "\(jobId)", "error": "\(error)"])
+        }
+    }
+}
