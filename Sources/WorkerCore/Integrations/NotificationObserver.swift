@@ -22,7 +22,8 @@ enum EventFilter {
 
 /// Tells users how their jobs ended: every terminal event (completed, failed, cancelled) of a job
 /// with a userId inserts a `notifications` row and publishes it on `P:user:<id>` as
-/// `{"event":"notification", …}`. `overseerr.submit` jobs also settle their `media_requests` row
+/// `{"event":"notification","jobId","queue","type","at","userId","notification":{id, type, title,
+/// message, read, createdAt, metadata}}`. `overseerr.submit` jobs also settle their `media_requests` row
 /// when they fail or are cancelled, and notify the request's user when the job names none.
 /// Off with `notifications.users: false`.
 struct NotificationObserver: JobObserver {
@@ -63,8 +64,10 @@ struct NotificationObserver: JobObserver {
         } catch {
             services.logger.warning("notification not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
         }
+        // Shaped like every other event (contract section 3): event, jobId, queue, type, at, userId.
         let published = JSONText.object([
-            ("event", .string("notification")), ("userId", .string(userID)), ("jobId", .string(event.job.id)),
+            ("event", .string("notification")), ("jobId", .string(event.job.id)), ("queue", .string(event.job.queue)),
+            ("type", .string(event.job.type)), ("at", .string(createdAt)), ("userId", .string(userID)),
             ("notification", .raw(JSONText.object([
                 ("id", id.map { .string($0) }), ("type", .string(message.type)), ("title", .string(message.title)),
                 ("message", .string(message.text)), ("read", .bool(false)), ("createdAt", .string(createdAt)),
