@@ -65,8 +65,10 @@ struct YouTubeDownload: Sendable {
             id: request.downloadId, userId: request.userId, url: request.url, jobId: context.job.id,
             parentId: request.playlist?.downloadId, playlistTitle: request.playlist?.title,
             quality: request.quality.rawValue, format: request.container.rawValue))
-        await context.report(Progress(stage: "metadata", percent: Share.metadata))
+        // The report and the row run beside the cache look-up and yt-dlp's start, not before them.
+        async let reported: Void = context.report(Progress(stage: "metadata", percent: Share.metadata))
         let (json, extraction) = try await describe()
+        await reported
         await began
         switch extraction {
         case .playlist(let playlist):
