@@ -8,7 +8,7 @@ Routes
     /slow/<file>       the file at `rate` bytes per second
     /drop/<file>       while `dropping`: headers for the whole file, half of it, then the
                        connection is cut; afterwards the file
-    /dash/<file>       DASH manifest and segments
+    /dash/<file>       DASH manifests (manifest.mpd; subbed.mpd with English subtitles) and segments
     /page/<name>.html  an HTML page with a <title> and a <video> (see add_page)
     /feed/<name>.xml   an RSS feed of enclosures (see add_feed): a playlist
     anything else      404
@@ -56,6 +56,14 @@ def make_fixtures(root: Path) -> Path:
     # DASH: video and audio in separate adaptation sets, 1 s segments.
     ffmpeg(*src, "-t", "3", "-map", "0:v", "-map", "1:a", *enc, "-f", "dash", "-seg_duration", "1",
            "-adaptation_sets", "id=0,streams=v id=1,streams=a", str(dash / "manifest.mpd"))
+    # The same with English WebVTT subtitles.
+    manifest = (dash / "manifest.mpd").read_text()
+    subtitles = ('<AdaptationSet id="2" contentType="text" mimeType="text/vtt" lang="en">'
+                 '<Representation id="sub-en" bandwidth="256"><BaseURL>subs.en.vtt</BaseURL></Representation>'
+                 '</AdaptationSet></Period>')
+    (dash / "subbed.mpd").write_text(manifest.replace("</Period>", subtitles))
+    (dash / "subs.en.vtt").write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello there\n\n"
+                                      "00:00:01.000 --> 00:00:02.500\nSecond line\n")
     return root
 
 

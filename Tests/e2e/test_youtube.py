@@ -159,3 +159,21 @@ def test_a_duplicate_completes_at_once_without_fetching_the_media_again(h: Harne
     again = json.loads(h.wait_state(third, "completed", timeout=60)["result"])
     assert again["duplicate"] is False and again["path"] == original["path"]
     assert (h.library / original["path"]).is_file()
+
+
+def test_subtitles_as_srt_sidecars_or_embedded(h: Harness, media):
+    yt_daemon(h)
+    sidecar, _ = enqueue_download(h, media.url("dash/subbed.mpd"), fmt="mp4", subtitles={"languages": ["en"]})
+    result = json.loads(h.wait_state(sidecar, "completed", timeout=60)["result"])
+    srt = h.library / "Unknown channel" / "subbed [subbed].en.srt"
+    assert result["subtitles"] == [str(srt)]
+    text = srt.read_text()
+    assert "Hello there" in text and "00:00:01,000 --> 00:00:02,500" in text, text
+    assert [s["codec_type"] for s in probe(result["path"])["streams"]] == ["video", "audio"]
+
+    embedded, _ = enqueue_download(h, media.url("dash/subbed.mpd"), fmt="mkv", subtitles={"languages": ["en"], "embed": True})
+    result = json.loads(h.wait_state(embedded, "completed", timeout=60)["result"])
+    assert result["path"].endswith("subbed [subbed].mkv") and result["subtitles"] == []
+    streams = probe(result["path"])["streams"]
+    assert [(s["codec_type"], s["codec_name"]) for s in streams] == [("video", "h264"), ("audio", "aac"), ("subtitle", "subrip")]
+    assert streams[2]["tags"].get("language") in ("en", "eng")
