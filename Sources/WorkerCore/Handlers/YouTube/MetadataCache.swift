@@ -52,4 +52,15 @@ struct MetadataCache: Sendable {
             logger.debug("metadata cache not written", metadata: ["error": "\(error)"])
         }
     }
+
+    /// Drops a video's cached description (and the link's pointer to it).
+    func forget(info: VideoInfo, source: SourceURL) async {
+        var keys = [videoKey(extractor: info.extractor, id: info.id)]
+        if case .page = source.kind { keys.append(linkKey(source.url)) }
+        do {
+            _ = try await redis.send(RedisCommand(["DEL"] + keys))
+        } catch {
+            logger.debug("metadata cache not cleared", metadata: ["error": "\(error)"])
+        }
+    }
 }

@@ -67,7 +67,7 @@ struct YouTubeDownload: Sendable {
             quality: request.quality.rawValue, format: request.container.rawValue))
         // The report and the row run beside the cache look-up and yt-dlp's start, not before them.
         async let reported: Void = context.report(Progress(stage: "metadata", percent: Share.metadata))
-        let (json, extraction) = try await describe()
+        let (json, extraction, cached) = try await describe()
         await reported
         await began
         switch extraction {
@@ -83,23 +83,31 @@ struct YouTubeDownload: Sendable {
                 info.description = hints.description ?? info.description
                 info.timestamp = hints.timestamp ?? info.timestamp
             }
-            return try await downloadVideo(info, json: json)
+            do {
+                return try await downloadVideo(info, json: json)
+            } catch let failure as JobFailure where cached && failure.retryable {
+                // Links in a cached description may have expired or be bound to another host's
+                // address: the next attempt describes the video afresh.
+                await cache.forget(info: info, source: request.source)
+                throw failure
+            }
         }
     }
 
     // MARK: metadata
 
-    /// The link's info JSON: from the cache, else from yt-dlp (then cached).
-    func describe() async throws -> ([UInt8], Extraction) {
+    /// The link's info JSON: from the cache, else from yt-dlp (then cached). The flag says
+    /// whether it came from the cache.
+    func describe() async throws -> ([UInt8], Extraction, Bool) {
         if let cached = await cache.lookup(request.source), let extraction = try? Extraction.parse(cached) {
             context.logger.debug("metadata from cache")
-            return (cached, extraction)
+            return (cached, extraction, true)
         }
         let (json, extraction) = try await ytDlpCall { try await ytdlp.extract(url: request.source.url) }
         if case .video(let info) = extraction {
             await cache.store(json, info: info, source: request.source)
         }
-        return (json, extraction)
+        return (json, extraction, false)
     }
 
     // MARK: one video
