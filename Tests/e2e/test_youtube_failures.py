@@ -146,3 +146,21 @@ def test_sigterm_hands_an_active_download_back_and_leaves_nothing_behind(h: Harn
     assert not (h.temp / job).exists()
     assert not ytdlp_processes(marker)
     assert library_files(h) == []
+
+
+def test_cancelling_a_playlist_cancels_its_entries(h: Harness, media):
+    yt_daemon(h)
+    feed = media.add_feed("slow.xml", "Slow Ones", [
+        ("Slow one", media.url("slow/long.mp4?n=1"), "slow-1"),
+        ("Slow two", media.url("slow/long.mp4?n=2"), "slow-2"),
+    ])
+    parent, download_id = enqueue_download(h, feed)
+    children = [f"{parent}.1", f"{parent}.2"]
+    wait_for(lambda: all(int(h.job(c).get("downloadedBytes") or 0) > 0 for c in children), 30, "both entries to download")
+    h.control("cancel", jobId=parent)
+    h.wait_state(parent, "cancelled", timeout=3)
+    for child in children:
+        h.wait_state(child, "cancelled", timeout=5)
+        wait_for(lambda: not ytdlp_processes(str(h.temp / child)), 3, f"no yt-dlp left for {child}")
+    wait_row(h, download_id, "cancelled")
+    assert library_files(h) == []
