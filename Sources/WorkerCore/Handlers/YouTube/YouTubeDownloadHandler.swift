@@ -136,10 +136,12 @@ struct YouTubeDownload: Sendable {
             infoJSONPath: infoPath, plan: plan, directory: directory, baseName: baseName,
             subtitles: request.subtitles.map { SubtitleRequest(languages: $0.languages, automatic: $0.automatic) },
             thumbnail: wantSiteThumbnail)
-        let pump = ProgressPump(context: context, plan: plan, duration: info.duration, range: Share.download)
+        let pump = ProgressPump(context: context)
         let files: DownloadedFiles
         do {
-            files = try await ytDlpCall { try await ytdlp.download(downloadRequest, progress: pump.take) }
+            files = try await ytDlpCall {
+                try await ytdlp.download(downloadRequest, progress: pump.downloads(plan: plan, duration: info.duration, range: Share.download))
+            }
             await pump.finish()
         } catch {
             await pump.finish()
@@ -159,23 +161,31 @@ struct YouTubeDownload: Sendable {
         let embedded = embed ? files.subtitles.map { SubtitleInput(path: $0.path, language: $0.language) } : []
         let stage = plan.kind == .separate ? "merging" : "converting"
         await enterStage(stage, percent: Share.convert)
-        let converter = MediaProgress(context: context, stage: stage)
-        let conversion: ConversionResult
+        let pump = ProgressPump(context: context)
+        let progress = pump.media(stage: stage, range: Share.convert...Share.thumbnail)
+        let converted: Result<ConversionResult, MediaError>
         do {
-            let progress: @Sendable (Double) -> Void = { converter.callback(Share.convert / 100 + $0 * (Share.thumbnail - Share.convert) / 100) }
             switch plan.kind {
             case .separate:
-                conversion = try await Media.merge(video: files.media[0], audio: files.media[1], output: output,
-                                                   container: outputContainer(plan.container), tags: tags, subtitles: embedded, progress: progress)
+                converted = .success(try await Media.merge(
+                    video: files.media[0], audio: files.media[1], output: output, container: outputContainer(plan.container),
+                    tags: tags, subtitles: embedded, progress: progress))
             case .combined, .videoOnly:
-                conversion = try await Media.remux(input: files.media[0], output: output, container: outputContainer(plan.container),
-                                                   tags: tags, subtitles: embedded, progress: progress)
+                converted = .success(try await Media.remux(
+                    input: files.media[0], output: output, container: outputContainer(plan.container),
+                    tags: tags, subtitles: embedded, progress: progress))
             case .audioOnly:
-                conversion = try await Media.extractAudio(input: files.media[0], output: output,
-                                                          format: plan.container == .mp3 ? .mp3 : .m4a, tags: tags, progress: progress)
+                converted = .success(try await Media.extractAudio(
+                    input: files.media[0], output: output, format: plan.container == .mp3 ? .mp3 : .m4a, tags: tags, progress: progress))
             }
         } catch {
-            throw jobFailure(error)
+            converted = .failure(error)
+        }
+        await pump.finish()
+        let conversion: ConversionResult
+        switch converted {
+        case .success(let result): conversion = result
+        case .failure(let error): throw jobFailure(error)
         }
 
         var sidecars: [LibraryMover.Item] = []
@@ -377,21 +387,15 @@ enum ByteText {
     }
 }
 
-/// Carries yt-dlp's progress (reported on its reading thread) to the job, in order, one report at
-/// a time, at most every half second; a stale report is dropped for a newer one.
+/// Carries progress reported on other threads (yt-dlp's reader, libav's) to the job in order, one
+/// report at a time, at most every half second; a report not yet sent is replaced by a newer one.
+/// `finish()` waits until the last one is out, so the next stage's report always comes after.
 final class ProgressPump: Sendable {
-    private struct State {
-        var aggregator: ProgressAggregator
-        var last: ContinuousClock.Instant?
-    }
-    private let state: Mutex<State>
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
     private let continuation: AsyncStream<Progress>.Continuation
     private let task: Task<Void, Never>
-    private let range: ClosedRange<Double>
 
-    init(context: JobContext, plan: FormatPlan, duration: Double?, range: ClosedRange<Double>) {
-        self.range = range
-        state = Mutex(State(aggregator: ProgressAggregator(formats: plan.formats.map { ($0.id, $0.expectedSize(duration: duration)) })))
+    init(context: JobContext) {
         let (stream, continuation) = AsyncStream<Progress>.makeStream(bufferingPolicy: .bufferingNewest(1))
         self.continuation = continuation
         task = Task {
@@ -399,19 +403,15 @@ final class ProgressPump: Sendable {
         }
     }
 
-    /// Called for each report (on the reading thread).
-    func take(_ p: DownloadProgress) {
+    /// Queues a report unless one went out less than half a second ago.
+    func send(_ progress: Progress) {
         let now = ContinuousClock.now
-        let overall: ProgressAggregator.Overall? = state.withLock { s in
-            let o = s.aggregator.update(p)
-            if let last = s.last, now - last < .milliseconds(500) { return nil }
-            s.last = now
-            return o
+        let due = last.withLock { t -> Bool in
+            if let t, now - t < .milliseconds(500) { return false }
+            t = now
+            return true
         }
-        guard let overall else { return }
-        let percent = range.lowerBound + (range.upperBound - range.lowerBound) * overall.fraction
-        continuation.yield(Progress(stage: "downloading", percent: percent, downloadedBytes: overall.downloadedBytes,
-                                    totalBytes: overall.totalBytes, speed: overall.speed, eta: overall.eta))
+        if due { continuation.yield(progress) }
     }
 
     /// Stops taking reports and waits until the last one is sent.
@@ -419,4 +419,28 @@ final class ProgressPump: Sendable {
         continuation.finish()
         await task.value
     }
+
+    /// A callback for yt-dlp's reports: the formats' progress folded into one, mapped onto `range`.
+    func downloads(plan: FormatPlan, duration: Double?, range: ClosedRange<Double>) -> @Sendable (DownloadProgress) -> Void {
+        let aggregator = LockedAggregator(ProgressAggregator(formats: plan.formats.map { ($0.id, $0.expectedSize(duration: duration)) }))
+        return { [self] p in
+            let overall = aggregator.update(p)
+            send(Progress(stage: "downloading", percent: range.lowerBound + (range.upperBound - range.lowerBound) * overall.fraction,
+                          downloadedBytes: overall.downloadedBytes, totalBytes: overall.totalBytes, speed: overall.speed, eta: overall.eta))
+        }
+    }
+
+    /// A callback for libav's fraction done, mapped onto `range` percent.
+    func media(stage: String, range: ClosedRange<Double>) -> @Sendable (Double) -> Void {
+        { [self] fraction in
+            send(Progress(stage: stage, percent: range.lowerBound + (range.upperBound - range.lowerBound) * min(max(fraction, 0), 1)))
+        }
+    }
+}
+
+/// A `ProgressAggregator` shared with the reading thread.
+final class LockedAggregator: Sendable {
+    private let state: Mutex<ProgressAggregator>
+    init(_ aggregator: ProgressAggregator) { state = Mutex(aggregator) }
+    func update(_ p: DownloadProgress) -> ProgressAggregator.Overall { state.withLock { $0.update(p) } }
 }
