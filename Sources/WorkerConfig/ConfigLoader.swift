@@ -246,6 +246,8 @@ public enum ConfigLoader {
                 configuration.extras[key] = try reader.json(node, key: key).text
             }
         }
+        // webhooks, smtp and notifications are refused here, before anything starts, like every other key.
+        _ = try IntegrationSettings.parse(extras: configuration.extras, file: reader.file)
         return configuration
     }
 

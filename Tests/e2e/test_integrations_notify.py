@@ -3,12 +3,14 @@ logs and errors."""
 
 from __future__ import annotations
 
+import subprocess
+
 import json
 import time
 import urllib.error
 import urllib.request
 
-from harness import Harness, parse_time, wait_for
+from harness import daemon_binary, Harness, parse_time, wait_for
 from integrations_support import (PLEX_TOKEN, SMTP_PASSWORD, SMTP_USER, WEBHOOK_SECRET, all_log_text, json_daemon,
                                   plex, plex_config, receiver, smtp)  # noqa: F401 (fixtures)
 from test_integrations_overseerr import UserChannel, notifications
@@ -175,12 +177,16 @@ def test_tokens_and_passwords_never_reach_logs_errors_or_records(h: Harness, ple
     assert "plexTOKEN" not in texts["daemon logs"] and "smtpPASS" not in texts["daemon logs"]
 
 
-def test_a_bad_webhook_section_is_reported_and_jobs_go_on(h: Harness, receiver):
-    d = json_daemon(h, webhooks=[{"url": receiver.url, "secret": "short"}])
-    job = h.enqueue("default", "noop", {})
-    h.wait_state(job, "completed", timeout=20)
-    line = wait_for(lambda: next((l for l in d.lines() if l.get("msg") == "webhooks: configuration refused"), None), 10,
-                    "the refusal logged")
-    assert "webhooks[0].secret" in line["error"] and "at least 16 characters" in line["error"], line
-    assert "short" not in line["error"], "the secret itself is not echoed"
+def test_a_bad_webhook_section_is_refused_before_anything_starts(h: Harness, receiver):
+    # Like every key of jobs.yml (contract section 7): refused with the file, the key and what is wrong; exit 78.
+    settings = h.config("bad-webhooks", webhooks=[{"url": receiver.url, "secret": "short-secret"}])
+    config = h.write_config("bad-webhooks", text=json.dumps(settings))  # JSON is YAML
+    checked = h.cli("check-config", config=config)
+    assert checked.returncode == 78, checked
+    assert "webhooks[0].secret" in checked.stderr and "at least 16 characters" in checked.stderr, checked.stderr
+    assert "short-secret" not in checked.stderr, "the secret itself is not echoed"
+    run = subprocess.run([str(daemon_binary()), "run", "--config", str(config)], capture_output=True, text=True,
+                         timeout=30, stdin=subprocess.DEVNULL)
+    assert run.returncode == 78, run
+    assert "webhooks[0].secret" in run.stderr
     assert receiver.accepted == [] and receiver.refused == []

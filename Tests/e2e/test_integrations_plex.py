@@ -211,3 +211,18 @@ def test_a_plex_that_answers_too_slowly_times_out_and_the_job_retries(h: Harness
 
     plex.delay = 0
     h.wait_state(job, "completed", timeout=40)
+
+
+def test_waiting_for_an_open_breaker_uses_up_no_attempts(h: Harness, plex):
+    # Two attempts only: if waits counted, the job would fail long before Plex returns.
+    os.makedirs(os.path.join(library_root(h), "f"), exist_ok=True)
+    strict = {"default": {"concurrency": 2, "max_attempts": 2, "backoff": {"initial": "200ms", "max": "1s"}, "timeout": "60s"}}
+    json_daemon(h, plex=plex_config(plex, h), queues=strict)
+    plex.down = True
+    job = h.enqueue("default", "plex.scan", {"path": "f"})
+    wait_for(lambda: len([e for e in h.events(job, "job:retrying") if e.get("attemptCounted") is False]) >= 3, 40,
+             "three waits for the open breaker")
+    assert h.job(job)["state"] != "failed"
+    plex.down = False
+    done = h.wait_state(job, "completed", timeout=60)
+    assert int(done["attempt"]) <= 2, done

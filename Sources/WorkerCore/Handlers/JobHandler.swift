@@ -9,10 +9,22 @@ public struct JobFailure: Error, Sendable, CustomStringConvertible, Equatable {
     public var retryable: Bool
     public var detail: String?
 
+    /// Seconds to wait before trying again without using up an attempt (set by `waiting(for:)`).
+    public var deferral: Double?
+
     public init(_ message: String, retryable: Bool, detail: String? = nil) {
         self.message = message
         self.retryable = retryable
         self.detail = detail
+    }
+
+    /// The job cannot go on now for a reason outside it (a service whose circuit is open): it is
+    /// rescheduled after `seconds` and the attempt is not counted, so a long outage never uses up
+    /// its attempts.
+    public static func waiting(_ message: String, seconds: Double, detail: String? = nil) -> JobFailure {
+        var failure = JobFailure(message, retryable: true, detail: detail)
+        failure.deferral = max(seconds, 0.1)
+        return failure
     }
 
     /// A failure another attempt could fix (network trouble, a busy service).

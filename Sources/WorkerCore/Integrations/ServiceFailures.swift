@@ -5,8 +5,8 @@ import ServiceClients
 /// How integration handlers turn a failed service call into the job's failure.
 enum ServiceFailures {
     /// The job failure for `error` from a call to `service`. While the service's circuit is open the
-    /// job's stage says what it waits for (`waiting for plex`), and the failure is retryable: the
-    /// job is rescheduled with its queue's backoff, not failed.
+    /// job's stage says what it waits for (`waiting for plex`), and it is rescheduled for when the
+    /// breaker lets a trial call through, the attempt not counted: an outage never fails the job.
     static func jobFailure(_ error: any Error, service: String, context: JobContext) async -> any Error {
         switch error {
         case is CancellationError:
@@ -16,8 +16,8 @@ enum ServiceFailures {
         case let serviceError as ServiceError:
             if case .circuitOpen(_, let after) = serviceError {
                 await context.report(Progress(stage: "waiting for \(service)"))
-                return JobFailure.retryable(serviceError.description,
-                                            detail: "circuit open; next trial call in \(Int(after.rounded(.up))) s")
+                return JobFailure.waiting(serviceError.description, seconds: max(after, 1),
+                                          detail: "circuit open; next trial call in \(Int(after.rounded(.up))) s")
             }
             return serviceError.isRetryable ? JobFailure.retryable(serviceError.description)
                                             : JobFailure.permanent(serviceError.description)

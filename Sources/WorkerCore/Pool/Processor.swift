@@ -88,7 +88,23 @@ struct Processor: Sendable {
         let d = held.descriptor
         let now = Timestamp.nowMilliseconds()
         let at = Timestamp.format(milliseconds: now)
-        if failure.retryable && held.attempt < held.maxAttempts {
+        if let deferral = failure.deferral {
+            // Waiting for something outside the job: try again later, the attempt not counted.
+            let jittered = deferral * Double.random(in: 1.0...1.25)
+            let due = now + Int64(jittered * 1000)
+            let event = EventFactory.make(.retrying, job: d, at: at, fields: [
+                ("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
+                ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due))),
+                ("attemptCounted", .bool(false)),
+            ])
+            if await finish(held, mode: .deferred, detail: failure.message, dueMilliseconds: due, event: event, log: log) {
+                store.record(record(held, state: "scheduled", attempt: held.attempt - 1, error: failure.message, updatedAt: now))
+                metrics.jobFinished(queue: d.queue, type: d.type, outcome: "retried", seconds: seconds)
+                observe(held, .retrying, at: at, failure: failure)
+                log.notice("job waits; trying again later without counting the attempt",
+                           metadata: ["reason": "\(failure.message)", "retryIn": "\(Self.describe(seconds: jittered))"])
+            }
+        } else if failure.retryable && held.attempt < held.maxAttempts {
             let delay = retry.delay(afterAttempt: held.attempt)
             let due = now + Int64(delay * 1000)
             let event = EventFactory.make(.retrying, job: d, at: at, fields: [

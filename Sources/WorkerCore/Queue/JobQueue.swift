@@ -59,6 +59,8 @@ public enum IntakeOutcome: Sendable, Equatable {
 /// How an attempt ended.
 public enum FinishMode: String, Sendable {
     case completed, failed, retry, cancelled, requeue
+    /// Like retry, but the attempt is given back (waiting for a service, not the job's fault).
+    case deferred
 }
 
 /// What a cancel request found.

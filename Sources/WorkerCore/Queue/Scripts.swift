@@ -77,7 +77,7 @@ enum Scripts {
 
     /// Ends an attempt, if the caller still owns the job.
     /// KEYS: 1 job hash, 2 queue stream, 3 events log, 4 scheduled zset
-    /// ARGV: 1 entry id, 2 consumer, 3 group, 4 now (RFC 3339), 5 mode (completed, failed, retry, cancelled, requeue),
+    /// ARGV: 1 entry id, 2 consumer, 3 group, 4 now (RFC 3339), 5 mode (completed, failed, retry, deferred, cancelled, requeue),
     ///       6 result JSON or error text, 7 due ms (retry), 8 job id, 9 retention seconds, 10 event,
     ///       11 events channel, 12 user channel or '', 13 events log maxlen
     /// Returns 1 when the transition happened, 0 when the caller no longer owns the job.
@@ -99,8 +99,9 @@ enum Scripts {
       redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
       redis.call('HDEL', h, 'entry', 'eta')
       redis.call('EXPIRE', h, ARGV[9])
-    elseif mode == 'retry' then
+    elseif mode == 'retry' or mode == 'deferred' then
       redis.call('HSET', h, 'state', 'scheduled', 'error', ARGV[6], 'updatedAt', ARGV[4])
+      if mode == 'deferred' then redis.call('HSET', h, 'attempt', math.max((tonumber(st[4]) or 1) - 1, 0)) end
       redis.call('HDEL', h, 'entry', 'eta', 'speed')
       redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
     elseif mode == 'requeue' then
