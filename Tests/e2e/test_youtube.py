@@ -5,8 +5,12 @@ Direct files, DASH with separate video and audio, containers and audio, RSS play
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from harness import Harness, wait_for
 from youtube_support import (Subscriber, enqueue_download, library_files, media, media_root,  # noqa: F401 (fixtures)
@@ -177,3 +181,19 @@ def test_subtitles_as_srt_sidecars_or_embedded(h: Harness, media):
     streams = probe(result["path"])["streams"]
     assert [(s["codec_type"], s["codec_name"]) for s in streams] == [("video", "h264"), ("audio", "aac"), ("subtitle", "subrip")]
     assert streams[2]["tags"].get("language") in ("en", "eng")
+
+
+def test_a_temporary_folder_on_another_file_system_is_copied_into_place(h: Harness, media):
+    shm = Path(tempfile.mkdtemp(prefix="mn-yt-", dir="/dev/shm"))
+    try:
+        assert os.stat(shm).st_dev != os.stat(h.library).st_dev, "the test needs two file systems"
+        yt_daemon(h, paths={"temp": str(shm)})
+        job, _ = enqueue_download(h, media.url("media/one.mp4"))
+        result = json.loads(h.wait_state(job, "completed", timeout=60)["result"])
+        assert result["path"] == str(h.library / "Unknown channel" / "one [one].mp4")
+        assert codecs(result["path"]) == [("video", "h264"), ("audio", "aac")]
+        names = sorted(p.name for p in (h.library / "Unknown channel").iterdir())
+        assert names == ["one [one]-thumb.jpg", "one [one].mp4", "one [one].nfo"], names
+        assert not any(shm.iterdir()), "nothing left in the temporary folder"
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
