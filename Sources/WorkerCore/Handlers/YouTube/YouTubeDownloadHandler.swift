@@ -21,6 +21,11 @@ extension HandlerRegistry {
 /// per entry (see `PlaylistDownload`). The `youtube_downloads` row follows every step.
 struct YouTubeDownloadHandler: JobHandler {
     func run(_ context: JobContext) async throws -> JSONValue {
+        // The job's temporary folder is named after its id: "." and ".." would name the folder
+        // above it (envelope ids allow them).
+        guard context.job.id.contains(where: { $0 != "." }) else {
+            throw JobFailure.permanent("The job id '\(context.job.id)' cannot name a temporary folder; use letters or digits.")
+        }
         let configuration = context.services.configuration
         let request = try YouTubeRequest(payload: context.payload, jobId: context.job.id, userId: context.envelope.userId,
                                          configuration: configuration)
