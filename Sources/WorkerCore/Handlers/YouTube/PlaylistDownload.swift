@@ -60,6 +60,10 @@ struct PlaylistDownload: Sendable {
             }
         }
         context.logger.info("playlist expanded", metadata: ["entries": "\(children.count)"])
+        if (services.configuration.queue(named: context.job.queue)?.concurrency ?? 0) < 2 {
+            context.logger.warning("this playlist job holds the only slot of its queue here while it waits for its entries; they run only on other daemons",
+                                   metadata: ["queue": "\(context.job.queue)"])
+        }
         await download.enterStage("downloading", percent: YouTubeDownload.Share.download.lowerBound)
 
         // Follow them.
