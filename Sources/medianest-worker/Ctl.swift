@@ -8,10 +8,12 @@ struct Ctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Talk to a running daemon through its control socket.",
         discussion: """
-            Each command sends one request to the daemon's control socket and prints the answer as a
-            table, or as the daemon's JSON with --json. The socket is control.socket from the
+            Each command sends one request to the daemon's control socket and prints the answer as a \
+            table, or as the daemon's JSON with --json. The socket is control.socket from the \
             configuration (--config, $MEDIANEST_CONFIG), or --socket PATH.
+
             Exit status: 0 done, 1 refused by the daemon, 2 the daemon could not be reached.
+
             `ctl top` reads Redis instead and shows every daemon of the cluster.
             """,
         subcommands: [CtlStatus.self, CtlJobs.self, CtlPause.self, CtlResume.self, CtlDrain.self, CtlUndrain.self,
