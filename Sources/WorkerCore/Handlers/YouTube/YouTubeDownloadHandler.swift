@@ -243,7 +243,7 @@ struct YouTubeDownload: Sendable {
         await enterStage("moving", percent: Share.moving)
         let rendered = OutputTemplate(configuration.youtube.output).render(templateValues(info), ext: ext)
         let size = fileSize(output)
-        try await checkQuota(adding: size + sidecars.reduce(0) { $0 + fileSize($1.source) })
+        try await checkQuota(adding: size)  // the size the row records (sidecars are a few kB)
         try Task.checkCancellation()
         let placed: LibraryMover.Placed
         do {
