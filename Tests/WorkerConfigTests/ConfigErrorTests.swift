@@ -25,12 +25,13 @@ struct ConfigErrorTests {
         let configuration = try parse("""
             webhooks:
               - url: https://hooks.example.com/x
+                secret: a-secret-of-24-characters
                 events: [youtube:completed]
-            smtp: { host: mail.example.com, port: 587, password: "${SMTP_PASSWORD:-}" }
+            smtp: { host: mail.example.com, port: 587, from: worker@example.com, username: worker, password: "${SMTP_PASSWORD:-}" }
             notifications: ~
             """)
-        #expect(configuration.extras["webhooks"] == #"[{"url":"https://hooks.example.com/x","events":["youtube:completed"]}]"#)
-        #expect(configuration.extras["smtp"] == #"{"host":"mail.example.com","port":587,"password":""}"#)
+        #expect(configuration.extras["webhooks"] == #"[{"url":"https://hooks.example.com/x","secret":"a-secret-of-24-characters","events":["youtube:completed"]}]"#)
+        #expect(configuration.extras["smtp"] == #"{"host":"mail.example.com","port":587,"from":"worker@example.com","username":"worker","password":""}"#)
         #expect(configuration.extras["notifications"] == "null")
     }
 

@@ -12,7 +12,7 @@ struct MaskedDescriptionTests {
           section: YouTube
           path_map: { /srv/media/youtube: /data/youtube }
         overseerr: { url: http://overseerr.local:5055, api_key: overseerr-key }
-        smtp: { host: mail.local, user: worker, password: smtp-pass, api_key: smtp-key }
+        smtp: { host: mail.local, username: worker, password: smtp-pass, from: worker@mail.local }
         schedules:
           nightly: { cron: "0 3 * * *", job: { type: cleanup, queue: default, payload: { dryRun: false, note: "1" } } }
         """
@@ -20,12 +20,12 @@ struct MaskedDescriptionTests {
     @Test func hidesSecretsAndShowsTheRest() throws {
         let configuration = try parse(Self.yaml, environment: ["PLEX_TOKEN": "plex-token-value"])
         let text = configuration.maskedDescription()
-        for secret in ["redis-pass", "pg-pass", "qs-pass", "plex-token-value", "overseerr-key", "smtp-pass", "smtp-key"] {
+        for secret in ["redis-pass", "pg-pass", "qs-pass", "plex-token-value", "overseerr-key", "smtp-pass"] {
             #expect(!text.contains(secret), "\(secret) is shown")
         }
         for shown in ["redis://default:***@redis.local:6379/0", "postgres://medianest:***@db.local:5432/medianest",
                       "sslmode=disable", "http://plex.local:32400", "token: \"***\"", "api_key: \"***\"",
-                      "section: YouTube", "/srv/media/youtube: /data/youtube", "mail.local", "user: worker",
+                      "section: YouTube", "/srv/media/youtube: /data/youtube", "mail.local", "username: worker",
                       "prefix: medianest", "concurrency: 3", "shutdown_timeout: 30s", "state: 7d",
                       "cron: \"0 3 * * *\"", "listen: \"127.0.0.1:9464\"", "mode: \"0660\""] {
             #expect(text.contains(shown), "\(shown) is missing from:\n\(text)")

@@ -38,6 +38,9 @@ struct EnvelopeTests {
         #expect(reason(#"{"id":"x","type":"noop","payload":{},"maxAttempts":1.5}"#)?.contains("maxAttempts") == true)
         #expect(reason(#"{"id":"x","type":"noop","payload":{},"runAt":"tomorrow"}"#)?.contains("RFC 3339") == true)
         #expect(reason(#"{"id":"\#(String(repeating: "a", count: 129))","type":"noop","payload":{}}"#) != nil)
+        #expect(reason(#"{"id":"..","type":"noop","payload":{}}"#) != nil)
+        #expect(reason(#"{"id":".","type":"noop","payload":{}}"#) != nil)
+        #expect(reason(#"{"id":"...","type":"noop","payload":{}}"#) == nil)
     }
 
     @Test func rejectionsKeepTheIdWhenUsable() {

@@ -37,10 +37,11 @@ public struct JobEnvelope: Sendable, Equatable {
         JSONValue.parse(payloadJSON) ?? .object([])
     }
 
-    /// True when `id` is 1–128 characters of `[A-Za-z0-9._:-]`.
+    /// True when `id` is 1–128 characters of `[A-Za-z0-9._:-]`, and not `.` or `..` (ids name
+    /// per-job folders, so those two would name the temp root or its parent).
     public static func isValidID(_ id: String) -> Bool {
         let utf8 = id.utf8
-        guard !utf8.isEmpty, utf8.count <= 128 else { return false }
+        guard !utf8.isEmpty, utf8.count <= 128, id != ".", id != ".." else { return false }
         for b in utf8 {
             switch b {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
