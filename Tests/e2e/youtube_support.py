@@ -55,12 +55,13 @@ def enqueue_download(h: Harness, url: str, quality: str = "best", fmt: str = "mp
 
 def row(h: Harness, download_id: str) -> dict | None:
     rows = h.pg("SELECT id::text, user_id, playlist_url, playlist_title, status, file_paths, stage, video_id, "
-                "quality, format, file_size, duplicate, error, job_id, parent_id, completed_at "
-                "FROM youtube_downloads WHERE id::text = %s", (download_id,))
+                "quality, format, file_size, duplicate, error, job_id, parent_id, completed_at, "
+                "plex_rating_key, plex_collection_id FROM youtube_downloads WHERE id::text = %s", (download_id,))
     if not rows:
         return None
     cols = ("id", "user_id", "playlist_url", "playlist_title", "status", "file_paths", "stage", "video_id",
-            "quality", "format", "file_size", "duplicate", "error", "job_id", "parent_id", "completed_at")
+            "quality", "format", "file_size", "duplicate", "error", "job_id", "parent_id", "completed_at",
+            "plex_rating_key", "plex_collection_id")
     return dict(zip(cols, rows[0]))
 
 

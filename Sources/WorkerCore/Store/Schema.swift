@@ -11,6 +11,7 @@ public enum Schema {
         Migrations.youtube,
         Migrations.integrations,
         Migrations.operations,
+        Migrations.plexRatingKey,
     ]
 }
 

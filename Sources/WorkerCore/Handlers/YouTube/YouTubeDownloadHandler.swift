@@ -263,7 +263,9 @@ struct YouTubeDownload: Sendable {
         await records.completed(request.downloadId, paths: [path], size: size, duplicate: false)
         await context.report(Progress(stage: "moving", percent: 100))
         context.logger.info("download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])
+        let plex = await publishToPlex(path: path, info: info, thumbnail: thumbnailPath)
         return result(info, path: path, size: size, thumbnail: thumbnailPath, nfo: nfoPath, subtitles: subtitlePaths, duplicate: false)
+            .appending(plex.resultFields)
     }
 
     // MARK: duplicates and quota
