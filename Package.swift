@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(name: "medianest-worker", dependencies: [
             "WorkerDaemon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: [.unsafeFlags(["-parse-as-library"])]),  // @main in main.swift beside other files
+        ]),
 
         // Benchmarks: print figures, never pass/fail (`swift run -c release queue-bench`, `media-bench`)
         .executableTarget(name: "queue-bench", dependencies: [

@@ -181,6 +181,7 @@ public final class ControlCommands: Sendable {
             ("redis", .bool(s.redisConnected && redisAnswers)),
             ("postgres", .bool(s.postgresHealthy)),
             ("recordsBacklog", Self.number(s.recordsBacklog)),
+            ("circuits", .object(IntegrationHub.shared.circuitStates(configuration: worker.configuration).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
         ]
         if let overview {
             fields.append(("leader", overview.leader.map { .string($0) } ?? .null))

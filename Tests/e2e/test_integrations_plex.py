@@ -226,3 +226,14 @@ def test_waiting_for_an_open_breaker_uses_up_no_attempts(h: Harness, plex):
     plex.down = False
     done = h.wait_state(job, "completed", timeout=60)
     assert int(done["attempt"]) <= 2, done
+
+
+def test_the_breaker_state_shows_in_the_control_status(h: Harness, plex):
+    import socket as _socket
+    d = json_daemon(h, plex=plex_config(plex, h))
+    with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(d.settings["control"]["socket"])
+        s.sendall(b'{"cmd":"status"}\n')
+        answer = json.loads(s.makefile().readline())
+    assert answer["ok"] and answer["circuits"].get("plex") == "closed", answer

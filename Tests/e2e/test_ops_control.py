@@ -34,6 +34,7 @@ def test_every_request_on_the_socket(h: Harness):
     with ControlClient(sock) as c:
         s = c.request("status", id="req-1")
         assert s["ok"] and s["cmd"] == "status" and s["id"] == "req-1"
+        assert s["circuits"] == {}, "no outside service configured, no breaker"
         assert s["draining"] is False and s["redis"] is True and s["postgres"] is True
         assert {q["name"] for q in s["queues"]} == {"default", "bulk", "solo"}
         assert all(q["depth"] == 0 and q["active"] == 0 and q["paused"] is False for q in s["queues"])

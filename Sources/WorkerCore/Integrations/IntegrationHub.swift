@@ -77,9 +77,13 @@ public final class IntegrationHub: Sendable {
         return out
     }
 
-    /// Each service's breaker state (`closed`, `open`, `half-open`), for status answers.
-    public func circuitStates() -> [String: String] {
-        caller.breakers.snapshot().mapValues(\.rawValue)
+    /// Each service's breaker state (`closed`, `open`, `half-open`), for status answers; configured
+    /// services are listed (as closed) before their first call, as in the gauge.
+    public func circuitStates(configuration: WorkerConfiguration? = nil) -> [String: String] {
+        var out = caller.breakers.snapshot().mapValues(\.rawValue)
+        if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = "closed" }
+        if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = "closed" }
+        return out
     }
 
     private func breakerChanged(_ service: String, _ state: BreakerState) {

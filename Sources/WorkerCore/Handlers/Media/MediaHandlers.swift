@@ -1,37 +1,11 @@
 import Foundation
 import Media
-import Synchronization
 
 extension HandlerRegistry {
     /// `media.convert` and `media.thumbnail`.
     mutating func registerMediaHandlers() {
         register("media.convert", MediaConvertHandler())
         register("media.thumbnail", MediaThumbnailHandler())
-    }
-}
-
-/// Bridges libav's progress callback (called between packets on the media thread) to the job's
-/// throttled progress reports, without starting a task per packet.
-final class MediaProgress: Sendable {
-    private let last = Mutex<ContinuousClock.Instant?>(nil)
-    let context: JobContext
-    let stage: String
-
-    init(context: JobContext, stage: String) {
-        self.context = context
-        self.stage = stage
-    }
-
-    func callback(_ fraction: Double) {
-        let now = ContinuousClock.now
-        let due = last.withLock { t -> Bool in
-            if let t, now - t < .milliseconds(400) { return false }
-            t = now
-            return true
-        }
-        guard due else { return }
-        let context = self.context, stage = self.stage
-        Task { await context.report(Progress(stage: stage, percent: min(max(fraction, 0), 1) * 100)) }
     }
 }
 
@@ -60,16 +34,20 @@ struct MediaConvertHandler: JobHandler {
             output = ((input as NSString).deletingPathExtension as NSString).appendingPathExtension("converted.\(container.rawValue)")!
         }
         output = try LibraryPath.resolve(output, library: library, mustExist: false)
-        let progress = MediaProgress(context: context, stage: "converting")
         await context.report(Progress(stage: "converting", percent: 0))
+        // One ordered stream of reports, drained before the job ends (no report can trail the result).
+        let pump = ProgressPump(context: context)
+        let progress = pump.media(stage: "converting", range: 0...100)
         let result: ConversionResult
         do {
             if let audio = AudioFormat(rawValue: container.rawValue) {
-                result = try await Media.extractAudio(input: input, output: output, format: audio, progress: progress.callback)
+                result = try await Media.extractAudio(input: input, output: output, format: audio, progress: progress)
             } else {
-                result = try await Media.remux(input: input, output: output, container: container, progress: progress.callback)
+                result = try await Media.remux(input: input, output: output, container: container, progress: progress)
             }
+            await pump.finish()
         } catch {
+            await pump.finish()
             throw jobFailure(error)
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? NSNumber)?.int64Value ?? 0
