@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import WorkerCore
 
 /// Who is at the other end of a control connection, as the kernel says (`SO_PEERCRED`).
 public struct ControlPeer: Sendable, Equatable, CustomStringConvertible {
@@ -264,7 +265,7 @@ public final class ControlServer: Sendable {
                     guard let peer = Self.peer(of: client) else { close(client); continue }
                     if let refusal = refusal(for: peer) {
                         logger.warning("control socket: connection refused", metadata: ["peer": "\(peer)", "pid": "\(peer.pid)"])
-                        Self.sendNow(client, Array((#"{"ok":false,"error":"# + JSONQuote.quote(refusal) + "}\n").utf8))
+                        Self.sendNow(client, Array((#"{"ok":false,"error":"# + JSONText.quote(refusal) + "}\n").utf8))
                         close(client)
                         continue
                     }
@@ -462,29 +463,6 @@ public final class ControlServer: Sendable {
     }
 
     static func errorText() -> String { String(cString: strerror(errno)) }
-}
-
-/// JSON string quoting for the few answers the socket writes itself.
-enum JSONQuote {
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
 }
 
 extension Daemon {

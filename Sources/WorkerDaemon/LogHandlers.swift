@@ -5,7 +5,7 @@ import WorkerCore
 
 /// Writes one JSON object per line: `ts`, `level`, `msg`, `logger`, then the metadata
 /// (job lines carry `jobId`, `queue` and `type`). Used when stdout is not a terminal.
-public struct JSONLogHandler: LogHandler {
+public struct JSONLogHandler: LineLogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     let label: String
@@ -15,20 +15,13 @@ public struct JSONLogHandler: LogHandler {
         self.logLevel = level
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     public func log(event: LogEvent) {
-        let level = event.level, message = event.message, explicit = event.metadata
+        let level = event.level, message = event.message
         var pairs: [(String, JSONText.Value?)] = [
             ("ts", .string(Timestamp.now())), ("level", .string(level.rawValue)), ("msg", .string(message.description)),
             ("logger", .string(label)),
         ]
-        var merged = metadata
-        if let explicit { merged.merge(explicit) { _, new in new } }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where !["ts", "level", "msg", "logger"].contains(key) {
+        for (key, value) in merged(event) where !["ts", "level", "msg", "logger"].contains(key) {
             pairs.append((key, .string(value.description)))
         }
         OutputLock.write(JSONText.object(pairs) + "\n")
@@ -36,7 +29,7 @@ public struct JSONLogHandler: LogHandler {
 }
 
 /// Human-readable lines for a terminal: `time level message key=value…`.
-public struct TextLogHandler: LogHandler {
+public struct TextLogHandler: LineLogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     let label: String
@@ -46,17 +39,27 @@ public struct TextLogHandler: LogHandler {
         self.logLevel = level
     }
 
+    public func log(event: LogEvent) {
+        let level = event.level, message = event.message
+        let extra = merged(event).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        OutputLock.write("\(Timestamp.now()) \(level.rawValue.uppercased()) \(message)\(extra.isEmpty ? "" : " " + extra)\n")
+    }
+}
+
+/// What both line handlers share: metadata storage and merging.
+public protocol LineLogHandler: LogHandler {}
+
+extension LineLogHandler {
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
-        let level = event.level, message = event.message, explicit = event.metadata
-        var merged = metadata
-        if let explicit { merged.merge(explicit) { _, new in new } }
-        let extra = merged.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        OutputLock.write("\(Timestamp.now()) \(level.rawValue.uppercased()) \(message)\(extra.isEmpty ? "" : " " + extra)\n")
+    /// The handler's metadata with the event's own laid over it, sorted by key.
+    func merged(_ event: LogEvent) -> [(key: String, value: Logger.MetadataValue)] {
+        var all = metadata
+        if let explicit = event.metadata { all.merge(explicit) { _, new in new } }
+        return all.sorted { $0.key < $1.key }
     }
 }
 
