@@ -27,6 +27,10 @@ enum EventFilter {
 /// when they fail or are cancelled, and notify the request's user when the job names none.
 /// Off with `notifications.users: false`.
 struct NotificationObserver: JobObserver {
+    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool {
+        event.outcome != .retrying && (event.job.userId != nil || event.job.type == OverseerrSubmitHandler.type)
+    }
+
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
         guard event.outcome != .retrying else { return }
         var userID = event.job.userId
@@ -146,6 +150,8 @@ struct NotificationObserver: JobObserver {
 /// Records every failed job in `error_logs`: correlation id = job id, `error_code` `JOB_FAILED`,
 /// the job's error sentence, the detail as `stack_trace`, `request_path` `job:<type>`.
 struct ErrorLogObserver: JobObserver {
+    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { event.outcome == .failed }
+
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
         guard event.outcome == .failed else { return }
         let metadata = JSONValue.compact([

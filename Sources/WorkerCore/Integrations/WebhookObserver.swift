@@ -12,6 +12,8 @@ import WorkerConfig
 /// "job": {"id", "type", "queue", "userId", "downloadId", "attempt", "maxAttempts", "error",
 /// "result", "payload"}}`.
 struct WebhookObserver: JobObserver {
+    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { configuration.extras["webhooks"] != nil }
+
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
         let hooks: [WebhookSettings]
         do {
@@ -87,6 +89,10 @@ struct WebhookObserver: JobObserver {
 /// Mails the events `notifications.mail.events` selects to `notifications.mail.to`, through the
 /// `smtp` server, on a thread of its own; up to 3 tries with backoff (2 s, 4 s).
 struct MailObserver: JobObserver {
+    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool {
+        configuration.extras["smtp"] != nil && configuration.extras["notifications"] != nil
+    }
+
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
         let settings: IntegrationSettings
         do {

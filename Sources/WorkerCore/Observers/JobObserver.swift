@@ -1,3 +1,5 @@
+import WorkerConfig
+
 /// How an attempt ended, as observers see it.
 public enum JobOutcome: String, Sendable {
     case completed, failed, retrying, cancelled
@@ -40,13 +42,22 @@ public struct JobEvent: Sendable {
 /// reported too, with attempt 0: cancelled while queued or scheduled, and refused entries
 /// (failed, with `detail` holding the entry).
 public protocol JobObserver: Sendable {
+    /// Whether this observer acts on `event` at all: a cheap check made on the job's own path, so
+    /// that no task is started for outcomes nobody handles (most jobs of a busy queue).
+    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool
     func jobEnded(_ event: JobEvent, services: WorkerServices) async
 }
 
+extension JobObserver {
+    public func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { true }
+}
+
 extension WorkerServices {
-    /// Tells every observer, each on a task of its own.
+    /// Tells every observer that wants the event, each on a task of its own.
     func notifyObservers(_ event: JobEvent) {
-        for observer in observers {
+        guard !observers.isEmpty else { return }
+        let configuration = self.configuration
+        for observer in observers where observer.wants(event, configuration: configuration) {
             Task { await observer.jobEnded(event, services: self) }
         }
     }

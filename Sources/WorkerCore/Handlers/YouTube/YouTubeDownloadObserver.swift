@@ -1,3 +1,4 @@
+import WorkerConfig
 import Foundation
 import RedisClient
 
@@ -6,6 +7,10 @@ import RedisClient
 /// `failed` with the error, `queued` again before a retry, `cancelled`. Cancelling a playlist job
 /// cancels its entries' jobs too.
 struct YouTubeDownloadObserver: JobObserver {
+    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool {
+        event.job.type == EventKind.youTubeType && event.outcome != .completed
+    }
+
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
         guard event.job.type == EventKind.youTubeType else { return }
         let downloadId = Self.downloadId(event.payload, jobId: event.job.id)
