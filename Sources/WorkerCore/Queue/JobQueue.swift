@@ -162,50 +162,58 @@ public final class JobQueue: Sendable {
         _ = try await redis.send(cmd)
     }
 
-    /// Takes valid entries into job state (one pipelined script call per entry). Returns one outcome per item.
+    /// Takes valid entries of one queue into job state: one script call for the whole batch.
+    /// Returns one outcome per item. A script error fails every item (the entries stay pending and
+    /// are taken over after their lease).
     public func intake(_ items: [(entry: StreamEntry, envelope: JobEnvelope, queue: String, maxAttempts: Int)]) async throws -> [Result<IntakeOutcome, RedisError>] {
+        guard let queueName = items.first?.queue else { return [] }
+        precondition(items.allSatisfy { $0.queue == queueName }, "one intake call takes entries of one queue")
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
-        let calls = items.map { item -> (keys: [String], args: [String]) in
+        var keyList = [keys.queue(queueName), keys.scheduled, keys.eventsLog]
+        var args = [consumer, now, String(nowMs), queueName, RedisKeys.group, keys.events, keys.user(""),
+                    String(retentionSeconds), Self.exhaustedError, Self.eventsLogMaxLength]
+        keyList.reserveCapacity(3 + items.count)
+        args.reserveCapacity(10 + items.count * 9)
+        for item in items {
             let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
-            let createdAt = item.entry.addedAtMilliseconds.map(Timestamp.format(milliseconds:)) ?? now
-            return (
-                [keys.job(job.id), keys.queue(item.queue), keys.scheduled, keys.eventsLog],
-                [item.entry.id, consumer, now, String(nowMs), item.queue, job.type, job.userId ?? "",
-                 String(item.maxAttempts), item.envelope.raw, createdAt,
-                 item.envelope.runAt.map { String($0) } ?? "", job.id,
-                 EventFactory.make(.started, job: job, at: now), keys.events,
-                 job.userId.map(keys.user) ?? "", RedisKeys.group,
-                 "", String(retentionSeconds), Self.exhaustedError, "", Self.eventsLogMaxLength]
-            )
+            keyList.append(keys.job(job.id))
+            args += [item.entry.id, job.type, job.userId ?? "", String(item.maxAttempts), item.envelope.raw,
+                     item.entry.addedAtMilliseconds.map(Timestamp.format(milliseconds:)) ?? now,
+                     item.envelope.runAt.map { String($0) } ?? "", job.id, EventFactory.make(.started, job: job, at: now)]
         }
-        let replies = try await scripts.runMany(Scripts.intake, calls: calls)
-        // The rare outcomes' events are built only when they happen.
-        for (item, reply) in zip(items, replies) {
-            guard let outcome = reply.array?.first?.string, outcome == "cancelled" || outcome == "exhausted" else { continue }
-            let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
-            let event = outcome == "cancelled"
-                ? EventFactory.make(.cancelled, job: job, at: now)
-                : EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError)),
-                                                                      ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)])
-            try? await publish(event, userId: job.userId)
+        let reply = try await scripts.runMany(Scripts.intake, calls: [(keyList, args)])[0]
+        if case .error(let message) = reply {
+            return Array(repeating: .failure(.server(message)), count: items.count)
         }
-        return replies.map { reply in
-            if case .error(let message) = reply { return .failure(.server(message)) }
-            guard let parts = reply.array, parts.count >= 3, let outcome = parts[0].string else {
-                return .failure(.protocolError("intake answered \(reply)"))
+        guard let flat = reply.array, flat.count == items.count * 3 else {
+            return Array(repeating: .failure(.protocolError("intake answered \(reply)")), count: items.count)
+        }
+        var results: [Result<IntakeOutcome, RedisError>] = []
+        results.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            let outcome = flat[index * 3].string ?? ""
+            let attempt = Int(flat[index * 3 + 1].int ?? 0)
+            // The rare outcomes' events are built only when they happen.
+            if outcome == "cancelled" || outcome == "exhausted" {
+                let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
+                let event = outcome == "cancelled"
+                    ? EventFactory.make(.cancelled, job: job, at: now)
+                    : EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError)),
+                                                                          ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)])
+                try? await publish(event, userId: job.userId)
             }
-            let attempt = Int(parts[1].int ?? 0)
             switch outcome {
-            case "run": return .success(.run(attempt: attempt))
-            case "skip": return .success(.alreadyFinished(state: parts[2].string ?? ""))
-            case "duplicate": return .success(.duplicate)
-            case "scheduled": return .success(.scheduled)
-            case "cancelled": return .success(.cancelled)
-            case "exhausted": return .success(.exhausted)
-            default: return .failure(.protocolError("intake answered \(outcome)"))
+            case "run": results.append(.success(.run(attempt: attempt)))
+            case "skip": results.append(.success(.alreadyFinished(state: flat[index * 3 + 2].string ?? "")))
+            case "duplicate": results.append(.success(.duplicate))
+            case "scheduled": results.append(.success(.scheduled))
+            case "cancelled": results.append(.success(.cancelled))
+            case "exhausted": results.append(.success(.exhausted))
+            default: results.append(.failure(.protocolError("intake answered \(outcome)")))
             }
         }
+        return results
     }
 
     /// Ends an attempt. `detail` is the result JSON (completed) or the error sentence (failed, retry).

@@ -17,62 +17,71 @@ enum Scripts {
     end
     """
 
-    /// Takes a stream entry into the job's state.
-    /// KEYS: 1 job hash, 2 queue stream, 3 scheduled zset, 4 events log
-    /// ARGV: 1 entry id, 2 consumer, 3 now (RFC 3339), 4 now (ms), 5 queue, 6 type, 7 userId or '', 8 maxAttempts,
-    ///       9 envelope, 10 createdAt, 11 runAt ms or '', 12 job id, 13 started event, 14 events channel,
-    ///       15 user channel or '', 16 group, 17 (unused), 18 retention seconds, 19 exhausted error,
-    ///       20 (unused), 21 events log maxlen
+    /// Takes a batch of stream entries of one queue into their jobs' state, in one call.
+    /// KEYS: 1 queue stream, 2 scheduled zset, 3 events log, then one job hash per entry
+    /// ARGV: 1 consumer, 2 now (RFC 3339), 3 now (ms), 4 queue, 5 group, 6 events channel,
+    ///       7 user channel prefix (`P:user:`), 8 retention seconds, 9 exhausted error, 10 events log maxlen,
+    ///       then 9 per entry: entry id, type, userId or '', maxAttempts, envelope, createdAt, runAt ms or '',
+    ///       job id, started event
     /// The rare cancelled and exhausted outcomes publish their events from the caller.
-    /// Returns {outcome, attempt, state}: outcome is run, skip (already finished), duplicate, scheduled,
-    /// cancelled or exhausted. Every outcome but `run` has acknowledged the entry.
+    /// Returns, per entry, outcome, attempt, state: outcome is run, skip (already finished), duplicate,
+    /// scheduled, cancelled or exhausted. Every outcome but `run` has acknowledged the entry.
     static let intake = prelude + """
 
-    local h = KEYS[1]
-    local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt')
-    local state, entry, cancel = st[1], st[2], st[3]
-    local attempt = tonumber(st[4]) or 0
-    local function ack() redis.call('XACK', KEYS[2], ARGV[16], ARGV[1]) end
-    if state == 'completed' or state == 'failed' or state == 'cancelled' then ack() return {'skip', attempt, state} end
-    if state == 'scheduled' then ack() return {'duplicate', attempt, state} end
-    if entry and entry ~= ARGV[1] then ack() return {'duplicate', attempt, state} end
-    local firstSight = (entry == false or entry == nil)
-    local common = {'type', ARGV[6], 'queue', ARGV[5], 'maxAttempts', ARGV[8], 'envelope', ARGV[9], 'entry', ARGV[1]}
-    if not state then table.insert(common, 'createdAt'); table.insert(common, ARGV[10]) end
-    if ARGV[7] ~= '' then table.insert(common, 'userId'); table.insert(common, ARGV[7]) end
-    if cancel == '1' or (state == 'active' and attempt >= tonumber(ARGV[8])) or (firstSight and ARGV[11] ~= '' and tonumber(ARGV[11]) > tonumber(ARGV[4])) then
-      redis.call('HSET', h, unpack(common))
+    local out = {}
+    local n = #KEYS - 3
+    for i = 1, n do
+      local h = KEYS[3 + i]
+      local b = 10 + (i - 1) * 9
+      local eid, typ, user, maxA, env, created, runAt, jid, started =
+        ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+      local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt')
+      local state, entry, cancel = st[1], st[2], st[3]
+      local attempt = tonumber(st[4]) or 0
+      local outcome
+      local function ack() redis.call('XACK', KEYS[1], ARGV[5], eid) end
+      if state == 'completed' or state == 'failed' or state == 'cancelled' then
+        ack(); outcome = 'skip'
+      elseif state == 'scheduled' or (entry and entry ~= eid) then
+        ack(); outcome = 'duplicate'
+      else
+        local firstSight = (entry == false or entry == nil)
+        local common = {'type', typ, 'queue', ARGV[4], 'maxAttempts', maxA, 'envelope', env, 'entry', eid}
+        if not state then table.insert(common, 'createdAt'); table.insert(common, created) end
+        if user ~= '' then table.insert(common, 'userId'); table.insert(common, user) end
+        local exhausted = (state == 'active' and attempt >= tonumber(maxA))
+        local waits = (firstSight and runAt ~= '' and tonumber(runAt) > tonumber(ARGV[3]))
+        if cancel == '1' or exhausted or waits then redis.call('HSET', h, unpack(common)) end
+        if cancel == '1' then
+          redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
+          redis.call('HDEL', h, 'entry')
+          redis.call('EXPIRE', h, ARGV[8])
+          ack(); outcome = 'cancelled'; state = 'cancelled'
+        elseif exhausted then
+          redis.call('HSET', h, 'state', 'failed', 'error', ARGV[9], 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
+          redis.call('HDEL', h, 'entry')
+          redis.call('EXPIRE', h, ARGV[8])
+          ack(); outcome = 'exhausted'; state = 'failed'
+        elseif waits then
+          redis.call('HSET', h, 'state', 'scheduled', 'updatedAt', ARGV[2], 'attempt', attempt)
+          redis.call('HDEL', h, 'entry')
+          redis.call('ZADD', KEYS[2], runAt, jid)
+          ack(); outcome = 'scheduled'; state = 'scheduled'
+        else
+          attempt = attempt + 1
+          -- One write: the envelope's fields and the attempt's. A first attempt has nothing to clear.
+          local fields = {'state', 'active', 'attempt', attempt, 'worker', ARGV[1], 'startedAt', ARGV[2],
+            'updatedAt', ARGV[2], 'progress', '0'}
+          for _, v in ipairs(common) do table.insert(fields, v) end
+          redis.call('HSET', h, unpack(fields))
+          if attempt > 1 then redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt') end
+          emit(started, ARGV[6], user ~= '' and (ARGV[7] .. user) or '', KEYS[3], ARGV[10])
+          outcome = 'run'; state = 'active'
+        end
+      end
+      table.insert(out, outcome); table.insert(out, attempt); table.insert(out, state or '')
     end
-    if cancel == '1' then
-      redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
-      redis.call('HDEL', h, 'entry')
-      redis.call('EXPIRE', h, ARGV[18])
-      ack()
-      return {'cancelled', attempt, 'cancelled'}
-    end
-    if state == 'active' and attempt >= tonumber(ARGV[8]) then
-      redis.call('HSET', h, 'state', 'failed', 'error', ARGV[19], 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
-      redis.call('HDEL', h, 'entry')
-      redis.call('EXPIRE', h, ARGV[18])
-      ack()
-      return {'exhausted', attempt, 'failed'}
-    end
-    if firstSight and ARGV[11] ~= '' and tonumber(ARGV[11]) > tonumber(ARGV[4]) then
-      redis.call('HSET', h, 'state', 'scheduled', 'updatedAt', ARGV[3], 'attempt', attempt)
-      redis.call('HDEL', h, 'entry')
-      redis.call('ZADD', KEYS[3], ARGV[11], ARGV[12])
-      ack()
-      return {'scheduled', attempt, 'scheduled'}
-    end
-    attempt = attempt + 1
-    -- One write: the envelope's fields and the attempt's. A first attempt has nothing to clear.
-    local fields = {'state', 'active', 'attempt', attempt, 'worker', ARGV[2], 'startedAt', ARGV[3],
-      'updatedAt', ARGV[3], 'progress', '0'}
-    for _, v in ipairs(common) do table.insert(fields, v) end
-    redis.call('HSET', h, unpack(fields))
-    if attempt > 1 then redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt') end
-    emit(ARGV[13], ARGV[14], ARGV[15], KEYS[4], ARGV[21])
-    return {'run', attempt, 'active'}
+    return out
     """
 
     /// Ends an attempt, if the caller still owns the job.
