@@ -50,6 +50,15 @@ extension Worker {
             if Task.isCancelled { break }
             var free = pool.freeSlots(queue: name)
             if free == 0 { continue }
+            // A busy queue whose jobs end one at a time would be read one entry at a time, and stay
+            // in that rhythm: give it up to 2 ms to gather an eighth of its slots so batches re-form.
+            let batch = settings.concurrency / 8
+            var gathered = 0
+            while free < batch && gathered < 8 && !Task.isCancelled {
+                try? await Task.sleep(for: .microseconds(250))
+                free = pool.freeSlots(queue: name)
+                gathered += 1
+            }
             do {
                 var token: String?
                 if let limit = settings.rateLimit {
