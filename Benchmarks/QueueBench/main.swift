@@ -24,12 +24,16 @@ struct QueueBench: AsyncParsableCommand {
         print("concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  record batches")
         for level in concurrency.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
             let prefix = "bench\(UInt32.random(in: 0...UInt32.max))"
+            // A fresh database per run: figures must not depend on earlier runs' dead rows.
+            _ = try await pg.query("CREATE DATABASE \(prefix)")
+            let runDatabase = Self.replacingDatabase(in: database, with: prefix)
+            let runPG = PostgresPool(configuration: try PostgresConfiguration(url: runDatabase), size: 1)
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent(prefix).path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let configPath = dir + "/jobs.yml"
             try """
             redis: { url: "\(redis)", prefix: \(prefix) }
-            postgres: { url: "\(database)" }
+            postgres: { url: "\(runDatabase)" }
             paths: { library: \(dir)/library, temp: \(dir)/tmp }
             control: { socket: \(dir)/control.sock }
             metrics: { listen: "off" }
@@ -61,7 +65,7 @@ struct QueueBench: AsyncParsableCommand {
             }
             let drained = ContinuousClock.now
             while true {
-                let rows = try await pg.query("SELECT count(*) AS n FROM jobs WHERE id LIKE $1 AND state = 'completed'", [PostgresBind("\(prefix)-%")])
+                let rows = try await runPG.query("SELECT count(*) AS n FROM jobs WHERE state = 'completed'")
                 if rows.rows.first?["n"].flatMap({ Int($0) }) == jobs { break }
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -81,7 +85,8 @@ struct QueueBench: AsyncParsableCommand {
             print(String(format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %14.0f", level, n / drainSeconds, drainSeconds, recordSeconds,
                          field("redisCommands") / n, field("redisRoundTrips") / n, Double(commandsAfter - commandsBefore) / n, field("recordBatches")))
             _ = try await redisConnection.send(RedisCommand(["DEL", stream, "\(prefix):events:log"]))
-            _ = try await pg.query("DELETE FROM jobs WHERE id LIKE $1", [PostgresBind("\(prefix)-%")])
+            await runPG.close()
+            _ = try await pg.query("DROP DATABASE \(prefix)")
             var cursor = "0"
             repeat {
                 let scan = try await redisConnection.send(RedisCommand(["SCAN", cursor, "MATCH", "\(prefix):*", "COUNT", "10000"]))
@@ -91,6 +96,13 @@ struct QueueBench: AsyncParsableCommand {
             } while cursor != "0"
         }
         await pg.close()
+    }
+
+    /// The URL with its database name replaced.
+    static func replacingDatabase(in url: String, with name: String) -> String {
+        let (base, query) = url.firstIndex(of: "?").map { (String(url[..<$0]), String(url[$0...])) } ?? (url, "")
+        guard let slash = base.lastIndex(of: "/"), base[..<slash].hasSuffix(":") == false else { return base + "/" + name + query }
+        return String(base[...slash]) + name + query
     }
 
     func lagAndPending(_ group: [RedisValue]) -> Int {
@@ -136,7 +148,12 @@ struct QueueBench: AsyncParsableCommand {
         var pid: pid_t = 0
         let argv = ([path] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        // The daemon's configuration names the run's database: drop the URL overrides from its environment.
+        let environment = ProcessInfo.processInfo.environment
+            .filter { $0.key != "MEDIANEST_REDIS_URL" && $0.key != "MEDIANEST_DATABASE_URL" && $0.key != "MEDIANEST_CONFIG" }
+            .map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { environment.forEach { free($0) } }
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environment)
         guard rc == 0 else { throw ValidationError("cannot start \(path): \(String(cString: strerror(rc)))") }
         return pid
     }
