@@ -91,7 +91,7 @@ struct PlexScanHandler: JobHandler {
         let root = LibraryPath.realPath(library) ?? (library as NSString).standardizingPath
         let joined = path.hasPrefix("/") ? path : (root as NSString).appendingPathComponent(path)
         guard let real = LibraryPath.realPath(joined) else { throw JobFailure.permanent("'\(path)' does not exist in the library") }
-        guard real == root || real.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+        guard LibraryPath.isInside(real, root) else {
             throw JobFailure.permanent("'\(path)' resolves outside the library (\(library)); only folders inside it can be scanned")
         }
         var isDirectory: ObjCBool = false

@@ -344,20 +344,22 @@ public final class JobQueue: Sendable {
         return try await redis.send(cmd).string ?? ""
     }
 
-    /// Number of entries in a queue not yet delivered to any consumer, plus those scheduled for it is not counted.
-    /// Uses XINFO GROUPS `lag` (Redis 7).
+    /// Number of entries in a queue not yet delivered to any consumer (XINFO GROUPS `lag`, Redis 7).
     public func depth(queue: String) async throws -> Int {
         let reply = try await redis.send(RedisCommand(["XINFO", "GROUPS", keys.queue(queue)]))
+        return Int(Self.workersGroup(in: reply)?["lag"]?.int ?? 0)
+    }
+
+    /// The `workers` group's fields from an XINFO GROUPS reply.
+    static func workersGroup(in reply: RedisValue) -> [String: RedisValue]? {
         for group in reply.array ?? [] {
             let flat = group.array ?? []
-            var dict: [String: RedisValue] = [:]
+            var fields: [String: RedisValue] = [:]
             var i = 0
-            while i + 1 < flat.count { dict[flat[i].string ?? ""] = flat[i + 1]; i += 2 }
-            if dict["name"]?.string == RedisKeys.group {
-                return Int(dict["lag"]?.int ?? 0)
-            }
+            while i + 1 < flat.count { fields[flat[i].string ?? ""] = flat[i + 1]; i += 2 }
+            if fields["name"]?.string == RedisKeys.group { return fields }
         }
-        return 0
+        return nil
     }
 
     /// Deletes acknowledged entries from the head of a queue stream: everything older than both the
@@ -368,20 +370,7 @@ public final class JobQueue: Sendable {
             RedisCommand(["XINFO", "GROUPS", stream]),
             RedisCommand(["XPENDING", stream, RedisKeys.group]),
         ])
-        var lastDelivered: String?
-        for group in replies[0].array ?? [] {
-            let flat = group.array ?? []
-            var i = 0
-            var name: String?
-            var last: String?
-            while i + 1 < flat.count {
-                if flat[i].string == "name" { name = flat[i + 1].string }
-                if flat[i].string == "last-delivered-id" { last = flat[i + 1].string }
-                i += 2
-            }
-            if name == RedisKeys.group { lastDelivered = last }
-        }
-        guard var minID = lastDelivered, minID != "0-0" else { return }
+        guard var minID = Self.workersGroup(in: replies[0])?["last-delivered-id"]?.string, minID != "0-0" else { return }
         if let pending = replies[1].array, pending.count >= 2, let oldest = pending[1].string, Self.compare(oldest, minID) < 0 {
             minID = oldest
         }

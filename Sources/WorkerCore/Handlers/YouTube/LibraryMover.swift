@@ -176,7 +176,7 @@ enum LibraryMover {
                     throw JobFailure.retryable("Cannot create the folder \(next) in the library: \(error.localizedDescription)")
                 }
             }
-            guard let real = LibraryPath.realPath(next), real == root || real.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+            guard let real = LibraryPath.realPath(next), LibraryPath.isInside(real, root) else {
                 throw JobFailure.permanent("The library folder \(next) leads outside the library (a symbolic link?); the file was not written.")
             }
             current = real

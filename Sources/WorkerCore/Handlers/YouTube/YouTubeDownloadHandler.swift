@@ -282,7 +282,7 @@ struct YouTubeDownload: Sendable {
         }
         let library = LibraryPath.realPath(configuration.paths.library) ?? configuration.paths.library
         for row in rows {
-            guard let real = LibraryPath.realPath(row.path), real.hasPrefix(library.hasSuffix("/") ? library : library + "/") else { continue }
+            guard let real = LibraryPath.realPath(row.path), LibraryPath.isInside(real, library) else { continue }
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: real, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
             let size = fileSize(real)
