@@ -42,7 +42,11 @@ public struct WorkerStatus: Sendable {
     public var queues: [(name: String, concurrency: Int, active: Int)]
     public var redisConnected: Bool
     public var postgresHealthy: Bool
+    /// Records waiting in the outbox (the whole cluster's), and the age of the oldest, as last sampled.
     public var recordsBacklog: Int
+    public var recordsOldestSeconds: Double
+    /// Records this daemon set aside in `P:records:dead`.
+    public var recordsDeadLettered: Int
 }
 
 /// The job daemon's core: fetches jobs from the queue streams, runs them in the pool, keeps state,
@@ -53,7 +57,10 @@ public final class Worker: Sendable {
     public let logger: Logger
     public let metrics: Metrics
     public let queue: JobQueue
-    public let store: JobStore
+    /// Moves records from the outbox into PostgreSQL.
+    public let records: RecordWriter
+    /// Calls the observers for the outcomes in `P:outcomes`.
+    let dispatcher: OutcomeDispatcher
     public let pool: WorkerPool
     let registry: HandlerRegistry
     let redis: RedisConnection
@@ -85,9 +92,14 @@ public final class Worker: Sendable {
         self.postgres = PostgresPool(configuration: pgConfiguration, size: max(configuration.postgres.poolSize, 1))
         self.queue = JobQueue(redis: redis, keys: RedisKeys(prefix: configuration.redis.prefix), consumer: self.consumer,
                               retentionSeconds: Int(configuration.retention.state))
-        self.store = JobStore(pool: postgres, logger: logger)
-        self.services = WorkerServices(configuration: configuration, queue: queue, store: store, postgres: postgres,
-                                       redis: redis, metrics: metrics, logger: logger, observers: observers)
+        let services = WorkerServices(configuration: configuration, queue: queue, postgres: postgres,
+                                      redis: redis, metrics: metrics, logger: logger, observers: observers)
+        self.services = services
+        self.records = RecordWriter(keys: queue.keys, consumer: self.consumer, redis: redis, redisConfiguration: redisConfiguration,
+                                    pool: postgres, metrics: metrics, logger: logger,
+                                    lease: { services.configuration.lease }, retentionJobs: { services.configuration.retention.jobs })
+        self.dispatcher = OutcomeDispatcher(services: services, consumer: self.consumer, redisConfiguration: redisConfiguration,
+                                            lease: { services.configuration.lease })
         self.pool = WorkerPool(limits: Dictionary(uniqueKeysWithValues: configuration.queues.map { ($0.name, $0.concurrency) }))
     }
 
@@ -107,7 +119,8 @@ public final class Worker: Sendable {
                                           "queues": "\(cfg.queues.map(\.name).joined(separator: ","))"])
         await migrate()
         await prepareQueues(cfg)
-        let storeTask = Task { await store.run() }
+        let recordsTask = Task { await records.run() }
+        let dispatcherTask = Task { await dispatcher.run() }
         let controlTask = Task { await runControlListener() }
         let maintenanceTask = Task { await runMaintenance() }
         let schedulerTask = Task { await runScheduler() }
@@ -136,18 +149,24 @@ public final class Worker: Sendable {
             pool.stopAll(reason: .shutdown)
             _ = await pool.waitUntilIdle(timeout: max(deadline - ContinuousClock.now - .milliseconds(Int64(reserve * 250)), .milliseconds(100)))
         }
-        // 3. Stop maintenance and flush records.
+        // 3. Stop maintenance; give the record writer the rest of the reserve to write what waits
+        //    (whatever it does not write stays in the outbox for the next writer: nothing is lost).
         controlTask.cancel()
         maintenanceTask.cancel()
         schedulerTask.cancel()
         await controlTask.value
         await maintenanceTask.value
         await schedulerTask.value
-        storeTask.cancel()
-        await storeTask.value
-        if !(await store.flushAll()) {
-            logger.error("PostgreSQL is unreachable; job records not yet written are lost from this host (Redis keeps the state)",
-                         metadata: ["backlog": "\(store.backlog)"])
+        dispatcherTask.cancel()
+        try? await Task.sleep(for: .milliseconds(Int64(RecordWriter.blockMilliseconds) + 50))
+        while !records.isIdle && ContinuousClock.now < deadline - .milliseconds(100) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        recordsTask.cancel()
+        await recordsTask.value
+        await dispatcherTask.value
+        if !records.isIdle || !records.isHealthy {
+            logger.notice("job records not yet written stay in the Redis outbox for the next record writer")
         }
         _ = try? await redis.send(RedisCommand(["DEL", queue.keys.worker(consumer)]))
         _ = try? await redis.send(RedisCommand(["ZREM", queue.keys.workers, consumer]))
@@ -156,7 +175,7 @@ public final class Worker: Sendable {
         redis.close()
         await postgres.close()
         logger.info("stopped", metadata: ["redisCommands": "\(stats.commands + reads)", "redisRoundTrips": "\(stats.roundTrips + reads)",
-                                         "recordsWritten": "\(store.recordsWritten)", "recordBatches": "\(store.batchesWritten)"])
+                                         "recordsWritten": "\(records.recordsWritten)"])
     }
 
     /// Begins a graceful shutdown (SIGTERM).
@@ -197,8 +216,13 @@ public final class Worker: Sendable {
         return WorkerStatus(consumer: consumer, draining: isDraining, shuttingDown: isShuttingDown,
                             paused: pausedQueues.withLock { $0 },
                             queues: cfg.queues.map { ($0.name, $0.concurrency, pool.activeCount(queue: $0.name)) },
-                            redisConnected: redis.isConnected, postgresHealthy: store.isHealthy, recordsBacklog: store.backlog)
+                            redisConnected: redis.isConnected, postgresHealthy: records.isHealthy,
+                            recordsBacklog: records.backlog.count, recordsOldestSeconds: records.backlog.oldestSeconds,
+                            recordsDeadLettered: records.recordsDeadLettered)
     }
+
+    /// Outcomes waiting for their observers in `P:outcomes`, and the age of the oldest.
+    public func outcomesBacklog() async throws -> (count: Int, oldestSeconds: Double) { try await dispatcher.backlog() }
 
     /// Sends a command to every daemon through `P:control`.
     public func broadcast(_ fields: [(String, String)]) async throws -> String {
@@ -214,7 +238,8 @@ public final class Worker: Sendable {
         let hash = try await redis.send(RedisCommand(["HMGET", queue.keys.job(jobID), "queue", "type", "userId", "state"]))
         let values = hash.array ?? []
         if let q = values.first?.string { queueName = q; type = values[1].string ?? ""; user = values[2].string ?? "" }
-        let record = try await store.fetch(id: jobID)
+        // A hash that has expired leaves PostgreSQL's record as the only copy of the envelope.
+        let record = queueName.isEmpty ? try await JobRecords(pool: postgres).fetch(id: jobID) : nil
         if queueName.isEmpty, let record {
             queueName = record.queue
             type = record.type
@@ -223,12 +248,10 @@ public final class Worker: Sendable {
                                    maxAttempts: record.maxAttempts).raw
         }
         guard !queueName.isEmpty else { return "unknown" }
-        if let record, values.count > 3, values[3].isNull || values[3].string == "failed" || values[3].string == "cancelled" {
-            // PostgreSQL must not call it finished, or intake would skip the new entry.
-            _ = try await postgres.query("UPDATE jobs SET state = 'queued', attempt = 0, updated_at = now() WHERE id = $1", [PostgresBind(record.id)])
-        }
-        let reply = try await queue.scripts.run(Scripts.retry, keys: [queue.keys.job(jobID), queue.keys.queue(queueName)],
-                                                args: [envelope, Timestamp.now(), queueName, type, user])
+        let created = record.map { Timestamp.format(milliseconds: $0.createdAt) } ?? ""
+        let reply = try await queue.scripts.run(Scripts.retry,
+                                                keys: [queue.keys.job(jobID), queue.keys.queue(queueName), queue.keys.records, queue.keys.finished],
+                                                args: [envelope, Timestamp.now(), queueName, type, user, jobID, created])
         let parts = reply.array ?? []
         if parts.first?.string == "queued" {
             logger.notice("job queued again", metadata: ["jobId": "\(jobID)", "queue": "\(queueName)"])
@@ -246,17 +269,7 @@ public final class Worker: Sendable {
                 logger.info("cancelling running job", metadata: ["jobId": "\(jobID)"])
             }
         case "cancelled":
-            if let job = result.job {
-                let now = Timestamp.nowMilliseconds()
-                let env = result.envelope.flatMap { JSONValue.parse($0) }
-                store.record(JobRecord(id: jobID, queue: job.queue, type: job.type, payloadJSON: env?["payload"]?.encoded,
-                                       userId: job.userId, state: "cancelled", attempt: 0,
-                                       maxAttempts: env?["maxAttempts"]?.intValue ?? configuration.queue(named: job.queue)?.maxAttempts ?? 1,
-                                       createdAt: now, finishedAt: now, updatedAt: now))
-                metrics.jobFinished(queue: job.queue, type: job.type, outcome: "cancelled", seconds: nil)
-                services.notifyObservers(JobEvent(job: job, outcome: .cancelled, attempt: 0, maxAttempts: 0,
-                                                  payload: env?["payload"] ?? .object([]), at: Timestamp.format(milliseconds: now)))
-            }
+            if let job = result.job { metrics.jobFinished(queue: job.queue, type: job.type, outcome: "cancelled", seconds: nil) }
         default: break
         }
         return result

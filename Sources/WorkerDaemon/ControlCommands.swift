@@ -181,6 +181,9 @@ public final class ControlCommands: Sendable {
             ("redis", .bool(s.redisConnected && redisAnswers)),
             ("postgres", .bool(s.postgresHealthy)),
             ("recordsBacklog", Self.number(s.recordsBacklog)),
+            ("records", .object([("pending", Self.number(s.recordsBacklog)),
+                                 ("oldestSeconds", .number(String(format: "%.1f", s.recordsOldestSeconds))),
+                                 ("deadLettered", Self.number(s.recordsDeadLettered))])),
             ("circuits", .object(IntegrationHub.shared.circuitStates(configuration: worker.configuration).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
         ]
         if let overview {
@@ -305,9 +308,6 @@ public final class ControlCommands: Sendable {
     private func retry(_ request: JSONValue) async throws -> Answer {
         let id: String
         do { id = try jobID(request, "retry") } catch { return .failure(error.description) }
-        // The job's failure may still wait in the record batch; retry reads and resets the record,
-        // so write it first (else the intake would later find it finished and skip the new run).
-        _ = await worker.store.flushAll()
         guard let refused = try await worker.retry(jobID: id) else {
             return .success([("jobId", .string(id)), ("outcome", .string("queued"))])
         }

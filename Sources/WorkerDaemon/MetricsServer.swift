@@ -128,6 +128,10 @@ public final class MetricsServer: Sendable {
             gauges.queueDepth[q.name] = (try? await worker.queue.depth(queue: q.name)) ?? 0
         }
         gauges.circuitOpen = IntegrationHub.shared.circuitOpen(configuration: cfg)
+        let records = worker.records.backlog
+        gauges.recordsPending = records.count
+        gauges.recordsOldestSeconds = records.oldestSeconds
+        gauges.outcomesPending = (try? await worker.outcomesBacklog().count) ?? 0
         return worker.metrics.render(gauges: gauges)
     }
 

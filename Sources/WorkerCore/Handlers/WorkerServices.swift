@@ -5,11 +5,10 @@ import Synchronization
 import WorkerConfig
 
 /// What handlers may use beyond their own job: the current configuration, Redis, PostgreSQL,
-/// the job records, metrics, and a way to enqueue further jobs.
+/// metrics, and a way to enqueue further jobs.
 public final class WorkerServices: Sendable {
     private let current: Mutex<WorkerConfiguration>
     public let queue: JobQueue
-    public let store: JobStore
     public let postgres: PostgresPool
     public let redis: RedisConnection
     public let metrics: Metrics
@@ -17,12 +16,11 @@ public final class WorkerServices: Sendable {
     /// Told of every job outcome (see `JobObserver`).
     public let observers: [any JobObserver]
 
-    init(configuration: WorkerConfiguration, queue: JobQueue, store: JobStore, postgres: PostgresPool,
+    init(configuration: WorkerConfiguration, queue: JobQueue, postgres: PostgresPool,
          redis: RedisConnection, metrics: Metrics, logger: Logger, observers: [any JobObserver]) {
         self.observers = observers
         self.current = Mutex(configuration)
         self.queue = queue
-        self.store = store
         self.postgres = postgres
         self.redis = redis
         self.metrics = metrics

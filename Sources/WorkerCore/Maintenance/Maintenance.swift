@@ -9,7 +9,8 @@ extension Worker {
     /// - stops attempts past their timeout;
     /// - renews the leases of the jobs running here, so live long jobs are never taken over;
     /// - refreshes the pause state;
-    /// - writes this daemon's heartbeat and trims acknowledged entries from the queue streams.
+    /// - writes this daemon's heartbeat and trims acknowledged entries from the queue streams;
+    /// - forgets finished job ids older than `retention.jobs` (`P:finished`).
     func runMaintenance() async {
         var last: [String: ContinuousClock.Instant] = [:]
         var failing: Set<String> = []
@@ -49,6 +50,8 @@ extension Worker {
                 await attempt("trimming streams") {
                     for q in cfg.queues { try await queue.trim(queue: q.name) }
                     _ = try await redis.send(RedisCommand(["XTRIM", queue.keys.control, "MAXLEN", "~", "10000"]))
+                    let oldest = Timestamp.nowMilliseconds() - Int64(cfg.retention.jobs * 1000)
+                    _ = try await redis.send(RedisCommand(["ZREMRANGEBYSCORE", queue.keys.finished, "-inf", "(\(oldest)"]))
                 }
             }
             try? await Task.sleep(for: .milliseconds(100))

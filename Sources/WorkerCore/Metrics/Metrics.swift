@@ -18,6 +18,8 @@ public final class Metrics: Sendable {
         var externalRequests: [[String]: Int] = [:]    // service, outcome
         var downloadBytes: Int64 = 0
         var redisErrors: Int = 0
+        var recordsWritten: Int = 0
+        var recordsDeadLettered: Int = 0
     }
 
     private let state = Mutex(State())
@@ -38,6 +40,12 @@ public final class Metrics: Sendable {
         }
     }
 
+    /// Counts records this daemon wrote into PostgreSQL.
+    public func recordsWritten(_ n: Int) { state.withLock { $0.recordsWritten += n } }
+
+    /// Counts a record PostgreSQL refused even escaped (kept in `P:records:dead`).
+    public func recordDeadLettered() { state.withLock { $0.recordsDeadLettered += 1 } }
+
     public func downloaded(bytes: Int64) { state.withLock { $0.downloadBytes += bytes } }
 
     public func externalRequest(service: String, outcome: String) {
@@ -50,6 +58,11 @@ public final class Metrics: Sendable {
         public var jobsActive: [String: Int] = [:]
         public var queuePaused: [String: Bool] = [:]
         public var circuitOpen: [String: Bool] = [:]
+        /// Records waiting in the outbox `P:records` (the cluster's) and the age of the oldest, in seconds.
+        public var recordsPending: Int = 0
+        public var recordsOldestSeconds: Double = 0
+        /// Outcomes waiting for their observers in `P:outcomes`.
+        public var outcomesPending: Int = 0
         public init() {}
     }
 
@@ -84,6 +97,14 @@ public final class Metrics: Sendable {
         gauge("medianest_jobs_active", "Jobs this daemon is running now.", "queue", gauges.jobsActive.mapValues(Double.init))
         gauge("medianest_queue_paused", "1 while the queue is paused.", "queue", gauges.queuePaused.mapValues { $0 ? 1 : 0 })
         gauge("medianest_circuit_open", "1 while calls to the service are held back by its circuit breaker.", "service", gauges.circuitOpen.mapValues { $0 ? 1 : 0 })
+        func single(_ name: String, _ type: String, _ help: String, _ value: Double) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(format(value))\n"
+        }
+        single("medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide.", Double(gauges.recordsPending))
+        single("medianest_records_oldest_seconds", "gauge", "Age of the oldest job record waiting in the outbox.", gauges.recordsOldestSeconds)
+        single("medianest_outcomes_pending", "gauge", "Job outcomes waiting for their observers, cluster-wide.", Double(gauges.outcomesPending))
+        single("medianest_records_written_total", "counter", "Records this daemon wrote into PostgreSQL.", Double(s.recordsWritten))
+        single("medianest_records_dead_total", "counter", "Records PostgreSQL refused even escaped, kept in P:records:dead.", Double(s.recordsDeadLettered))
         out += "# HELP medianest_download_bytes_total Bytes of media downloaded.\n# TYPE medianest_download_bytes_total counter\n"
         out += "medianest_download_bytes_total \(s.downloadBytes)\n"
         out += "# HELP medianest_external_requests_total Requests to outside services, by outcome.\n# TYPE medianest_external_requests_total counter\n"

@@ -21,9 +21,12 @@ public struct JobEvent: Sendable {
     public var payload: JSONValue
     /// RFC 3339 time of the event.
     public var at: String
+    /// The outcome's entry in `P:outcomes`: the same when the outcome is delivered again after a
+    /// daemon died, so observers make their rows and deliveries idempotent with it.
+    public var deliveryKey: String
 
     public init(job: JobDescriptor, outcome: JobOutcome, attempt: Int, maxAttempts: Int, error: String? = nil,
-                detail: String? = nil, result: JSONValue? = nil, payload: JSONValue, at: String) {
+                detail: String? = nil, result: JSONValue? = nil, payload: JSONValue, at: String, deliveryKey: String = "") {
         self.job = job
         self.outcome = outcome
         self.attempt = attempt
@@ -33,14 +36,18 @@ public struct JobEvent: Sendable {
         self.result = result
         self.payload = payload
         self.at = at
+        self.deliveryKey = deliveryKey.isEmpty ? "\(job.id):\(outcome.rawValue):\(attempt):\(at)" : deliveryKey
     }
 }
 
 /// Something that reacts to job outcomes: notifications, webhooks, mail, error logs.
-/// Called after the outcome is recorded in Redis, on a task of its own: an observer never
-/// holds up or fails a job, and must bound its own time. Jobs that end without running are
-/// reported too, with attempt 0: cancelled while queued or scheduled, and refused entries
-/// (failed, with `detail` holding the entry).
+/// The outcome is written to `P:outcomes` by the same script that records it in Redis, and the
+/// `OutcomeDispatcher` of some host calls the observers for it, on a task of its own: an observer
+/// never holds up or fails a job, and must bound its own time. Delivery is at least once (a
+/// daemon that dies while observers run has them run again on another host), so observers keep
+/// what they write idempotent with `deliveryKey`. Jobs that end without running are reported too,
+/// with attempt 0: cancelled while queued or scheduled, and refused entries (failed, with `detail`
+/// holding the entry).
 public protocol JobObserver: Sendable {
     /// Whether this observer acts on `event` at all: a cheap check made on the job's own path, so
     /// that no task is started for outcomes nobody handles (most jobs of a busy queue).
@@ -53,12 +60,12 @@ extension JobObserver {
 }
 
 extension WorkerServices {
-    /// Tells every observer that wants the event, each on a task of its own.
-    func notifyObservers(_ event: JobEvent) {
-        guard !observers.isEmpty else { return }
+    /// Whether any observer acts on this outcome of `job`: asked on the job's own path, so that the
+    /// outcome is only written for the observers when one of them handles it.
+    func observersWant(_ job: JobDescriptor, _ outcome: JobOutcome) -> Bool {
+        guard !observers.isEmpty else { return false }
         let configuration = self.configuration
-        for observer in observers where observer.wants(event, configuration: configuration) {
-            Task { await observer.jobEnded(event, services: self) }
-        }
+        let probe = JobEvent(job: job, outcome: outcome, attempt: 0, maxAttempts: 0, payload: .null, at: "", deliveryKey: "probe")
+        return observers.contains { $0.wants(probe, configuration: configuration) }
     }
 }

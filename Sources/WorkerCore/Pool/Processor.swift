@@ -2,11 +2,10 @@ import Foundation
 import Logging
 import RedisClient
 
-/// Runs one attempt of a job and records how it ended: in Redis (state, ack, event, through
-/// one atomic script), in PostgreSQL (through the store's batches) and in the metrics.
+/// Runs one attempt of a job and records how it ended: in Redis (state, ack, event, the record
+/// for PostgreSQL and the outcome for the observers, through one atomic script) and in the metrics.
 struct Processor: Sendable {
     let queue: JobQueue
-    let store: JobStore
     let registry: HandlerRegistry
     let metrics: Metrics
     let logger: Logger
@@ -24,7 +23,6 @@ struct Processor: Sendable {
         log[metadataKey: "type"] = "\(d.type)"
         log[metadataKey: "attempt"] = "\(held.attempt)"
         log.debug("job started")
-        store.record(record(held, state: "active", startedAt: job.startedAtMilliseconds))
 
         let outcome: Result<JSONValue, Error>
         if let handler = registry.handler(for: d.type) {
@@ -47,26 +45,20 @@ struct Processor: Sendable {
         case (.failure, .shutdown?):
             // Hand the job back: another daemon (or this one after a restart) runs it; the attempt does not count.
             let ok = await finish(held, mode: .requeue, event: "", log: log)
-            if ok {
-                store.record(record(held, state: "queued", attempt: max(held.attempt - 1, 0), updatedAt: now))
-                log.info("job handed back to the queue")
-            }
+            if ok { log.info("job handed back to the queue") }
         case (.failure, .cancel?):
-            let ok = await finish(held, mode: .cancelled, event: EventFactory.make(.cancelled, job: d, at: at), log: log)
+            let ok = await finish(held, mode: .cancelled, event: EventFactory.make(.cancelled, job: d, at: at),
+                                  observe: .cancelled, log: log)
             if ok {
-                store.record(record(held, state: "cancelled", finishedAt: now, updatedAt: now))
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "cancelled", seconds: seconds)
-                observe(held, .cancelled, at: at)
                 log.info("job cancelled")
             }
         case (.success(let result), _):
             // A job that finished its work completes, even if a stop was asked for meanwhile.
             let resultJSON = result.encoded
             let event = EventFactory.make(.completed, job: d, at: at, fields: completedFields(d, result))
-            if await finish(held, mode: .completed, detail: resultJSON, event: event, log: log) {
-                store.record(record(held, state: "completed", result: resultJSON, finishedAt: now, updatedAt: now))
+            if await finish(held, mode: .completed, detail: resultJSON, event: event, observe: .completed, log: log) {
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "completed", seconds: seconds)
-                observe(held, .completed, at: at, result: result)
                 log.debug("job completed", metadata: ["seconds": "\(seconds)"])
             }
         case (.failure, .timeout?):
@@ -97,10 +89,9 @@ struct Processor: Sendable {
                 ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due))),
                 ("attemptCounted", .bool(false)),
             ])
-            if await finish(held, mode: .deferred, detail: failure.message, dueMilliseconds: due, event: event, log: log) {
-                store.record(record(held, state: "scheduled", attempt: held.attempt - 1, error: failure.message, updatedAt: now))
+            if await finish(held, mode: .deferred, detail: failure.message, dueMilliseconds: due, event: event,
+                            observe: .retrying, failure: failure, log: log) {
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "retried", seconds: seconds)
-                observe(held, .retrying, at: at, failure: failure)
                 log.notice("job waits; trying again later without counting the attempt",
                            metadata: ["reason": "\(failure.message)", "retryIn": "\(Self.describe(seconds: jittered))"])
             }
@@ -111,10 +102,9 @@ struct Processor: Sendable {
                 ("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
                 ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due))),
             ])
-            if await finish(held, mode: .retry, detail: failure.message, dueMilliseconds: due, event: event, log: log) {
-                store.record(record(held, state: "scheduled", error: failure.message, updatedAt: now))
+            if await finish(held, mode: .retry, detail: failure.message, dueMilliseconds: due, event: event,
+                            observe: .retrying, failure: failure, log: log) {
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "retried", seconds: seconds)
-                observe(held, .retrying, at: at, failure: failure)
                 log.warning("attempt failed; retrying", metadata: ["error": "\(failure.message)", "retryIn": "\(Self.describe(seconds: delay))",
                                                                   "detail": "\(failure.detail ?? "")"])
             }
@@ -123,19 +113,11 @@ struct Processor: Sendable {
                 ("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
                 ("willRetry", d.type == EventKind.youTubeType ? .bool(false) : nil),
             ])
-            if await finish(held, mode: .failed, detail: failure.message, event: event, log: log) {
-                store.record(record(held, state: "failed", error: failure.message, finishedAt: now, updatedAt: now))
+            if await finish(held, mode: .failed, detail: failure.message, event: event, observe: .failed, failure: failure, log: log) {
                 metrics.jobFinished(queue: d.queue, type: d.type, outcome: "failed", seconds: seconds)
-                observe(held, .failed, at: at, failure: failure)
                 log.error("job failed", metadata: ["error": "\(failure.message)", "detail": "\(failure.detail ?? "")"])
             }
         }
-    }
-
-    private func observe(_ held: HeldJob, _ outcome: JobOutcome, at: String, failure: JobFailure? = nil, result: JSONValue? = nil) {
-        services.notifyObservers(JobEvent(job: held.descriptor, outcome: outcome, attempt: held.attempt, maxAttempts: held.maxAttempts,
-                                          error: failure?.message, detail: failure?.detail, result: result,
-                                          payload: held.envelope.payload, at: at))
     }
 
     /// Fields of the completed event: downloads name their file as the web client expects.
@@ -149,11 +131,15 @@ struct Processor: Sendable {
 
     /// Runs the finishing script until it answers. Redis may be away for a while: keep trying (the
     /// entry stays pending, so nothing is lost if this daemon dies meanwhile) until shutdown.
-    private func finish(_ held: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String, log: Logger) async -> Bool {
+    /// `observe` is the outcome as observers see it; it is written for them only when one of them wants it.
+    private func finish(_ held: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
+                        observe: JobOutcome? = nil, failure: JobFailure? = nil, log: Logger) async -> Bool {
+        let observed = observe.flatMap { services.observersWant(held.descriptor, $0) ? $0 : nil }
         var delay = 50
         while true {
             do {
-                let owned = try await queue.finish(held, mode: mode, detail: detail, dueMilliseconds: dueMilliseconds, event: event)
+                let owned = try await queue.finish(held, mode: mode, detail: detail, dueMilliseconds: dueMilliseconds, event: event,
+                                                   observe: observed, failureDetail: failure?.detail)
                 if !owned {
                     log.warning("job was taken over by another daemon before it finished here; its result here is dropped")
                 }
@@ -178,16 +164,6 @@ struct Processor: Sendable {
         do { try FileManager.default.removeItem(atPath: path) } catch {
             log.warning("could not remove the job's temporary folder", metadata: ["path": "\(path)", "error": "\(error)"])
         }
-    }
-
-    func record(_ held: HeldJob, state: String, attempt: Int? = nil, error: String? = nil, result: String? = nil,
-                startedAt: Int64? = nil, finishedAt: Int64? = nil, updatedAt: Int64? = nil) -> JobRecord {
-        let now = Timestamp.nowMilliseconds()
-        return JobRecord(id: held.descriptor.id, queue: held.descriptor.queue, type: held.descriptor.type,
-                         payloadJSON: held.envelope.payloadJSON, userId: held.descriptor.userId, state: state,
-                         attempt: attempt ?? held.attempt, maxAttempts: held.maxAttempts, error: error, resultJSON: result,
-                         createdAt: Timestamp.parse(held.createdAt) ?? now, startedAt: startedAt, finishedAt: finishedAt,
-                         updatedAt: updatedAt ?? startedAt ?? now, worker: consumer)
     }
 
     static func describe(seconds: Double) -> String {

@@ -125,19 +125,6 @@ extension Worker {
         }
         guard !valid.isEmpty else { return }
 
-        // Jobs PostgreSQL remembers as finished (their hash may have expired) never run again.
-        if store.isHealthy {
-            if let finished = try? await store.finishedIDs(among: valid.map(\.envelope.id)), !finished.isEmpty {
-                let known = valid.filter { finished[$0.envelope.id] != nil }
-                try? await queue.acknowledge(queue: name, entryIDs: known.map(\.entry.id))
-                for item in known {
-                    log.info("job id already finished earlier; not running it again",
-                             metadata: ["jobId": "\(item.envelope.id)", "state": "\(finished[item.envelope.id] ?? "")"])
-                }
-                valid.removeAll { finished[$0.envelope.id] != nil }
-            }
-        }
-
         let items = valid.map { (entry: $0.entry, envelope: $0.envelope, queue: name,
                                  maxAttempts: $0.envelope.maxAttempts ?? settings.maxAttempts) }
         let outcomes: [Result<IntakeOutcome, RedisError>]
@@ -151,12 +138,6 @@ extension Worker {
         for (item, outcome) in zip(items, outcomes) {
             let descriptor = JobDescriptor(envelope: item.envelope, queue: name)
             let createdAt = item.entry.addedAtMilliseconds ?? Timestamp.nowMilliseconds()
-            let now = Timestamp.nowMilliseconds()
-            func record(_ state: String, attempt: Int = 0, error: String? = nil, finished: Bool = false) -> JobRecord {
-                JobRecord(id: descriptor.id, queue: name, type: descriptor.type, payloadJSON: item.envelope.payloadJSON,
-                          userId: descriptor.userId, state: state, attempt: attempt, maxAttempts: item.maxAttempts, error: error,
-                          createdAt: createdAt, finishedAt: finished ? now : nil, updatedAt: now)
-            }
             switch outcome {
             case .success(.run(let attempt)):
                 let held = HeldJob(descriptor: descriptor, envelope: item.envelope, entryID: item.entry.id, attempt: attempt,
@@ -168,28 +149,19 @@ extension Worker {
                                          logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
-                let processor = Processor(queue: queue, store: store, registry: registry, metrics: metrics, logger: log, services: services,
+                let processor = Processor(queue: queue, registry: registry, metrics: metrics, logger: log, services: services,
                                           consumer: consumer, isShuttingDown: { [shutdownGate] in shutdownGate.isOpen })
                 let policy = RetryPolicy(initial: settings.backoff.initial, maximum: settings.backoff.max)
                 pool.start(running) { job in await processor.process(job, retry: policy) }
             case .success(.scheduled):
-                store.record(record("scheduled"))
                 log.debug("job scheduled for its runAt", metadata: ["jobId": "\(descriptor.id)"])
             case .success(.cancelled):
-                store.record(record("cancelled", finished: true))
                 metrics.jobFinished(queue: name, type: descriptor.type, outcome: "cancelled", seconds: nil)
-                services.notifyObservers(JobEvent(job: descriptor, outcome: .cancelled, attempt: 0, maxAttempts: item.maxAttempts,
-                                                  payload: item.envelope.payload, at: Timestamp.format(milliseconds: now)))
             case .success(.exhausted):
-                store.record(record("failed", attempt: item.maxAttempts, error: JobQueue.exhaustedError, finished: true))
                 metrics.jobFinished(queue: name, type: descriptor.type, outcome: "failed", seconds: nil)
-                services.notifyObservers(JobEvent(job: descriptor, outcome: .failed, attempt: item.maxAttempts, maxAttempts: item.maxAttempts,
-                                                  error: JobQueue.exhaustedError, payload: item.envelope.payload,
-                                                  at: Timestamp.format(milliseconds: now)))
                 log.error("job failed: its daemon stopped during the last attempt", metadata: ["jobId": "\(descriptor.id)"])
             case .success(.alreadyFinished(let state)):
-                if state == "cancelled" { store.record(record("cancelled", finished: true)) }
-                log.debug("entry of a finished job acknowledged", metadata: ["jobId": "\(descriptor.id)", "state": "\(state)"])
+                log.info("job id already finished earlier; not running it again", metadata: ["jobId": "\(descriptor.id)", "state": "\(state)"])
             case .success(.duplicate):
                 log.info("job id already queued or running; duplicate entry dropped", metadata: ["jobId": "\(descriptor.id)"])
             case .failure(let error):
@@ -199,7 +171,7 @@ extension Worker {
         }
     }
 
-    /// Records a refused entry in Redis (when it has an id) and always in PostgreSQL, and acknowledges it.
+    /// Records a refused entry in Redis (when it has an id) and always in PostgreSQL (through the outbox), and acknowledges it.
     func refuse(_ rejection: EnvelopeRejection, entry: StreamEntry, queue name: String, log: Logger) async {
         log.warning("refused an invalid job entry", metadata: ["entry": "\(entry.id)", "jobId": "\(rejection.id ?? "")",
                                                               "error": "\(rejection.reason)"])
@@ -213,15 +185,6 @@ extension Worker {
             log.error("could not record a refused entry; it will be looked at again after its lease", metadata: ["error": "\(error)"])
             return
         }
-        let now = Timestamp.nowMilliseconds()
-        // Entries without a usable id get one made from the queue and the stream entry id.
-        let id = rejection.id ?? "invalid:\(name):\(entry.id)"
-        store.record(JobRecord(id: id, queue: name, type: rejection.type ?? "", payloadJSON: nil, userId: rejection.userId,
-                               state: "failed", attempt: 0, maxAttempts: 0, error: rejection.reason,
-                               createdAt: entry.addedAtMilliseconds ?? now, finishedAt: now, updatedAt: now, raw: rejection.raw))
         metrics.jobFinished(queue: name, type: rejection.type ?? "invalid", outcome: "failed", seconds: nil)
-        services.notifyObservers(JobEvent(job: JobDescriptor(id: id, type: rejection.type ?? "", queue: name, userId: rejection.userId),
-                                          outcome: .failed, attempt: 0, maxAttempts: 0, error: rejection.reason,
-                                          detail: rejection.raw, payload: .object([]), at: Timestamp.format(milliseconds: now)))
     }
 }

@@ -44,7 +44,7 @@ public struct HeldJob: Sendable {
 /// What intake decided for one entry.
 public enum IntakeOutcome: Sendable, Equatable {
     case run(attempt: Int)
-    /// The job had already finished (`state`).
+    /// The job had already finished (`state`; `finished` when only its id is remembered in `P:finished`).
     case alreadyFinished(state: String)
     /// Another entry holds this job id; this one was dropped.
     case duplicate
@@ -170,10 +170,10 @@ public final class JobQueue: Sendable {
         precondition(items.allSatisfy { $0.queue == queueName }, "one intake call takes entries of one queue")
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
-        var keyList = [keys.queue(queueName), keys.scheduled, keys.eventsLog]
+        var keyList = [keys.queue(queueName), keys.scheduled, keys.eventsLog, keys.records, keys.outcomes, keys.finished]
         var args = [consumer, now, String(nowMs), queueName, RedisKeys.group, keys.events, keys.user(""),
                     String(retentionSeconds), Self.exhaustedError, Self.eventsLogMaxLength]
-        keyList.reserveCapacity(3 + items.count)
+        keyList.reserveCapacity(6 + items.count)
         args.reserveCapacity(10 + items.count * 9)
         for item in items {
             let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
@@ -217,14 +217,20 @@ public final class JobQueue: Sendable {
     }
 
     /// Ends an attempt. `detail` is the result JSON (completed) or the error sentence (failed, retry).
+    /// The same script writes the job's record into the outbox and, when `observe` is set, the outcome
+    /// for the observers (with `failureDetail`).
     /// Returns false when this daemon no longer owns the job (its lease lapsed and another host took it).
-    public func finish(_ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String) async throws -> Bool {
-        let now = Timestamp.now()
+    public func finish(_ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
+                       observe: JobOutcome? = nil, failureDetail: String? = nil) async throws -> Bool {
+        let nowMs = Timestamp.nowMilliseconds()
+        let now = Timestamp.format(milliseconds: nowMs)
         let reply = try await scripts.run(Scripts.finish,
-            keys: [keys.job(job.descriptor.id), keys.queue(job.descriptor.queue), keys.eventsLog, keys.scheduled],
+            keys: [keys.job(job.descriptor.id), keys.queue(job.descriptor.queue), keys.eventsLog, keys.scheduled,
+                   keys.records, keys.outcomes, keys.finished],
             args: [job.entryID, consumer, RedisKeys.group, now, mode.rawValue, detail, String(dueMilliseconds),
                    job.descriptor.id, String(retentionSeconds), event, keys.events,
-                   job.descriptor.userId.map(keys.user) ?? "", Self.eventsLogMaxLength])
+                   job.descriptor.userId.map(keys.user) ?? "", Self.eventsLogMaxLength, String(nowMs),
+                   observe?.rawValue ?? "", failureDetail ?? ""])
         return reply.int == 1
     }
 
@@ -233,26 +239,26 @@ public final class JobQueue: Sendable {
     /// belongs to an existing job (which is left untouched).
     @discardableResult
     public func reject(_ rejection: EnvelopeRejection, entry: StreamEntry, queue: String) async throws -> Bool {
-        guard let id = rejection.id else {
-            try await acknowledge(queue: queue, entryIDs: [entry.id])
-            return true
-        }
-        let now = Timestamp.now()
+        // Entries without a usable id are recorded under one made from the queue and the stream entry id.
+        let id = rejection.id ?? "invalid:\(queue):\(entry.id)"
+        let nowMs = Timestamp.nowMilliseconds()
+        let now = Timestamp.format(milliseconds: nowMs)
         let job = JobDescriptor(id: id, type: rejection.type ?? "", queue: queue, userId: rejection.userId)
         let event = EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(rejection.reason)),
                                                                         ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)])
         let reply = try await scripts.run(Scripts.reject,
-            keys: [keys.job(id), keys.queue(queue), keys.eventsLog],
+            keys: [keys.job(id), keys.queue(queue), keys.eventsLog, keys.records, keys.outcomes, keys.finished],
             args: [entry.id, RedisKeys.group, now, rejection.reason, rejection.type ?? "", queue,
                    rejection.userId ?? "", String(retentionSeconds), event, keys.events,
-                   rejection.userId.map(keys.user) ?? "", Self.eventsLogMaxLength])
+                   rejection.userId.map(keys.user) ?? "", Self.eventsLogMaxLength,
+                   id, rejection.id == nil ? "" : "1", rejection.raw, String(nowMs)])
         return reply.int == 1
     }
 
     /// Moves due scheduled jobs back into their queues. Returns how many moved.
     public func promoteDue(limit: Int = 500) async throws -> Int {
         let now = Timestamp.nowMilliseconds()
-        let reply = try await scripts.run(Scripts.promote, keys: [keys.scheduled],
+        let reply = try await scripts.run(Scripts.promote, keys: [keys.scheduled, keys.records],
                                           args: [String(now), String(limit), keys.prefix, Timestamp.format(milliseconds: now)])
         return Int(reply.int ?? 0)
     }
@@ -266,9 +272,10 @@ public final class JobQueue: Sendable {
 
     /// Cancels a job wherever it is. Publishes the cancelled event when this call did the cancelling.
     public func cancel(jobID: String) async throws -> CancelResult {
-        let now = Timestamp.now()
-        let reply = try await scripts.run(Scripts.cancel, keys: [keys.job(jobID), keys.scheduled],
-                                          args: [jobID, now, String(retentionSeconds)])
+        let nowMs = Timestamp.nowMilliseconds()
+        let now = Timestamp.format(milliseconds: nowMs)
+        let reply = try await scripts.run(Scripts.cancel, keys: [keys.job(jobID), keys.scheduled, keys.records, keys.outcomes, keys.finished],
+                                          args: [jobID, now, String(retentionSeconds), String(nowMs)])
         guard let parts = reply.array, parts.count >= 6 else { throw RedisError.protocolError("cancel answered \(reply)") }
         let outcome = parts[0].string ?? ""
         let type = parts[2].string ?? ""

@@ -15,40 +15,80 @@ enum Scripts {
       if userChannel ~= nil and userChannel ~= '' then redis.call('PUBLISH', userChannel, ev) end
       redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'event', ev)
     end
+    -- record(records, h, id): the job's durable record, a snapshot of its hash after the transition,
+    -- into the records outbox (P:records). Record writers move it into PostgreSQL; the entry id orders it.
+    local recordFields = {'state', 'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result',
+      'createdAt', 'startedAt', 'finishedAt', 'updatedAt', 'worker'}
+    local recordNames = {'st', 'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'c', 's', 'f', 'at', 'w'}
+    local function record(records, h, id)
+      local v = redis.call('HMGET', h, unpack(recordFields))
+      if not v[1] or not v[2] or not v[3] then return end
+      local args = {'k', 'job', 'id', id}
+      for i = 1, #recordFields do
+        if v[i] then args[#args + 1] = recordNames[i]; args[#args + 1] = v[i] end
+      end
+      redis.call('XADD', records, '*', unpack(args))
+    end
+    -- observe(outcomes, h, id, outcome, detail): the outcome of an attempt for the observers
+    -- (notifications, error logs, webhooks, mail), into P:outcomes, read by every host's dispatcher.
+    local observeFields = {'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result', 'updatedAt'}
+    local observeNames = {'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'at'}
+    local function observe(outcomes, h, id, outcome, detail)
+      local v = redis.call('HMGET', h, unpack(observeFields))
+      if not v[1] or not v[2] then return end
+      local args = {'id', id, 'o', outcome}
+      for i = 1, #observeFields do
+        if v[i] then args[#args + 1] = observeNames[i]; args[#args + 1] = v[i] end
+      end
+      if detail ~= nil and detail ~= '' then args[#args + 1] = 'det'; args[#args + 1] = detail end
+      redis.call('XADD', outcomes, '*', unpack(args))
+    end
     """
 
     /// Takes a batch of stream entries of one queue into their jobs' state, in one call.
-    /// KEYS: 1 queue stream, 2 scheduled zset, 3 events log, then one job hash per entry
+    /// KEYS: 1 queue stream, 2 scheduled zset, 3 events log, 4 records outbox, 5 outcomes stream, 6 finished-ids zset,
+    ///       then one job hash per entry
     /// ARGV: 1 consumer, 2 now (RFC 3339), 3 now (ms), 4 queue, 5 group, 6 events channel,
     ///       7 user channel prefix (`P:user:`), 8 retention seconds, 9 exhausted error, 10 events log maxlen,
     ///       then 9 per entry: entry id, type, userId or '', maxAttempts, envelope, createdAt, runAt ms or '',
     ///       job id, started event
-    /// The rare cancelled and exhausted outcomes publish their events from the caller.
+    /// Every transition writes the job's record into the outbox; the rare cancelled and exhausted
+    /// outcomes also write their outcome for the observers (their events are published by the caller).
     /// Returns, per entry, outcome, attempt, state: outcome is run, skip (already finished), duplicate,
     /// scheduled, cancelled or exhausted. Every outcome but `run` has acknowledged the entry.
     static let intake = prelude + """
 
     local out = {}
-    local n = #KEYS - 3
+    local n = #KEYS - 6
     for i = 1, n do
-      local h = KEYS[3 + i]
+      local h = KEYS[6 + i]
       local b = 10 + (i - 1) * 9
       local eid, typ, user, maxA, env, created, runAt, jid, started =
         ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-      local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt')
+      local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt', 'queue')
       local state, entry, cancel = st[1], st[2], st[3]
       local attempt = tonumber(st[4]) or 0
       local outcome
       local function ack() redis.call('XACK', KEYS[1], ARGV[5], eid) end
+      local common = {'type', typ, 'queue', ARGV[4], 'maxAttempts', maxA, 'envelope', env, 'entry', eid}
+      if not state then table.insert(common, 'createdAt'); table.insert(common, created) end
+      if user ~= '' then table.insert(common, 'userId'); table.insert(common, user) end
       if state == 'completed' or state == 'failed' or state == 'cancelled' then
         ack(); outcome = 'skip'
+        if state == 'cancelled' and not st[5] then
+          -- Cancelled before it ever arrived: now that its type and queue are known, it gets its record.
+          redis.call('HSET', h, unpack(common))
+          redis.call('HDEL', h, 'entry')
+          if not redis.call('HGET', h, 'createdAt') then redis.call('HSET', h, 'createdAt', created) end
+          record(KEYS[4], h, jid)
+        end
+      elseif not state and redis.call('ZSCORE', KEYS[6], jid) then
+        -- Finished earlier; its hash has expired since (the id is kept for retention.jobs).
+        ack(); outcome = 'skip'; state = 'finished'
       elseif state == 'scheduled' or (entry and entry ~= eid) then
         ack(); outcome = 'duplicate'
       else
         local firstSight = (entry == false or entry == nil)
-        local common = {'type', typ, 'queue', ARGV[4], 'maxAttempts', maxA, 'envelope', env, 'entry', eid}
-        if not state then table.insert(common, 'createdAt'); table.insert(common, created) end
-        if user ~= '' then table.insert(common, 'userId'); table.insert(common, user) end
         local exhausted = (state == 'active' and attempt >= tonumber(maxA))
         local waits = (firstSight and runAt ~= '' and tonumber(runAt) > tonumber(ARGV[3]))
         if cancel == '1' or exhausted or waits then redis.call('HSET', h, unpack(common)) end
@@ -56,12 +96,16 @@ enum Scripts {
           redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
           redis.call('HDEL', h, 'entry')
           redis.call('EXPIRE', h, ARGV[8])
+          redis.call('ZADD', KEYS[6], ARGV[3], jid)
           ack(); outcome = 'cancelled'; state = 'cancelled'
+          observe(KEYS[5], h, jid, 'cancelled', '')
         elseif exhausted then
           redis.call('HSET', h, 'state', 'failed', 'error', ARGV[9], 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
           redis.call('HDEL', h, 'entry')
           redis.call('EXPIRE', h, ARGV[8])
+          redis.call('ZADD', KEYS[6], ARGV[3], jid)
           ack(); outcome = 'exhausted'; state = 'failed'
+          observe(KEYS[5], h, jid, 'failed', '')
         elseif waits then
           redis.call('HSET', h, 'state', 'scheduled', 'updatedAt', ARGV[2], 'attempt', attempt)
           redis.call('HDEL', h, 'entry')
@@ -78,6 +122,7 @@ enum Scripts {
           emit(started, ARGV[6], user ~= '' and (ARGV[7] .. user) or '', KEYS[3], ARGV[10])
           outcome = 'run'; state = 'active'
         end
+        record(KEYS[4], h, jid)
       end
       table.insert(out, outcome); table.insert(out, attempt); table.insert(out, state or '')
     end
@@ -85,10 +130,12 @@ enum Scripts {
     """
 
     /// Ends an attempt, if the caller still owns the job.
-    /// KEYS: 1 job hash, 2 queue stream, 3 events log, 4 scheduled zset
+    /// KEYS: 1 job hash, 2 queue stream, 3 events log, 4 scheduled zset, 5 records outbox, 6 outcomes stream,
+    ///       7 finished-ids zset
     /// ARGV: 1 entry id, 2 consumer, 3 group, 4 now (RFC 3339), 5 mode (completed, failed, retry, deferred, cancelled, requeue),
     ///       6 result JSON or error text, 7 due ms (retry), 8 job id, 9 retention seconds, 10 event,
-    ///       11 events channel, 12 user channel or '', 13 events log maxlen
+    ///       11 events channel, 12 user channel or '', 13 events log maxlen, 14 now (ms),
+    ///       15 outcome for the observers or '' (none of them wants it), 16 failure detail for the observers
     /// Returns 1 when the transition happened, 0 when the caller no longer owns the job.
     static let finish = prelude + """
 
@@ -121,15 +168,19 @@ enum Scripts {
     else
       return redis.error_reply('unknown finish mode ' .. mode)
     end
+    if mode == 'completed' or mode == 'failed' or mode == 'cancelled' then redis.call('ZADD', KEYS[7], ARGV[14], ARGV[8]) end
     redis.call('XACK', KEYS[2], ARGV[3], ARGV[1])
     emit(ARGV[10], ARGV[11], ARGV[12], KEYS[3], ARGV[13])
+    record(KEYS[5], h, ARGV[8])
+    if ARGV[15] ~= '' then observe(KEYS[6], h, ARGV[8], ARGV[15], ARGV[16]) end
     return 1
     """
 
-    /// Moves due jobs from the scheduled set back into their queue streams.
-    /// KEYS: 1 scheduled zset. ARGV: 1 now ms, 2 limit, 3 key prefix, 4 now (RFC 3339)
+    /// Moves due scheduled jobs from the scheduled set back into their queue streams.
+    /// KEYS: 1 scheduled zset, 2 records outbox. ARGV: 1 now ms, 2 limit, 3 key prefix, 4 now (RFC 3339)
     /// Returns the number of jobs moved.
-    static let promote = """
+    static let promote = prelude + """
+
     local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
     local n = 0
     for _, id in ipairs(ids) do
@@ -139,6 +190,7 @@ enum Scripts {
       if v[1] == 'scheduled' and v[2] and v[3] then
         local eid = redis.call('XADD', ARGV[3] .. ':queue:' .. v[3], '*', 'job', v[2])
         redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'updatedAt', ARGV[4])
+        record(KEYS[2], h, id)
         n = n + 1
       end
     end
@@ -146,10 +198,12 @@ enum Scripts {
     """
 
     /// Cancels a job that is not running, or flags a running one for its holder.
-    /// KEYS: 1 job hash, 2 scheduled zset. ARGV: 1 job id, 2 now (RFC 3339), 3 retention seconds
+    /// KEYS: 1 job hash, 2 scheduled zset, 3 records outbox, 4 outcomes stream, 5 finished-ids zset.
+    /// ARGV: 1 job id, 2 now (RFC 3339), 3 retention seconds, 4 now (ms)
     /// Returns {outcome, state, type, queue, userId, envelope}: outcome is cancelled (was queued, scheduled
     /// or unknown), active (flagged; its holder stops it), or finished (already terminal: nothing to do).
-    static let cancel = """
+    static let cancel = prelude + """
+
     local h = KEYS[1]
     local v = redis.call('HMGET', h, 'state', 'type', 'queue', 'userId', 'envelope')
     local state = v[1]
@@ -159,8 +213,12 @@ enum Scripts {
     redis.call('HSET', h, 'cancel', '1', 'updatedAt', ARGV[2])
     if state == 'active' then return {'active', state, v[2] or '', v[3] or '', v[4] or '', ''} end
     redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2])
+    redis.call('HDEL', h, 'entry')
     redis.call('ZREM', KEYS[2], ARGV[1])
     redis.call('EXPIRE', h, ARGV[3])
+    redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+    record(KEYS[3], h, ARGV[1])
+    observe(KEYS[4], h, ARGV[1], 'cancelled', '')
     return {'cancelled', state or 'unknown', v[2] or '', v[3] or '', v[4] or '', v[5] or ''}
     """
 
@@ -196,29 +254,43 @@ enum Scripts {
     """
 
     /// Records an entry that was refused, without touching a job that already exists under that id.
-    /// KEYS: 1 job hash, 2 queue stream, 3 events log. ARGV: 1 entry id, 2 group, 3 now, 4 error, 5 type, 6 queue,
-    ///       7 userId, 8 retention, 9 event, 10 events channel, 11 user channel, 12 maxlen
-    /// Returns 1 when the hash was written, 0 when the id belongs to an existing job.
+    /// KEYS: 1 job hash (any key when the entry had no usable id), 2 queue stream, 3 events log,
+    ///       4 records outbox, 5 outcomes stream, 6 finished-ids zset.
+    /// ARGV: 1 entry id, 2 group, 3 now, 4 error, 5 type, 6 queue, 7 userId, 8 retention, 9 event, 10 events channel,
+    ///       11 user channel, 12 maxlen, 13 record id (the job id, or `invalid:<queue>:<entry>` without one),
+    ///       14 '1' when the entry had a usable id (its hash is written) else '', 15 the entry as received
+    ///       (shortened), 16 now (ms)
+    /// Returns 1 when the refusal was recorded, 0 when the id belongs to an existing job.
     static let reject = prelude + """
 
     redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
-    if KEYS[1] == '' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-    redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[4], 'queue', ARGV[6], 'attempt', '0',
-      'createdAt', ARGV[3], 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
-    if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'type', ARGV[5]) end
-    if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'userId', ARGV[7]) end
-    redis.call('EXPIRE', KEYS[1], ARGV[8])
-    emit(ARGV[9], ARGV[10], ARGV[11], KEYS[3], ARGV[12])
+    local rid = ARGV[13]
+    if ARGV[14] == '1' then
+      if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+      redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[4], 'queue', ARGV[6], 'attempt', '0',
+        'createdAt', ARGV[3], 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
+      if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'type', ARGV[5]) end
+      if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'userId', ARGV[7]) end
+      redis.call('EXPIRE', KEYS[1], ARGV[8])
+      redis.call('ZADD', KEYS[6], ARGV[16], rid)
+      emit(ARGV[9], ARGV[10], ARGV[11], KEYS[3], ARGV[12])
+    end
+    local common = {'id', rid, 'q', ARGV[6], 't', ARGV[5], 'a', '0', 'm', '0', 'err', ARGV[4], 'at', ARGV[3]}
+    if ARGV[7] ~= '' then common[#common + 1] = 'u'; common[#common + 1] = ARGV[7] end
+    redis.call('XADD', KEYS[4], '*', 'k', 'job', 'st', 'failed', 'c', ARGV[3], 'f', ARGV[3], 'raw', ARGV[15], unpack(common))
+    redis.call('XADD', KEYS[5], '*', 'o', 'failed', 'det', ARGV[15], unpack(common))
     return 1
     """
 }
 
 extension Scripts {
     /// Runs a failed or cancelled job again: a new entry in its queue, attempts counted from zero.
-    /// KEYS: 1 job hash, 2 queue stream. ARGV: 1 envelope when the hash is gone (from PostgreSQL) or '', 2 now,
-    ///       3 queue, 4 type, 5 userId or ''
+    /// KEYS: 1 job hash, 2 queue stream, 3 records outbox, 4 finished-ids zset.
+    /// ARGV: 1 envelope when the hash is gone (from PostgreSQL) or '', 2 now, 3 queue, 4 type, 5 userId or '', 6 job id,
+    ///       7 createdAt when the hash is gone, or ''
     /// Returns {outcome, state}: queued, or refused with the state that forbids it (queued, scheduled, active, completed, unknown).
-    static let retry = """
+    static let retry = prelude + """
+
     local h = KEYS[1]
     local v = redis.call('HMGET', h, 'state', 'envelope')
     local state = v[1]
@@ -229,8 +301,11 @@ extension Scripts {
     redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', '0', 'updatedAt', ARGV[2], 'queue', ARGV[3],
       'type', ARGV[4], 'envelope', env)
     if ARGV[5] ~= '' then redis.call('HSET', h, 'userId', ARGV[5]) end
-    redis.call('HDEL', h, 'cancel', 'finishedAt', 'result', 'worker', 'stage')
+    if ARGV[7] ~= '' and not redis.call('HGET', h, 'createdAt') then redis.call('HSET', h, 'createdAt', ARGV[7]) end
+    redis.call('HDEL', h, 'cancel', 'finishedAt', 'result', 'worker', 'stage', 'startedAt')
     redis.call('PERSIST', h)
+    redis.call('ZREM', KEYS[4], ARGV[6])
+    record(KEYS[3], h, ARGV[6])
     return {'queued', state or 'expired'}
     """
 }

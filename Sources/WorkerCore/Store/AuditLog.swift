@@ -1,5 +1,5 @@
 import Logging
-import PostgresClient
+import RedisClient
 
 /// One control action for the audit trail (table `audit`, migration 4).
 public struct AuditEntry: Sendable, Equatable {
@@ -41,43 +41,42 @@ public struct AuditEntry: Sendable, Equatable {
 }
 
 extension Worker {
-    /// Writes control actions to the `audit` table in one statement. Entries whose `controlEntry`
-    /// is already recorded are skipped, so every daemon may record the same `P:control` command.
+    /// Adds control actions to the records outbox, from which the record writers put them in the
+    /// `audit` table. Entries whose `controlEntry` is already recorded are skipped there, so every
+    /// daemon may record the same `P:control` command.
     public func audit(_ entries: [AuditEntry]) async throws {
         guard !entries.isEmpty else { return }
-        _ = try await postgres.query("""
-            INSERT INTO audit (at, actor, peer_uid, peer_pid, source, action, target, ok, detail, worker, control_entry)
-            SELECT to_timestamp(a.ms / 1000.0), a.actor, a.uid, a.pid, a.source, a.action, a.target, a.ok, a.detail, $10, a.entry
-            FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[],
-                        $9::text[], $11::text[]) AS a(ms, actor, uid, pid, source, action, target, ok, detail, entry)
-            ON CONFLICT (control_entry) DO NOTHING
-            """, [
-                PostgresBind(array: entries.map { Optional($0.at) }),
-                PostgresBind(array: entries.map { Optional($0.actor) }),
-                PostgresBind(array: entries.map(\.peerUID)),
-                PostgresBind(array: entries.map(\.peerPID)),
-                PostgresBind(array: entries.map { Optional($0.source) }),
-                PostgresBind(array: entries.map { Optional($0.action) }),
-                PostgresBind(array: entries.map(\.target)),
-                PostgresBind(array: entries.map { Optional($0.ok ? "true" : "false") }),
-                PostgresBind(array: entries.map(\.detail)),
-                PostgresBind(consumer),
-                PostgresBind(array: entries.map(\.controlEntry)),
-            ])
+        let commands = entries.map { entry -> RedisCommand in
+            var cmd = RedisCommand(["XADD", queue.keys.records, "*"])
+            for (k, v) in entry.outboxFields(worker: consumer) { cmd.append(k); cmd.append(v) }
+            return cmd
+        }
+        for reply in try await redis.pipeline(commands) {
+            if case .error(let message) = reply { throw RedisError.server(message) }
+        }
     }
 
-    /// Writes one control action to the audit trail and the log; a database that cannot be reached
-    /// loses the row (the log line stays), never the action.
+    /// Writes one control action to the audit trail and the log. The row is durable once Redis has it;
+    /// while Redis is away it is retried for a while (the log line stays either way).
     public func recordAudit(_ entry: AuditEntry) async {
         var metadata: Logger.Metadata = ["actor": "\(entry.actor)", "action": "\(entry.action)", "ok": "\(entry.ok)",
                                          "source": "\(entry.source)"]
         if let target = entry.target { metadata["target"] = "\(target)" }
         if let detail = entry.detail { metadata["detail"] = "\(detail)" }
         logger.notice("control action", metadata: metadata)
-        do {
-            try await audit([entry])
-        } catch {
-            logger.warning("audit row not written: PostgreSQL did not take it", metadata: ["error": "\(error)", "action": "\(entry.action)"])
+        var delay = 100
+        for attempt in 1...8 {
+            do {
+                try await audit([entry])
+                return
+            } catch {
+                if attempt == 8 {
+                    logger.warning("audit row not recorded: Redis did not take it", metadata: ["error": "\(error)", "action": "\(entry.action)"])
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(delay))
+                delay = min(delay * 2, 2000)
+            }
         }
     }
 }

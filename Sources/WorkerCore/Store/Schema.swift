@@ -12,6 +12,7 @@ public enum Schema {
         Migrations.integrations,
         Migrations.operations,
         Migrations.plexRatingKey,
+        Migrations.outbox,
     ]
 }
 

@@ -36,4 +36,19 @@ public struct RedisKeys: Sendable, Equatable {
     public var workers: String { "\(prefix):workers" }
     /// `P:leader`: the lease that makes one daemon in the cluster fire schedules.
     public var leader: String { "\(prefix):leader" }
+    /// `P:records`: the outbox of durable records. Every transition's script adds the job's record
+    /// here; record writers on every host (group `writers`) move it into PostgreSQL.
+    public var records: String { "\(prefix):records" }
+    /// `P:records:dead`: records PostgreSQL refused even escaped, kept with the reason.
+    public var recordsDead: String { "\(prefix):records:dead" }
+    /// `P:outcomes`: attempt outcomes for the observers (notifications, error logs, webhooks, mail),
+    /// added by the same scripts and read by every host's dispatcher (group `observers`).
+    public var outcomes: String { "\(prefix):outcomes" }
+    /// `P:finished`: ids of finished jobs by finish time (epoch ms), kept for `retention.jobs`, so an
+    /// id whose hash has expired still never runs twice.
+    public var finished: String { "\(prefix):finished" }
+    /// The consumer group of the record writers on `P:records`.
+    public static let writersGroup = "writers"
+    /// The consumer group of the observer dispatchers on `P:outcomes`.
+    public static let observersGroup = "observers"
 }

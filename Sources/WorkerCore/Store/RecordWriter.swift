@@ -1,0 +1,479 @@
+import Foundation
+import Logging
+import PostgresClient
+import RedisClient
+import Synchronization
+
+/// Moves durable records from the outbox stream `P:records` into PostgreSQL.
+///
+/// Every transition's script adds the job's record to the outbox in the same atomic step as the
+/// transition itself, so a record is never only in a daemon's memory. Each host runs one writer;
+/// the writers share the outbox through the consumer group `writers`:
+/// - a batch is read, the records of one job folded into its newest, written in one statement per
+///   table, and only then acknowledged and deleted;
+/// - rows are idempotent and never move backwards: each carries its outbox entry id as `seq`, and a
+///   row is only replaced by one with a higher `seq`;
+/// - entries of a writer that died (pending longer than the lease) are claimed by another; a writer
+///   waiting for PostgreSQL renews what it holds, so it is not claimed from under it;
+/// - a batch PostgreSQL refuses for its data is written row by row; a row it refuses even escaped
+///   (see `StorableText`) goes to `P:records:dead` with the reason, and the rest go on;
+/// - while PostgreSQL is away records wait in Redis, not here: the writer holds one batch at most.
+public final class RecordWriter: Sendable {
+    /// Entries read at once.
+    static let batchSize = 1000
+    /// Longest a blocking read waits (shutdown and claims are seen this often).
+    static let blockMilliseconds = 200
+    /// Dead-letter stream length kept (approximately).
+    static let deadMaxLength = "10000"
+
+    let keys: RedisKeys
+    let consumer: String
+    let redis: RedisConnection
+    let redisConfiguration: RedisConfiguration
+    let pool: PostgresPool
+    let metrics: Metrics
+    let logger: Logger
+    /// The lease in seconds, read anew each time (it changes on reload).
+    let lease: @Sendable () -> Double
+    /// `retention.jobs` in seconds, for seeding the finished ids.
+    let retentionJobs: @Sendable () -> Double
+
+    private let healthy = Atomic<Bool>(true)
+    private let idle = Atomic<Bool>(false)
+    private let written = Atomic<Int>(0)
+    private let deadLettered = Atomic<Int>(0)
+    private let backlogSample = Mutex<(count: Int, oldestSeconds: Double)>((0, 0))
+
+    init(keys: RedisKeys, consumer: String, redis: RedisConnection, redisConfiguration: RedisConfiguration, pool: PostgresPool,
+         metrics: Metrics, logger: Logger, lease: @escaping @Sendable () -> Double, retentionJobs: @escaping @Sendable () -> Double) {
+        self.keys = keys
+        self.consumer = consumer
+        self.redis = redis
+        self.redisConfiguration = redisConfiguration
+        self.pool = pool
+        self.metrics = metrics
+        self.logger = logger
+        self.lease = lease
+        self.retentionJobs = retentionJobs
+    }
+
+    var outbox: OutboxStream { OutboxStream(key: keys.records, group: RedisKeys.writersGroup, consumer: consumer, redis: redis) }
+
+    /// Whether the last write reached PostgreSQL.
+    public var isHealthy: Bool { healthy.load(ordering: .relaxed) }
+    /// Whether the last read found nothing to write.
+    public var isIdle: Bool { idle.load(ordering: .relaxed) }
+    /// Records this writer has written.
+    public var recordsWritten: Int { written.load(ordering: .relaxed) }
+    /// Records this writer set aside in `P:records:dead`.
+    public var recordsDeadLettered: Int { deadLettered.load(ordering: .relaxed) }
+    /// The outbox as last sampled (about once a second): entries waiting and the age of the oldest.
+    public var backlog: (count: Int, oldestSeconds: Double) { backlogSample.withLock { $0 } }
+
+    /// Writes records until cancelled. What it has not written stays in the outbox.
+    public func run() async {
+        var c = redisConfiguration
+        c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
+        let connection = RedisConnection(configuration: c, name: "\(consumer)-records")
+        defer { connection.close() }
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.seedFinishedIDs() }
+                await loop(connection)
+                group.cancelAll()
+            }
+        } onCancel: {
+            connection.close()
+        }
+    }
+
+    private func loop(_ connection: RedisConnection) async {
+        var failures = 0
+        var lastClaim = ContinuousClock.now
+        var lastSample = ContinuousClock.now - .seconds(10)
+        var groupReady = false
+        while !Task.isCancelled {
+            do {
+                if !groupReady { try await outbox.ensureGroup(); groupReady = true }
+                if ContinuousClock.now - lastSample >= .seconds(1) {
+                    lastSample = .now
+                    let b = try await outbox.backlog(nowMilliseconds: Timestamp.nowMilliseconds())
+                    backlogSample.withLock { $0 = b }
+                }
+                var entries: [StreamEntry] = []
+                let leaseMs = Int(lease() * 1000)
+                if ContinuousClock.now - lastClaim >= .milliseconds(Int64(leaseMs / 2)) {
+                    lastClaim = .now
+                    entries = try await outbox.claim(idleMilliseconds: leaseMs, count: Self.batchSize)
+                    if !entries.isEmpty {
+                        logger.notice("took over job records a stopped daemon had not written", metadata: ["count": "\(entries.count)"])
+                    }
+                }
+                if entries.isEmpty {
+                    entries = try await outbox.read(count: Self.batchSize, blockMilliseconds: Self.blockMilliseconds, on: connection)
+                }
+                failures = 0
+                idle.store(entries.isEmpty, ordering: .relaxed)
+                if entries.isEmpty { continue }
+                await write(entries)
+            } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
+                groupReady = false
+            } catch {
+                if Task.isCancelled { break }
+                failures += 1
+                if failures == 1 { logger.error("cannot read the records outbox; retrying", metadata: ["error": "\(error)"]) }
+                try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 5)), 2000)))
+            }
+        }
+    }
+
+    // MARK: - writing
+
+    /// Writes one batch until PostgreSQL has it (or the task is cancelled: the entries stay pending), then
+    /// acknowledges and deletes the entries.
+    func write(_ entries: [StreamEntry]) async {
+        let batch = RecordBatch(entries)
+        for (entry, reason) in batch.malformed { await setAside(entry, reason: reason) }
+        var failures = 0
+        var lastRenew = ContinuousClock.now
+        while true {
+            let failure: Error
+            do {
+                try await commitBatch(batch)
+                break
+            } catch {
+                failure = error
+            }
+            // PostgreSQL is away or busy: wait, renewing the held entries now and then.
+            failures += 1
+            if healthy.exchange(false, ordering: .relaxed) {
+                logger.error("cannot write job records to PostgreSQL; they wait in the Redis outbox until it is back",
+                             metadata: ["error": "\(failure)"])
+            }
+            try? await Task.sleep(for: .milliseconds(min(50 * (1 << min(failures, 6)), 2000)))
+            if Task.isCancelled { return }  // the entries stay pending for another writer
+            if ContinuousClock.now - lastRenew >= .milliseconds(Int64(lease() * 1000 / 3)) {
+                lastRenew = .now
+                try? await outbox.renew(entries.map(\.id))
+            }
+        }
+        written.add(batch.jobs.count + batch.audits.count, ordering: .relaxed)
+        metrics.recordsWritten(batch.jobs.count + batch.audits.count)
+        if !healthy.exchange(true, ordering: .relaxed) {
+            logger.notice("PostgreSQL takes job records again; catching up", metadata: ["waiting": "\(backlog.count)"])
+        }
+        // The rows are committed: from here a lost acknowledgement only means they are written again.
+        var delay = 50
+        while true {
+            do {
+                try await outbox.done(entries.map(\.id))
+                return
+            } catch {
+                if Task.isCancelled { return }
+                try? await Task.sleep(for: .milliseconds(delay))
+                delay = min(delay * 2, 1000)
+            }
+        }
+    }
+
+    /// The batch in one statement per table; when PostgreSQL refuses its data, row by row.
+    private func commitBatch(_ batch: RecordBatch) async throws {
+        do {
+            try await commit(batch)
+        } catch let error as PostgresError where Self.isDataError(error) {
+            try await commitRowByRow(batch)
+        }
+    }
+
+    private func commit(_ batch: RecordBatch) async throws {
+        if !batch.jobs.isEmpty { _ = try await pool.query(Self.jobsSQL, Self.jobBinds(batch.jobs)) }
+        if !batch.audits.isEmpty { _ = try await pool.query(Self.auditSQL, Self.auditBinds(batch.audits)) }
+    }
+
+    /// Each row alone; a row refused for its data is tried once more with its JSON stored as text, then set aside.
+    /// Throws when PostgreSQL fails for any other reason (the batch is tried again later; written rows are idempotent).
+    private func commitRowByRow(_ batch: RecordBatch) async throws {
+        for row in batch.jobs {
+            guard let error = await attempt(Self.jobsSQL, Self.jobBinds([row])) else { continue }
+            guard Self.isDataError(error) else { throw error }
+            guard let again = await attempt(Self.jobsSQL, Self.jobBinds([row.withJSONAsStrings()])) else {
+                logger.warning("a job record's JSON could not be stored as JSON; stored as text instead",
+                               metadata: ["jobId": "\(row.id)", "error": "\(error)"])
+                continue
+            }
+            guard Self.isDataError(again) else { throw again }
+            await setAside(row.entry, reason: "\(again)")
+        }
+        for row in batch.audits {
+            guard let error = await attempt(Self.auditSQL, Self.auditBinds([row])) else { continue }
+            guard Self.isDataError(error) else { throw error }
+            await setAside(row.entry, reason: "\(error)")
+        }
+    }
+
+    /// One statement; the error PostgreSQL answered, or nil when it was committed.
+    private func attempt(_ sql: String, _ binds: [PostgresBind]) async -> PostgresError? {
+        do {
+            _ = try await pool.query(sql, binds)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Keeps a record PostgreSQL cannot take in `P:records:dead` with the reason; it is acknowledged with its batch.
+    private func setAside(_ entry: StreamEntry, reason: String) async {
+        deadLettered.add(1, ordering: .relaxed)
+        metrics.recordDeadLettered()
+        let id = entry.fieldMap["id"].map { StorableText.text($0) } ?? ""
+        logger.error("a record could not be stored; kept in the dead-letter stream with the reason",
+                     metadata: ["entry": "\(entry.id)", "jobId": "\(id)", "reason": "\(reason)", "stream": "\(keys.recordsDead)"])
+        var cmd = RedisCommand(["XADD", keys.recordsDead, "MAXLEN", "~", Self.deadMaxLength, "*", "reason", reason, "entry", entry.id])
+        for (name, value) in entry.fields { cmd.append(name); cmd.append(bytes: value) }
+        var delay = 50
+        while !Task.isCancelled {
+            do { _ = try await redis.send(cmd); return } catch {
+                try? await Task.sleep(for: .milliseconds(delay))
+                delay = min(delay * 2, 1000)
+            }
+        }
+    }
+
+    /// A failure of the data itself (SQLSTATE classes 22 data exception, 23 integrity, 54 limits), not of
+    /// PostgreSQL or the connection: retrying the same rows as they are cannot help.
+    static func isDataError(_ error: PostgresError) -> Bool {
+        guard let state = error.sqlState, state.count == 5 else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("54")
+    }
+
+    static let jobsSQL = """
+        INSERT INTO jobs (id, queue, type, payload, user_id, state, attempt, max_attempts, error, result,
+                          created_at, started_at, finished_at, updated_at, worker, raw, seq)
+        SELECT r.id, r.queue, r.type, r.payload, r.user_id, r.state, COALESCE(r.attempt, 0), COALESCE(r.max_attempts, 1),
+               r.error, r.result, COALESCE(r.created_at, r.updated_at, now()), r.started_at, r.finished_at,
+               COALESCE(r.updated_at, now()), r.worker, r.raw, r.seq
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::int[], $8::int[],
+                    $9::text[], $10::jsonb[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
+                    $14::timestamptz[], $15::text[], $16::text[], $17::bigint[])
+             AS r(id, queue, type, payload, user_id, state, attempt, max_attempts, error, result,
+                  created_at, started_at, finished_at, updated_at, worker, raw, seq)
+        ON CONFLICT (id) DO UPDATE SET
+            queue = EXCLUDED.queue, type = EXCLUDED.type,
+            payload = COALESCE(EXCLUDED.payload, jobs.payload),
+            user_id = EXCLUDED.user_id, state = EXCLUDED.state, attempt = EXCLUDED.attempt,
+            max_attempts = EXCLUDED.max_attempts, error = EXCLUDED.error, result = EXCLUDED.result,
+            created_at = LEAST(jobs.created_at, EXCLUDED.created_at),
+            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at,
+            worker = EXCLUDED.worker, raw = COALESCE(EXCLUDED.raw, jobs.raw), seq = EXCLUDED.seq
+        WHERE jobs.seq IS NULL OR jobs.seq < EXCLUDED.seq
+        """
+
+    static func jobBinds(_ rows: [JobRow]) -> [PostgresBind] {
+        [
+            PostgresBind(array: rows.map { Optional($0.id) }),
+            PostgresBind(array: rows.map { Optional($0.queue) }),
+            PostgresBind(array: rows.map { Optional($0.type) }),
+            PostgresBind(array: rows.map(\.payload)),
+            PostgresBind(array: rows.map(\.userId)),
+            PostgresBind(array: rows.map { Optional($0.state) }),
+            PostgresBind(array: rows.map(\.attempt)),
+            PostgresBind(array: rows.map(\.maxAttempts)),
+            PostgresBind(array: rows.map(\.error)),
+            PostgresBind(array: rows.map(\.result)),
+            PostgresBind(array: rows.map(\.createdAt)),
+            PostgresBind(array: rows.map(\.startedAt)),
+            PostgresBind(array: rows.map(\.finishedAt)),
+            PostgresBind(array: rows.map(\.updatedAt)),
+            PostgresBind(array: rows.map(\.worker)),
+            PostgresBind(array: rows.map(\.raw)),
+            PostgresBind(array: rows.map { Optional($0.seq) }),
+        ]
+    }
+
+    static let auditSQL = """
+        INSERT INTO audit (at, actor, peer_uid, peer_pid, source, action, target, ok, detail, worker, control_entry, record_id)
+        SELECT to_timestamp(a.ms / 1000.0), a.actor, a.uid, a.pid, a.source, a.action, a.target, a.ok, a.detail, a.worker,
+               a.entry, a.record
+        FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[],
+                    $9::text[], $10::text[], $11::text[], $12::text[])
+             AS a(ms, actor, uid, pid, source, action, target, ok, detail, worker, entry, record)
+        ON CONFLICT DO NOTHING
+        """
+
+    static func auditBinds(_ rows: [AuditRow]) -> [PostgresBind] {
+        [
+            PostgresBind(array: rows.map { Optional($0.at) }),
+            PostgresBind(array: rows.map { Optional($0.actor) }),
+            PostgresBind(array: rows.map(\.peerUID)),
+            PostgresBind(array: rows.map(\.peerPID)),
+            PostgresBind(array: rows.map { Optional($0.source) }),
+            PostgresBind(array: rows.map { Optional($0.action) }),
+            PostgresBind(array: rows.map(\.target)),
+            PostgresBind(array: rows.map { Optional($0.ok ? "true" : "false") }),
+            PostgresBind(array: rows.map(\.detail)),
+            PostgresBind(array: rows.map(\.worker)),
+            PostgresBind(array: rows.map(\.controlEntry)),
+            PostgresBind(array: rows.map { Optional($0.entry.id) }),
+        ]
+    }
+
+    // MARK: - finished ids
+
+    /// Once per cluster: ids PostgreSQL knows as finished within `retention.jobs` (from before the ids were
+    /// kept in Redis) go into `P:finished`, so they never run again after their hashes expire.
+    private func seedFinishedIDs() async {
+        let done = "\(keys.finished):seeded"
+        while !Task.isCancelled {
+            do {
+                if try await redis.send(RedisCommand(["EXISTS", done])).int == 1 { return }
+                guard try await redis.send(RedisCommand(["SET", "\(done):lock", consumer, "NX", "EX", "300"])).string == "OK" else {
+                    try? await Task.sleep(for: .seconds(5))
+                    continue
+                }
+                let result = try await pool.query("""
+                    SELECT id, (extract(epoch FROM finished_at) * 1000)::bigint AS ms FROM jobs
+                    WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at > now() - make_interval(secs => $1)
+                    """, [PostgresBind(retentionJobs())])
+                var commands: [RedisCommand] = []
+                var zadd = RedisCommand(["ZADD", keys.finished])
+                var n = 0
+                for row in result.rows {
+                    guard let id = row["id"], let ms = row["ms"] else { continue }
+                    zadd.append(ms); zadd.append(id)
+                    n += 1
+                    if n % 1000 == 0 { commands.append(zadd); zadd = RedisCommand(["ZADD", keys.finished]) }
+                }
+                if n % 1000 != 0 { commands.append(zadd) }
+                if !commands.isEmpty { _ = try await redis.pipeline(commands) }
+                _ = try await redis.pipeline([RedisCommand(["SET", done, Timestamp.now()]), RedisCommand(["DEL", "\(done):lock"])])
+                if n > 0 { logger.notice("finished job ids from PostgreSQL kept in Redis", metadata: ["count": "\(n)"]) }
+                return
+            } catch {
+                _ = try? await redis.send(RedisCommand(["DEL", "\(done):lock"]))
+                try? await Task.sleep(for: .seconds(5))
+            }
+        }
+    }
+}
+
+/// One `jobs` row from the outbox: the job's newest record in a batch.
+struct JobRow: Sendable {
+    var seq: Int64
+    var id: String
+    var queue: String
+    var type: String
+    var payload: String?
+    var userId: String?
+    var state: String
+    var attempt: Int64?
+    var maxAttempts: Int64?
+    var error: String?
+    var result: String?
+    var createdAt: String?
+    var startedAt: String?
+    var finishedAt: String?
+    var updatedAt: String?
+    var worker: String?
+    var raw: String?
+    /// The outbox entry it came from (for the dead-letter stream).
+    var entry: StreamEntry
+
+    /// The same row with its JSON columns as JSON strings of their text (for JSON `jsonb` refuses, e.g. a number out of range).
+    func withJSONAsStrings() -> JobRow {
+        var copy = self
+        copy.payload = payload.map(StorableText.asJSONString)
+        copy.result = result.map(StorableText.asJSONString)
+        return copy
+    }
+}
+
+/// One `audit` row from the outbox.
+struct AuditRow: Sendable {
+    var at: Int64
+    var actor: String
+    var peerUID: Int?
+    var peerPID: Int?
+    var source: String
+    var action: String
+    var target: String?
+    var ok: Bool
+    var detail: String?
+    var worker: String?
+    var controlEntry: String?
+    var entry: StreamEntry
+}
+
+/// A batch of outbox entries sorted into rows: one job row per job (its newest record), audit rows,
+/// and the entries that are no record at all.
+struct RecordBatch: Sendable {
+    var jobs: [JobRow] = []
+    var audits: [AuditRow] = []
+    var malformed: [(StreamEntry, String)] = []
+
+    init(_ entries: [StreamEntry]) {
+        var newest: [String: Int] = [:]
+        for entry in entries {
+            let f = entry.fieldMap
+            switch f["k"].map({ String(decoding: $0, as: UTF8.self) }) {
+            case "job":
+                guard let row = Self.jobRow(entry, f) else {
+                    malformed.append((entry, "a job record without id, state, queue or type"))
+                    continue
+                }
+                if let i = newest[row.id] {
+                    if jobs[i].seq < row.seq { jobs[i] = row }
+                } else {
+                    newest[row.id] = jobs.count
+                    jobs.append(row)
+                }
+            case "audit":
+                guard let row = Self.auditRow(entry, f) else {
+                    malformed.append((entry, "an audit record without time, actor, source or action"))
+                    continue
+                }
+                audits.append(row)
+            case let kind:
+                malformed.append((entry, "unknown record kind \(kind.map { JSONText.quote(StorableText.text($0)) } ?? "(none)")"))
+            }
+        }
+    }
+
+    static func jobRow(_ entry: StreamEntry, _ f: [String: [UInt8]]) -> JobRow? {
+        let text = { (name: String) -> String? in f[name].map { StorableText.text($0) } }
+        let int = { (name: String) -> Int64? in text(name).flatMap { Int64($0) } }
+        guard let id = text("id"), let state = text("st"), let queue = text("q"), let type = text("t") else { return nil }
+        var payload: String?
+        if let env = text("env") {
+            // The envelope was validated at intake; its payload object is the row's.
+            payload = StorableText.json(env).flatMap { JSONValue.parse($0)?["payload"]?.encoded }
+        }
+        let result = text("res").map { StorableText.json($0) ?? StorableText.asJSONString($0) }
+        return JobRow(seq: entry.sequence, id: id, queue: queue, type: type, payload: payload, userId: text("u"), state: state,
+                      attempt: int("a"), maxAttempts: int("m"), error: text("err"), result: result, createdAt: text("c"),
+                      startedAt: text("s"), finishedAt: text("f"), updatedAt: text("at"), worker: text("w"), raw: text("raw"),
+                      entry: entry)
+    }
+
+    static func auditRow(_ entry: StreamEntry, _ f: [String: [UInt8]]) -> AuditRow? {
+        let text = { (name: String) -> String? in f[name].map { StorableText.text($0) } }
+        guard let at = text("at").flatMap({ Int64($0) }), let actor = text("actor"), let source = text("source"),
+              let action = text("action") else { return nil }
+        return AuditRow(at: at, actor: actor, peerUID: text("uid").flatMap { Int($0) }, peerPID: text("pid").flatMap { Int($0) },
+                        source: source, action: action, target: text("target"), ok: text("ok") == "1", detail: text("detail"),
+                        worker: text("w"), controlEntry: text("ce"), entry: entry)
+    }
+}
+
+extension AuditEntry {
+    /// The entry's fields in the records outbox.
+    func outboxFields(worker: String) -> [(String, String)] {
+        var fields: [(String, String)] = [("k", "audit"), ("at", String(at)), ("actor", actor), ("source", source),
+                                          ("action", action), ("ok", ok ? "1" : "0"), ("w", worker)]
+        if let peerUID { fields.append(("uid", String(peerUID))) }
+        if let peerPID { fields.append(("pid", String(peerPID))) }
+        if let target { fields.append(("target", target)) }
+        if let detail { fields.append(("detail", detail)) }
+        if let controlEntry { fields.append(("ce", controlEntry)) }
+        return fields
+    }
+}
