@@ -4,10 +4,10 @@ import Testing
 
 @Suite("Envelope validation")
 struct EnvelopeTests {
-    let known: (String) -> Bool = { ["noop", "sleep", "youtube.download"].contains($0) }
+    let known: (String) -> PayloadSchema? = { ["noop", "sleep", "youtube.download"].contains($0) ? .empty : nil }
 
     func parse(_ json: String, field: String = "job") -> Result<JobEnvelope, EnvelopeRejection> {
-        EnvelopeParser.parse(fields: [(field, Array(json.utf8))], knownType: known)
+        EnvelopeParser.parse(fields: [(field, Array(json.utf8))], schema: known)
     }
 
     func reason(_ json: String) -> String? {
@@ -58,7 +58,7 @@ struct EnvelopeTests {
     }
 
     @Test func entryWithoutJobField() {
-        guard case .failure(let r) = EnvelopeParser.parse(fields: [("data", Array("{}".utf8))], knownType: known) else { Issue.record("accepted"); return }
+        guard case .failure(let r) = EnvelopeParser.parse(fields: [("data", Array("{}".utf8))], schema: known) else { Issue.record("accepted"); return }
         #expect(r.reason.contains("no 'job' field"))
     }
 

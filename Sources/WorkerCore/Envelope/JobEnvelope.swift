@@ -77,8 +77,11 @@ public struct EnvelopeRejection: Error, Sendable, Equatable {
 
 /// Parses and validates stream entries into envelopes.
 public enum EnvelopeParser {
-    /// Validates one stream entry's field/value pairs. `knownType` says whether a handler exists for a type.
-    public static func parse(fields: [(String, [UInt8])], knownType: (String) -> Bool) -> Result<JobEnvelope, EnvelopeRejection> {
+    /// Validates one stream entry's field/value pairs, the payload included: `schema` gives the
+    /// payload schema of a type, nil for a type no handler serves. A payload that does not fit is
+    /// refused with the schema's sentence (`payload.seconds must be a number from 0 to 86400`),
+    /// with the envelope's id, type and userId kept so that the job's own hash says why.
+    public static func parse(fields: [(String, [UInt8])], schema: (String) -> PayloadSchema?) -> Result<JobEnvelope, EnvelopeRejection> {
         var size = 0
         var jobBytes: [UInt8]?
         for (name, value) in fields {
@@ -126,12 +129,17 @@ public enum EnvelopeParser {
         guard case .string(let type) = typeValue, !type.isEmpty else {
             return reject("'type' must be a non-empty string, not \(typeValue.kind)", id: id, userId: userId)
         }
-        guard knownType(type) else { return reject("unknown job type '\(type.prefix(100))'", id: id, type: type, userId: userId) }
+        guard let payloadSchema = schema(type) else {
+            return reject("unknown job type '\(type.prefix(100))'", id: id, type: type, userId: userId)
+        }
         guard let payload = object["payload"] else {
             return reject("the envelope has no 'payload' (use {} for none)", id: id, type: type, userId: userId)
         }
         guard payload.isObject else {
             return reject("'payload' must be a JSON object, not \(payload.kind)", id: id, type: type, userId: userId)
+        }
+        if let problem = payloadSchema.validate(payload) {
+            return reject(problem, id: id, type: type, userId: userId)
         }
         var ints: [String: Int] = [:]
         for key in ["maxAttempts", "timeoutSeconds"] {
@@ -145,10 +153,12 @@ public enum EnvelopeParser {
         switch object["runAt"] {
         case nil, .null?: break
         case .string(let s)?:
-            guard let ms = Timestamp.parse(s) else {
-                return reject("'runAt' is not an RFC 3339 timestamp: \(JSONText.quote(String(s.prefix(60))))", id: id, type: type, userId: userId)
+            switch Timestamp.check(s) {
+            case .success(let ms): runAt = ms
+            case .failure(let problem):
+                return reject("'runAt' is not an RFC 3339 timestamp (\(problem)): \(JSONText.quote(String(s.prefix(60))))",
+                              id: id, type: type, userId: userId)
             }
-            runAt = ms
         case let other?: return reject("'runAt' must be an RFC 3339 timestamp string, not \(other.kind)", id: id, type: type, userId: userId)
         }
         return .success(JobEnvelope(id: id, type: type, payloadJSON: payload.encoded, userId: userId,

@@ -48,26 +48,35 @@ public protocol JobHandler: Sendable {
     func run(_ context: JobContext) async throws -> JSONValue
 }
 
-/// Job types and their handlers.
+/// Job types, their handlers and the schemas of their payloads.
 public struct HandlerRegistry: Sendable {
     private var handlers: [String: any JobHandler] = [:]
+    private var schemas: [String: PayloadSchema] = [:]
 
     public init() {}
 
     /// A registry with the built-in `noop` and `sleep` types.
     public static func builtIn() -> HandlerRegistry {
         var registry = HandlerRegistry()
-        registry.register("noop", NoopHandler())
-        registry.register("sleep", SleepHandler())
+        registry.register("noop", NoopHandler(), schema: NoopHandler.schema)
+        registry.register("sleep", SleepHandler(), schema: SleepHandler.schema)
         return registry
     }
 
-    public mutating func register(_ type: String, _ handler: any JobHandler) {
+    /// Serves `type` with `handler`. Envelopes of the type whose payload does not fit `schema` are
+    /// refused at intake (failed at once, never retried, the error naming the field).
+    public mutating func register(_ type: String, _ handler: any JobHandler, schema: PayloadSchema) {
         handlers[type] = handler
+        schemas[type] = schema
     }
 
+    /// The handler of `type`, or nil when the type is unknown.
     public func handler(for type: String) -> (any JobHandler)? { handlers[type] }
+    /// The payload schema of `type`, or nil when the type is unknown (what `EnvelopeParser.parse` takes).
+    public func schema(for type: String) -> PayloadSchema? { schemas[type] }
+    /// Whether a handler serves `type`.
     public func knows(_ type: String) -> Bool { handlers[type] != nil }
+    /// The registered types, sorted.
     public var types: [String] { handlers.keys.sorted() }
 }
 
@@ -196,22 +205,35 @@ public final class JobContext: Sendable {
 /// `failAttempts: N` fails attempts 1…N with a retryable error; `fail: "message"` fails every attempt
 /// (retryable unless `permanent: true`).
 struct NoopHandler: JobHandler {
+    static let schema = PayloadSchema([
+        .optional("failAttempts", .integer(min: 0), note: "fail attempts 1…N with a retryable error (tests)"),
+        .optional("fail", .string(), note: "fail every attempt with this error (tests)"),
+        .optional("permanent", .boolean, note: "with fail: the failure is not retried (tests)"),
+    ])
+
     func run(_ context: JobContext) async throws -> JSONValue {
-        if let failAttempts = context.payload["failAttempts"]?.intValue, context.attempt <= failAttempts {
+        let payload = context.payload
+        try Self.schema.check(payload)
+        if let failAttempts = payload.given("failAttempts")?.intValue, context.attempt <= failAttempts {
             throw JobFailure.retryable("noop asked to fail attempt \(context.attempt) of the first \(failAttempts)")
         }
-        if let message = context.payload["fail"]?.stringValue {
-            throw JobFailure(message, retryable: context.payload["permanent"]?.boolValue != true)
+        if let message = payload.given("fail")?.stringValue {
+            throw JobFailure(message, retryable: payload.given("permanent")?.boolValue != true)
         }
         return .object([])
     }
 }
 
-/// `sleep`: waits `seconds` (default 1), reporting progress, and stops at once when cancelled.
+/// `sleep`: waits `seconds` (0–86400; absent means 1), reporting progress, and stops at once when cancelled.
 struct SleepHandler: JobHandler {
+    static let schema = PayloadSchema([
+        .optional("seconds", .number(min: 0, max: 86_400), note: "how long to sleep; absent means 1"),
+    ])
+
     func run(_ context: JobContext) async throws -> JSONValue {
-        let seconds = max(context.payload["seconds"]?.doubleValue ?? 1, 0)
-        guard seconds <= 86_400 else { throw JobFailure.permanent("sleep takes at most 86400 seconds") }
+        try Self.schema.check(context.payload)
+        // Checked above: absent (or null) is the only way to reach the default.
+        let seconds = context.payload.given("seconds")?.doubleValue ?? 1
         let start = ContinuousClock.now
         let total = Duration.milliseconds(Int64(seconds * 1000))
         await context.report(Progress(stage: "sleeping", percent: 0))

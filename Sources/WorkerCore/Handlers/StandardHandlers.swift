@@ -5,7 +5,7 @@ extension HandlerRegistry {
         registry.registerMediaHandlers()
         registry.registerYouTubeHandler()
         registry.registerIntegrationHandlers()
-        registry.register("cleanup", CleanupHandler())
+        registry.register("cleanup", CleanupHandler(), schema: .empty)
         return registry
     }
 }

@@ -3,9 +3,9 @@ import WorkerConfig
 extension HandlerRegistry {
     /// Registers `plex.scan`, `overseerr.submit` and `service.health`.
     public mutating func registerIntegrationHandlers() {
-        register(PlexScanHandler.type, PlexScanHandler())
-        register(OverseerrSubmitHandler.type, OverseerrSubmitHandler())
-        register(ServiceHealthHandler.type, ServiceHealthHandler())
+        register(PlexScanHandler.type, PlexScanHandler(), schema: PlexScanHandler.schema)
+        register(OverseerrSubmitHandler.type, OverseerrSubmitHandler(), schema: OverseerrSubmitHandler.schema)
+        register(ServiceHealthHandler.type, ServiceHealthHandler(), schema: .empty)
     }
 }
 

@@ -26,34 +26,47 @@ struct OverseerrSubmitHandler: JobHandler {
         var title: String?
     }
 
+    /// Largest TMDB id Overseerr takes (a 32-bit integer).
+    static let tmdbIds = 1...Int(Int32.max)
+
+    /// The payload schema. `requestId` and `tmdbId` take two forms on purpose: the API sends the
+    /// request id as a string or a number, and the TMDB id as a number or a numeric string;
+    /// `seasons` is a list of season numbers or the word `all` (the same as leaving it out).
+    static let schema = PayloadSchema([
+        .required("requestId", .either(.string(length: 1...128), .number()), note: "the media_requests id"),
+        .required("mediaType", .oneOf(["movie", "tv"])),
+        .required("tmdbId", .either(.integer(min: tmdbIds.lowerBound, max: tmdbIds.upperBound), .string(pattern: .wholeNumber(tmdbIds)))),
+        .optional("seasons", .either(.array(of: .integer(min: 0)), .oneOf(["all"])), note: "tv only; absent or all: every season"),
+        .optional("title", .string(), note: "needed when no media_requests row exists yet"),
+    ], rules: [
+        PayloadRule { payload in
+            guard case .array? = payload.given("seasons"), payload.given("mediaType")?.stringValue != "tv" else { return nil }
+            return "payload.seasons only applies to mediaType tv"
+        },
+    ])
+
+    /// The request in a payload; a permanent failure naming the field when it does not fit ``schema``.
     static func parse(_ payload: JSONValue) throws -> Request {
+        try schema.check(payload)
+        // Checked above: every field below has its type and range.
         let id: String
-        switch payload["requestId"] {
-        case .string(let s)? where !s.isEmpty && s.utf8.count <= 128: id = s
+        switch payload.given("requestId") {
+        case .string(let s)?: id = s
         case .number(let n)?: id = n
-        default: throw JobFailure.permanent("the payload needs 'requestId', the id of the media request (a string of at most 128 characters)")
+        default: throw JobFailure.permanent("payload.requestId is required")
         }
-        guard let mediaType = payload["mediaType"]?.stringValue, mediaType == "movie" || mediaType == "tv" else {
-            throw JobFailure.permanent("the payload's 'mediaType' must be \"movie\" or \"tv\"")
+        let tmdbId: Int?
+        switch payload.given("tmdbId") {
+        case .string(let s)?: tmdbId = Int(s)
+        case let other?: tmdbId = other.intValue
+        case nil: tmdbId = nil
         }
-        guard let tmdbId = payload["tmdbId"]?.intValue ?? payload["tmdbId"]?.stringValue.flatMap({ Int($0) }), tmdbId > 0, tmdbId <= Int(Int32.max) else {
-            throw JobFailure.permanent("the payload's 'tmdbId' must be a positive whole number (the TMDB id)")
+        guard let mediaType = payload.given("mediaType")?.stringValue, let tmdbId else {
+            throw JobFailure.permanent("payload.mediaType and payload.tmdbId are required")
         }
         var seasons: [Int]?
-        switch payload["seasons"] {
-        case nil, .null?: seasons = nil
-        case .string("all")?: seasons = nil
-        case .array(let items)?:
-            let numbers = items.compactMap(\.intValue)
-            guard numbers.count == items.count, numbers.allSatisfy({ $0 >= 0 }) else {
-                throw JobFailure.permanent("the payload's 'seasons' must be a list of season numbers")
-            }
-            guard mediaType == "tv" else { throw JobFailure.permanent("'seasons' only applies to mediaType \"tv\"") }
-            seasons = numbers
-        case let other?:
-            throw JobFailure.permanent("the payload's 'seasons' must be a list of season numbers, not \(other.kind)")
-        }
-        return Request(id: id, mediaType: mediaType, tmdbId: tmdbId, seasons: seasons, title: payload["title"]?.stringValue)
+        if case .array(let items)? = payload.given("seasons") { seasons = items.compactMap(\.intValue) }
+        return Request(id: id, mediaType: mediaType, tmdbId: tmdbId, seasons: seasons, title: payload.given("title")?.stringValue)
     }
 
     func run(_ context: JobContext) async throws -> JSONValue {

@@ -18,14 +18,26 @@ struct PlexScanHandler: JobHandler {
     /// How long one attempt waits for Plex to list a published file.
     static let publishWait: Duration = .seconds(20)
 
+    /// The payload schema: `path` from the API; the rest is what ``PlexPublisher`` gives the job
+    /// that publishes a download Plex could not take at once.
+    static let schema = PayloadSchema([
+        .optional("path", .nonEmptyString, note: "a library folder; absent: the whole section"),
+        .optional("file", .nonEmptyString, note: "publish this file (set by the daemon)"),
+        .optional("title", .string()), .optional("summary", .string()), .optional("date", .string()),
+        .optional("poster", .string()), .optional("collection", .string()),
+        .optional("downloadId", .string(), note: "the download's youtube_downloads row"),
+        .optional("downloadJobId", .string(), note: "the download's job"),
+    ])
+
     func run(_ context: JobContext) async throws -> JSONValue {
         guard let (client, settings) = IntegrationHub.shared.plex(context.services) else {
             throw JobFailure.permanent("Plex is not configured: add a plex section with url and token to jobs.yml")
         }
+        try Self.schema.check(context.payload)
         let library = context.services.configuration.paths.library
         await context.report(Progress(stage: "plex", percent: 0))
         do {
-            if let file = context.payload["file"]?.stringValue {
+            if let file = context.payload.given("file")?.stringValue {
                 return try await publish(file: file, library: library, client: client, settings: settings, context: context)
             }
             let folder: String?
@@ -49,9 +61,9 @@ struct PlexScanHandler: JobHandler {
                          context: JobContext) async throws -> JSONValue {
         let path = try LibraryPath.resolve(file, library: library)
         let payload = context.payload
-        let request = PlexPublisher.PublishRequest(file: path, title: payload["title"]?.stringValue, summary: payload["summary"]?.stringValue,
-                                                   date: payload["date"]?.stringValue, poster: payload["poster"]?.stringValue,
-                                                   collection: payload["collection"]?.stringValue)
+        let request = PlexPublisher.PublishRequest(file: path, title: payload.given("title")?.stringValue,
+                                                   summary: payload.given("summary")?.stringValue, date: payload.given("date")?.stringValue,
+                                                   poster: payload.given("poster")?.stringValue, collection: payload.given("collection")?.stringValue)
         let published: PlexPublisher.Published
         do {
             published = try await PlexPublisher.run(request, client: client, settings: settings, wait: Self.publishWait,
@@ -63,13 +75,13 @@ struct PlexScanHandler: JobHandler {
             }
             throw error
         }
-        if let downloadID = payload["downloadId"]?.stringValue {
+        if let downloadID = payload.given("downloadId")?.stringValue {
             await Self.recordOnDownload(downloadID, published: published, context: context)
         }
         return .compact([
             ("plex", .string("published")), ("plexRatingKey", .string(published.ratingKey)),
             ("plexCollectionId", .text(published.collectionKey)), ("section", .string(published.section.title)),
-            ("file", .string(published.remoteFile)), ("downloadJobId", payload["downloadJobId"]),
+            ("file", .string(published.remoteFile)), ("downloadJobId", payload.given("downloadJobId")),
         ])
     }
 

@@ -114,7 +114,7 @@ extension Worker {
     func admit(_ entries: [StreamEntry], queue name: String, settings: QueueSettings, log: Logger) async {
         var valid: [(entry: StreamEntry, envelope: JobEnvelope)] = []
         for entry in entries {
-            switch EnvelopeParser.parse(fields: entry.fields, knownType: registry.knows) {
+            switch EnvelopeParser.parse(fields: entry.fields, schema: registry.schema(for:)) {
             case .failure(let rejection):
                 await refuse(rejection, entry: entry, queue: name, log: log)
             case .success(let envelope):

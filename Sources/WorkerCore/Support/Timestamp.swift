@@ -26,10 +26,26 @@ public enum Timestamp {
     /// Now, formatted.
     public static func now() -> String { format(milliseconds: nowMilliseconds()) }
 
-    /// Parses an RFC 3339 timestamp (`Z` or `±HH:MM` offset, optional fraction) to epoch milliseconds.
+    /// Parses an RFC 3339 timestamp (`Z` or `±HH:MM` offset, optional fraction of any length) to
+    /// epoch milliseconds; nil when it is not one (see ``check(_:)`` for why).
     public static func parse(_ text: String) -> Int64? {
+        try? check(text).get()
+    }
+
+    /// Why a text is not an RFC 3339 timestamp (`day 30 is past the end of February 2026`).
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The reason, as a phrase.
+        public var description: String
+    }
+
+    /// Parses an RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, `t` or a space
+    /// also separating date and time) to epoch milliseconds, range-checking every part: month
+    /// 1–12, day within its month (29 February only in leap years), hour 0–23, minute 0–59, second
+    /// 0–59 (a leap second, 60, is refused: epoch milliseconds cannot hold it), offset hours 0–23
+    /// and offset minutes 0–59. Digits of the fraction past milliseconds are dropped.
+    public static func check(_ text: String) -> Result<Int64, Problem> {
+        func problem(_ reason: String) -> Result<Int64, Problem> { .failure(Problem(description: reason)) }
         let bytes = Array(text.utf8)
-        guard bytes.count >= 20 else { return nil }
         func number(_ from: Int, _ length: Int) -> Int? {
             guard from + length <= bytes.count else { return nil }
             var value = 0
@@ -39,15 +55,22 @@ public enum Timestamp {
             }
             return value
         }
-        guard let year = number(0, 4), bytes[4] == 45, let month = number(5, 2), bytes[7] == 45,
-              let day = number(8, 2), bytes[10] == 84 || bytes[10] == 116 || bytes[10] == 32,
-              let hour = number(11, 2), bytes[13] == 58, let minute = number(14, 2), bytes[16] == 58,
-              let second = number(17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
-        else { return nil }
+        func byte(_ at: Int, _ allowed: UInt8...) -> Bool { at < bytes.count && allowed.contains(bytes[at]) }
+        guard let year = number(0, 4), byte(4, 45), let month = number(5, 2), byte(7, 45), let day = number(8, 2),
+              byte(10, 84, 116, 32), let hour = number(11, 2), byte(13, 58), let minute = number(14, 2), byte(16, 58),
+              let second = number(17, 2)
+        else { return problem("the form is YYYY-MM-DDTHH:MM:SS with Z or an offset ±HH:MM") }
+        guard (1...12).contains(month) else { return problem("month \(month) is not 1 to 12") }
+        let monthDays = daysIn(month: month, year: year)
+        guard (1...monthDays).contains(day) else {
+            return problem(day == 0 ? "day 0 does not exist" : "day \(day) is past the end of \(monthNames[month - 1]) \(year), which has \(monthDays) days")
+        }
+        guard hour < 24 else { return problem("hour \(hour) is not 0 to 23") }
+        guard minute < 60 else { return problem("minute \(minute) is not 0 to 59") }
+        guard second < 60 else { return problem("second \(second) is not 0 to 59") }
         var index = 19
         var millis = 0
-        if index < bytes.count, bytes[index] == 46 {
+        if byte(index, 46) {
             index += 1
             var digits = 0
             while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
@@ -55,21 +78,25 @@ public enum Timestamp {
                 digits += 1
                 index += 1
             }
-            guard digits > 0 else { return nil }
-            for _ in digits..<3 where digits < 3 { millis *= 10 }
+            guard digits > 0 else { return problem("a '.' must be followed by digits of a second") }
+            // (A range digits..<3 would trap for a fraction longer than milliseconds.)
+            if digits < 3 { for _ in digits..<3 { millis *= 10 } }
         }
-        guard index < bytes.count else { return nil }
+        guard index < bytes.count else { return problem("the offset is missing: end with Z or ±HH:MM") }
         var offsetMinutes = 0
         switch bytes[index] {
         case 90, 122: index += 1
         case 43, 45:
-            guard let oh = number(index + 1, 2), bytes.count > index + 3, bytes[index + 3] == 58,
-                  let om = number(index + 4, 2) else { return nil }
+            guard let oh = number(index + 1, 2), byte(index + 3, 58), let om = number(index + 4, 2) else {
+                return problem("the offset must be Z or ±HH:MM")
+            }
+            guard oh < 24 else { return problem("offset hour \(oh) is not 0 to 23") }
+            guard om < 60 else { return problem("offset minute \(om) is not 0 to 59") }
             offsetMinutes = (oh * 60 + om) * (bytes[index] == 45 ? -1 : 1)
             index += 6
-        default: return nil
+        default: return problem("the offset must be Z or ±HH:MM")
         }
-        guard index == bytes.count else { return nil }
+        guard index == bytes.count else { return problem("there is text after the offset") }
         // Days from civil (Howard Hinnant's algorithm).
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
@@ -79,6 +106,18 @@ public enum Timestamp {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146097 + doe - 719468
         let secs = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
-        return secs * 1000 + Int64(millis)
+        return .success(secs * 1000 + Int64(millis))
+    }
+
+    private static let monthNames = ["January", "February", "March", "April", "May", "June", "July", "August",
+                                     "September", "October", "November", "December"]
+
+    /// Days in a month of the proleptic Gregorian calendar.
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 }

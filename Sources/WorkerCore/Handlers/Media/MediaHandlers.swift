@@ -4,8 +4,8 @@ import Media
 extension HandlerRegistry {
     /// `media.convert` and `media.thumbnail`.
     mutating func registerMediaHandlers() {
-        register("media.convert", MediaConvertHandler())
-        register("media.thumbnail", MediaThumbnailHandler())
+        register("media.convert", MediaConvertHandler(), schema: MediaConvertHandler.schema)
+        register("media.thumbnail", MediaThumbnailHandler(), schema: MediaThumbnailHandler.schema)
     }
 }
 
@@ -22,11 +22,17 @@ func jobFailure(_ error: MediaError) -> Error {
 /// `media.convert {path, format}`: remuxes a video into mp4, mkv or webm, or extracts the audio into
 /// m4a or mp3, beside the input (`name.format`; `name.converted.format` when that is the input itself).
 struct MediaConvertHandler: JobHandler {
+    static let schema = PayloadSchema([
+        .required("path", .nonEmptyString, note: "the input, absolute or relative to paths.library"),
+        .required("format", .oneOf(OutputContainer.allCases.map(\.rawValue)), note: "the output container"),
+    ])
+
     func run(_ context: JobContext) async throws -> JSONValue {
         let library = context.services.configuration.paths.library
-        guard let path = context.payload["path"]?.stringValue else { throw JobFailure.permanent("the payload needs 'path'") }
-        guard let formatName = context.payload["format"]?.stringValue, let container = OutputContainer(rawValue: formatName) else {
-            throw JobFailure.permanent("the payload needs 'format': one of mp4, mkv, webm, m4a, mp3")
+        try Self.schema.check(context.payload)
+        guard let path = context.payload.given("path")?.stringValue,
+              let container = context.payload.given("format")?.stringValue.flatMap(OutputContainer.init(rawValue:)) else {
+            throw JobFailure.permanent("payload.path and payload.format are required")  // unreachable after the check
         }
         let input = try LibraryPath.resolve(path, library: library)
         var output = ((input as NSString).deletingPathExtension as NSString).appendingPathExtension(container.rawValue)!
@@ -61,23 +67,32 @@ struct MediaConvertHandler: JobHandler {
 }
 
 /// `media.thumbnail {path, at?, width?, format?, mode?}`: writes `name-thumb.jpg` (or .png) beside the
-/// input. `at` is seconds (default: 10 % of the duration); `mode` is keyframe (default), exact or poster.
+/// input. `at` is seconds (default: 10 % of the duration); `width` is 16–7680 pixels (default: the
+/// video's); `format` is jpeg (default; `jpg` is the same) or png; `mode` is keyframe (default),
+/// exact or poster.
 struct MediaThumbnailHandler: JobHandler {
+    /// Widths the thumbnailer scales to.
+    static let widths = 16...7680
+
+    static let schema = PayloadSchema([
+        .required("path", .nonEmptyString, note: "the video, absolute or relative to paths.library"),
+        .optional("at", .number(min: 0), note: "seconds into the video; absent: 10 % of its duration"),
+        .optional("width", .integer(min: widths.lowerBound, max: widths.upperBound), note: "pixels; absent: the video's width"),
+        .optional("format", .oneOf(["jpeg", "jpg", "png"]), note: "absent: jpeg; jpg is the same as jpeg"),
+        .optional("mode", .oneOf(ThumbnailMode.allCases.map(\.rawValue)), note: "absent: keyframe"),
+    ])
+
     func run(_ context: JobContext) async throws -> JSONValue {
         let library = context.services.configuration.paths.library
-        guard let path = context.payload["path"]?.stringValue else { throw JobFailure.permanent("the payload needs 'path'") }
+        let payload = context.payload
+        try Self.schema.check(payload)
+        // Checked above: each default below stands for an absent (or null) field only.
+        guard let path = payload.given("path")?.stringValue else { throw JobFailure.permanent("payload.path is required") }
         let input = try LibraryPath.resolve(path, library: library)
-        let format = ThumbnailFormat(rawValue: context.payload["format"]?.stringValue ?? "jpeg") ?? .jpeg
-        let mode = ThumbnailMode(rawValue: context.payload["mode"]?.stringValue ?? "keyframe") ?? .keyframe
-        let at: ThumbnailTime
-        if let seconds = context.payload["at"]?.doubleValue {
-            guard seconds >= 0 else { throw JobFailure.permanent("'at' must be a time in seconds ≥ 0") }
-            at = .seconds(seconds)
-        } else {
-            at = .fraction(0.1)
-        }
-        let width = context.payload["width"]?.intValue
-        if let width, !(16...7680).contains(width) { throw JobFailure.permanent("'width' must be between 16 and 7680 pixels") }
+        let format: ThumbnailFormat = payload.given("format")?.stringValue == "png" ? .png : .jpeg
+        let mode = payload.given("mode")?.stringValue.flatMap(ThumbnailMode.init(rawValue:)) ?? .keyframe
+        let at: ThumbnailTime = payload.given("at")?.doubleValue.map { .seconds($0) } ?? .fraction(0.1)
+        let width = payload.given("width")?.intValue
         let output = try LibraryPath.resolve(
             (input as NSString).deletingPathExtension + "-thumb." + (format == .png ? "png" : "jpg"), library: library, mustExist: false)
         await context.report(Progress(stage: "thumbnail", percent: 0))

@@ -8,7 +8,7 @@ import YtDlp
 extension HandlerRegistry {
     /// `youtube.download`.
     mutating func registerYouTubeHandler() {
-        register(EventKind.youTubeType, YouTubeDownloadHandler())
+        register(EventKind.youTubeType, YouTubeDownloadHandler(), schema: YouTubeRequest.schema)
     }
 }
 
@@ -26,6 +26,7 @@ struct YouTubeDownloadHandler: JobHandler {
         guard context.job.id.contains(where: { $0 != "." }) else {
             throw JobFailure.permanent("The job id '\(context.job.id)' cannot name a temporary folder; use letters or digits.")
         }
+        try YouTubeRequest.schema.check(context.payload)
         let configuration = context.services.configuration
         let request = try YouTubeRequest(payload: context.payload, jobId: context.job.id, userId: context.envelope.userId,
                                          configuration: configuration)

@@ -13,7 +13,7 @@ struct YouTubeDownloadObserver: JobObserver {
 
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
         guard event.job.type == EventKind.youTubeType else { return }
-        let downloadId = Self.downloadId(event.payload, jobId: event.job.id)
+        let downloadId = Self.downloadId(Self.refusedPayload(event) ?? event.payload, jobId: event.job.id)
         let records = DownloadRecords(pool: services.postgres, logger: services.logger)
         switch event.outcome {
         case .completed:
@@ -32,6 +32,15 @@ struct YouTubeDownloadObserver: JobObserver {
     static func downloadId(_ payload: JSONValue, jobId: String) -> String {
         if let text = payload["downloadId"]?.stringValue, let uuid = UUID(uuidString: text) { return uuid.uuidString.lowercased() }
         return DerivedID.uuid("job:" + jobId)
+    }
+
+    /// The payload of an envelope refused at intake (attempt 0: say a field of the wrong type),
+    /// read from the entry the event carries as its detail, so that the row the API made under
+    /// the payload's `downloadId` is failed too. Nil for any other event.
+    static func refusedPayload(_ event: JobEvent) -> JSONValue? {
+        guard event.outcome == .failed, event.attempt == 0, event.payload["downloadId"] == nil,
+              let detail = event.detail, let payload = JSONValue.parse(detail)?["payload"], payload.isObject else { return nil }
+        return payload
     }
 
     /// `cancel` commands for a playlist job's entries, through the control stream every daemon reads.

@@ -7,6 +7,35 @@ import YtDlp
 /// daemon makes for playlist entries also carry `playlist` (their parent) and `entry` (what the
 /// playlist said about the entry).
 struct YouTubeRequest: Sendable {
+    /// The payload schema (contract section 5). `playlist` and `entry` are what the daemon gives
+    /// the jobs of a playlist's entries; `userId` is the form BullMQ data carries it in.
+    static let schema = PayloadSchema([
+        .optional("downloadId", .string(pattern: .uuid), note: "the youtube_downloads row; absent: derived from the job id"),
+        .required("url", .nonEmptyString, note: "a video or playlist link"),
+        .optional("quality", .oneOf(Quality.allCases.map(\.rawValue)), note: "absent: youtube.quality (1080p)"),
+        .optional("format", .oneOf(Container.allCases.map(\.rawValue)), note: "absent: youtube.format (mp4)"),
+        .optional("subtitles", .object([
+            .optional("languages", .array(of: .string(pattern: .languageCode), count: 0...20), note: "absent or empty: en"),
+            .optional("auto", .boolean, note: "also automatic captions; absent: false"),
+            .optional("embed", .boolean, note: "embed in the file instead of .srt sidecars; absent: false"),
+        ])),
+        .optional("collection", .string(), note: "Plex collection"),
+        .optional("userId", .string(length: 1...128), note: "when the envelope has none"),
+        .optional("playlist", playlistType, note: "set by the daemon on a playlist's entries"),
+        .optional("entry", entryType, note: "set by the daemon on a playlist's entries"),
+    ])
+    /// `playlist`: the parent of a playlist's entry.
+    static let playlistType = PayloadType.object([
+        .required("jobId", .nonEmptyString), .required("downloadId", .nonEmptyString),
+        .optional("title", .string()), .optional("url", .string()),
+        .optional("index", .integer(min: 0)), .optional("count", .integer(min: 0)),
+    ])
+    /// `entry`: what the playlist said about its entry.
+    static let entryType = PayloadType.object([
+        .optional("title", .string()), .optional("channel", .string()),
+        .optional("description", .string()), .optional("timestamp", .number()),
+    ])
+
     /// Subtitles a download asks for.
     struct Subtitles: Sendable, Equatable {
         var languages: [String]
@@ -49,7 +78,7 @@ struct YouTubeRequest: Sendable {
     var subtitlesJSON: JSONValue?
 
     init(payload: JSONValue, jobId: String, userId: String?, configuration: WorkerConfiguration) throws {
-        if let given = payload["downloadId"], given != .null {
+        if let given = payload.given("downloadId") {
             guard let text = given.stringValue, let uuid = UUID(uuidString: text) else {
                 throw JobFailure.permanent("The payload's 'downloadId' must be a UUID such as 3f2c1e9a-8b7d-4c6e-9f01-23456789abcd.")
             }
@@ -57,28 +86,40 @@ struct YouTubeRequest: Sendable {
         } else {
             downloadId = DerivedID.uuid("job:" + jobId)
         }
-        guard let url = payload["url"]?.stringValue else {
+        guard let url = payload.given("url")?.stringValue, !url.isEmpty else {
             throw JobFailure.permanent("The payload needs 'url': the link of a video or a playlist.")
         }
         self.url = url
-        self.userId = userId ?? payload["userId"]?.stringValue
+        // Each field: absent (or null) takes its default; any other type is refused, never defaulted.
+        func text(_ key: String, _ wrong: (JSONValue) -> String) throws(JobFailure) -> String? {
+            switch payload.given(key) {
+            case nil: return nil
+            case .string(let s)?: return s
+            case let other?: throw JobFailure.permanent(wrong(other))
+            }
+        }
+        self.userId = try userId ?? text("userId") { "The payload's 'userId' must be a string, not \($0.kind)." }
 
-        let qualityText = payload["quality"]?.stringValue ?? configuration.youtube.quality
+        let qualities = Quality.allCases.map(\.rawValue).joined(separator: ", ")
+        let qualityText = try text("quality") { "'quality' must be one of \(qualities); got \($0.kind)." } ?? configuration.youtube.quality
         guard let quality = Quality(rawValue: qualityText) else {
-            throw JobFailure.permanent("'quality' must be one of \(Quality.allCases.map(\.rawValue).joined(separator: ", ")); got '\(qualityText.prefix(40))'.")
+            throw JobFailure.permanent("'quality' must be one of \(qualities); got '\(qualityText.prefix(40))'.")
         }
         self.quality = quality
-        let formatText = payload["format"]?.stringValue ?? configuration.youtube.format
+        let formats = Container.allCases.map(\.rawValue).joined(separator: ", ")
+        let formatText = try text("format") { "'format' must be one of \(formats); got \($0.kind)." } ?? configuration.youtube.format
         guard let container = Container(rawValue: formatText) else {
-            throw JobFailure.permanent("'format' must be one of \(Container.allCases.map(\.rawValue).joined(separator: ", ")); got '\(formatText.prefix(40))'.")
+            throw JobFailure.permanent("'format' must be one of \(formats); got '\(formatText.prefix(40))'.")
         }
         self.container = container
 
-        if let subs = payload["subtitles"], subs != .null {
+        if let subs = payload.given("subtitles") {
             guard subs.isObject else { throw JobFailure.permanent("'subtitles' must be an object: {\"languages\": [\"en\"], \"auto\": false, \"embed\": false}.") }
             var languages: [String] = []
-            if let list = subs["languages"] {
-                guard case .array(let items) = list else { throw JobFailure.permanent("'subtitles.languages' must be a list of language codes such as [\"en\", \"de\"].") }
+            if let list = subs.given("languages") {
+                guard case .array(let items) = list, items.count <= 20 else {
+                    throw JobFailure.permanent("'subtitles.languages' must be a list of at most 20 language codes such as [\"en\", \"de\"].")
+                }
                 for item in items {
                     guard let code = item.stringValue, SubtitleRequest.isValidLanguage(code) else {
                         throw JobFailure.permanent("'subtitles.languages' takes language codes such as \"en\" or \"pt-BR\" (letters, digits and '-').")
@@ -87,19 +128,32 @@ struct YouTubeRequest: Sendable {
                 }
             }
             if languages.isEmpty { languages = ["en"] }
-            subtitles = Subtitles(languages: Array(languages.prefix(20)), automatic: subs["auto"]?.boolValue ?? false,
-                                  embed: subs["embed"]?.boolValue ?? false)
+            func flag(_ key: String) throws(JobFailure) -> Bool {
+                switch subs.given(key) {
+                case nil: return false
+                case .bool(let b)?: return b
+                case let other?: throw JobFailure.permanent("'subtitles.\(key)' must be true or false, not \(other.kind).")
+                }
+            }
+            subtitles = Subtitles(languages: languages, automatic: try flag("auto"), embed: try flag("embed"))
             subtitlesJSON = subs
         }
-        collection = payload["collection"]?.stringValue
+        collection = try text("collection") { "'collection' must be a string, not \($0.kind)." }
 
-        if let p = payload["playlist"], p.isObject, let parentJob = p["jobId"]?.stringValue, let parentDownload = p["downloadId"]?.stringValue {
-            playlist = Membership(jobId: parentJob, downloadId: parentDownload, title: p["title"]?.stringValue, url: p["url"]?.stringValue,
-                                  index: p["index"]?.intValue ?? 0, count: p["count"]?.intValue ?? 0)
+        // Given by the daemon itself to a playlist's entries; checked all the same.
+        for (key, type) in [("playlist", Self.playlistType), ("entry", Self.entryType)] {
+            if let value = payload.given(key), let problem = type.check(value, path: "payload." + key) {
+                throw JobFailure.permanent(problem)
+            }
         }
-        if let e = payload["entry"], e.isObject {
-            entry = EntryHints(title: e["title"]?.stringValue, channel: e["channel"]?.stringValue,
-                               description: e["description"]?.stringValue, timestamp: e["timestamp"]?.doubleValue)
+        if let p = payload.given("playlist"), let parentJob = p["jobId"]?.stringValue, let parentDownload = p["downloadId"]?.stringValue {
+            playlist = Membership(jobId: parentJob, downloadId: parentDownload, title: p.given("title")?.stringValue,
+                                  url: p.given("url")?.stringValue, index: p.given("index")?.intValue ?? 0,
+                                  count: p.given("count")?.intValue ?? 0)
+        }
+        if let e = payload.given("entry") {
+            entry = EntryHints(title: e.given("title")?.stringValue, channel: e.given("channel")?.stringValue,
+                               description: e.given("description")?.stringValue, timestamp: e.given("timestamp")?.doubleValue)
         }
         do {
             source = try SourceURL.parse(url, allowedHosts: configuration.youtube.allowedHosts, keepSmuggledFragment: playlist != nil)
