@@ -136,7 +136,8 @@ def test_already_requested_counts_as_submitted_and_bad_payloads_fail_cleanly(h: 
 
     bad = h.enqueue("default", "overseerr.submit", {"requestId": "x", "mediaType": "book", "tmdbId": 1})
     state = h.wait_state(bad, "failed", timeout=20)
-    assert "'mediaType' must be" in state["error"] and state["attempt"] == "1"
+    # Refused by the payload schema before any attempt (contract section 1).
+    assert state["error"] == "payload.mediaType must be one of movie, tv" and state["attempt"] == "0"
     assert overseerr.posts(1) == []
 
 

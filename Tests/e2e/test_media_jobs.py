@@ -78,10 +78,13 @@ def test_paths_outside_the_library_and_broken_inputs_fail_without_output(h: Harn
         h.enqueue("default", "media.convert", {"path": "broken.mp4", "format": "flac"}): "format",
     }
     broken = h.enqueue("default", "media.convert", {"path": "broken.mp4", "format": "mkv"})
+    refused_at_intake = {job_id for job_id, words in cases.items() if words == "format"}
     for job_id, words in cases.items():
         job = h.wait_state(job_id, "failed", timeout=30)
         assert words in job["error"], job["error"]
-        assert job["attempt"] == "1", "a permanent failure is not retried"
+        # A format outside the schema is refused before any attempt (contract section 1).
+        expected = "0" if job_id in refused_at_intake else "1"
+        assert job["attempt"] == expected, "a permanent failure is not retried"
     job = h.wait_state(broken, "failed", timeout=30)
     assert job["attempt"] == "1"
     assert sorted(p.name for p in h.library.iterdir()) == ["broken.mp4", "link.mp4"]

@@ -55,15 +55,16 @@ struct NotificationObserver: JobObserver {
             ("event", .string(EventFilter.eventName(event))), ("downloadId", .text(event.job.downloadId)),
             ("error", .text(event.error)), ("result", event.result),
         ])
-        var id: String?
+        // One row per outcome, also when the outcome is delivered again after a daemon died.
+        let id = StableID.uuid("notification:\(event.deliveryKey):\(userID)")
         var createdAt = event.at
         do {
-            let row = try await services.postgres.query("""
-                INSERT INTO notifications (user_id, type, title, message, metadata) VALUES ($1, $2, $3, $4, $5)
-                RETURNING id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created
+            let row = try await services.postgres.queryStoring("""
+                INSERT INTO notifications (id, user_id, type, title, message, metadata) VALUES ($6::uuid, $1, $2, $3, $4, $5)
+                ON CONFLICT (id) DO UPDATE SET id = notifications.id
+                RETURNING to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created
                 """, [PostgresBind(userID), PostgresBind(message.type), PostgresBind(message.title), PostgresBind(message.text),
-                      PostgresBind(json: metadata.encoded)]).first
-            id = row?["id"]
+                      PostgresBind(json: metadata.encoded), PostgresBind(id)]).first
             createdAt = row?["created"] ?? createdAt
         } catch {
             services.logger.warning("notification not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
@@ -73,7 +74,7 @@ struct NotificationObserver: JobObserver {
             ("event", .string("notification")), ("jobId", .string(event.job.id)), ("queue", .string(event.job.queue)),
             ("type", .string(event.job.type)), ("at", .string(createdAt)), ("userId", .string(userID)),
             ("notification", .raw(JSONText.object([
-                ("id", id.map { .string($0) }), ("type", .string(message.type)), ("title", .string(message.title)),
+                ("id", .string(id)), ("type", .string(message.type)), ("title", .string(message.title)),
                 ("message", .string(message.text)), ("read", .bool(false)), ("createdAt", .string(createdAt)),
                 ("metadata", .raw(metadata.encoded)),
             ]))),
@@ -129,7 +130,7 @@ struct NotificationObserver: JobObserver {
             let row: PostgresRow?
             switch event.outcome {
             case .failed, .cancelled:
-                row = try await services.postgres.query("""
+                row = try await services.postgres.queryStoring("""
                     UPDATE media_requests SET status = CASE WHEN status = 'submitted' THEN status ELSE $2 END,
                         error = CASE WHEN status = 'submitted' THEN error ELSE $3 END, updated_at = now()
                     WHERE id = $1 RETURNING user_id, title
@@ -160,11 +161,13 @@ struct ErrorLogObserver: JobObserver {
             ("payload", event.payload), ("at", .string(event.at)),
         ])
         do {
-            _ = try await services.postgres.query("""
-                INSERT INTO error_logs (correlation_id, user_id, error_code, error_message, stack_trace, request_path, metadata)
-                VALUES ($1, $2, 'JOB_FAILED', $3, $4, $5, $6)
+            _ = try await services.postgres.queryStoring("""
+                INSERT INTO error_logs (id, correlation_id, user_id, error_code, error_message, stack_trace, request_path, metadata)
+                VALUES ($7::uuid, $1, $2, 'JOB_FAILED', $3, $4, $5, $6)
+                ON CONFLICT (id) DO NOTHING
                 """, [PostgresBind(event.job.id), PostgresBind(event.job.userId), PostgresBind(event.error ?? "the job failed"),
-                      PostgresBind(event.detail), PostgresBind("job:\(event.job.type)"), PostgresBind(json: metadata.encoded)])
+                      PostgresBind(event.detail), PostgresBind("job:\(event.job.type)"), PostgresBind(json: metadata.encoded),
+                      PostgresBind(StableID.uuid("error_log:\(event.deliveryKey)"))])
         } catch {
             services.logger.warning("error log row not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
         }

@@ -80,7 +80,7 @@ struct OverseerrSubmitHandler: JobHandler {
         // 1. The row is committed before the call.
         let existing: PostgresRow?
         do {
-            existing = try await postgres.query("""
+            existing = try await postgres.queryStoring("""
                 INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, seasons, status, updated_at)
                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', now())
                 ON CONFLICT (id) DO UPDATE SET
@@ -139,7 +139,7 @@ struct OverseerrSubmitHandler: JobHandler {
     /// Marks the row `failed` unless it was submitted meanwhile.
     static func markFailed(_ id: String, error: String, context: JobContext) async {
         do {
-            _ = try await context.services.postgres.query("""
+            _ = try await context.services.postgres.queryStoring("""
                 UPDATE media_requests SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status <> 'submitted'
                 """, [PostgresBind(id), PostgresBind(error)])
         } catch {

@@ -1,3 +1,5 @@
+import PostgresClient
+
 /// Text and JSON as PostgreSQL can store them.
 ///
 /// PostgreSQL refuses a NUL character in `text` (SQLSTATE 22021), the escape `\u0000` in `jsonb`
@@ -94,5 +96,32 @@ enum StorableText {
     private static func hex(_ byte: UInt8) -> String {
         let digits = Array("0123456789abcdef")
         return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+    }
+}
+
+extension PostgresPool {
+    /// Runs a statement whose values may hold what PostgreSQL refuses (a title, an error, a message
+    /// from outside): when it refuses them for their text (SQLSTATE 22021, 22P05), the statement is
+    /// run once more with every value escaped as `StorableText` says, so the row is stored escaped
+    /// rather than not at all.
+    func queryStoring(_ sql: String, _ binds: [PostgresBind]) async throws(PostgresError) -> PostgresResult {
+        do {
+            return try await query(sql, binds)
+        } catch where error.sqlState == "22021" || error.sqlState == "22P05" {
+            return try await query(sql, binds.map(StorableText.escaped))
+        }
+    }
+}
+
+extension StorableText {
+    /// A bound value with NUL escaped: as JSON where it is a JSON document that spells one, else as text.
+    static func escaped(_ bind: PostgresBind) -> PostgresBind {
+        guard let text = bind.text else { return bind }
+        if containsEscapedNULOrNUL(text), let document = json(text) { return PostgresBind(json: document) }
+        return PostgresBind(Self.text(text))
+    }
+
+    static func containsEscapedNULOrNUL(_ s: String) -> Bool {
+        s.utf8.contains(0) || s.contains("\\u0000")
     }
 }

@@ -106,7 +106,7 @@ struct DownloadRecords: Sendable {
 
     private func write(_ what: String, _ sql: String, _ binds: [PostgresBind]) async {
         do {
-            _ = try await pool.query(sql, binds)
+            _ = try await pool.queryStoring(sql, binds)
         } catch {
             logger.warning("youtube_downloads row not updated", metadata: ["step": "\(what)", "error": "\(error)"])
         }
