@@ -21,7 +21,7 @@ struct QueueBench: AsyncParsableCommand {
         defer { redisConnection.close() }
         let pg = PostgresPool(configuration: try PostgresConfiguration(url: database), size: 1)
         print("queue-bench: \(jobs) no-op jobs per run, daemon \(daemon), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-        print("concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  record batches")
+        print("concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  finish→row p50 ms  p99 ms")
         for level in concurrency.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
             let prefix = "bench\(UInt32.random(in: 0...UInt32.max))"
             // A fresh database per run: figures must not depend on earlier runs' dead rows.
@@ -57,6 +57,9 @@ struct QueueBench: AsyncParsableCommand {
             let logPath = dir + "/daemon.log"
             let pid = try spawn(daemon, ["run", "--config", configPath], stdout: logPath)
             let start = try await waitForReady(logPath)
+            // A sample of jobs across the run, watched for their completed rows: the finish-to-row delay.
+            let sample = stride(from: 0, to: jobs, by: max(jobs / 200, 1)).map { "\(prefix)-\($0)" }
+            let watcher = Task { try await Self.watchRows(sample, pg: runPG) }
             // Drained: every entry delivered and acknowledged.
             while true {
                 let info = try await redisConnection.send(RedisCommand(["XINFO", "GROUPS", stream]))
@@ -70,6 +73,15 @@ struct QueueBench: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(20))
             }
             let recorded = ContinuousClock.now
+            let seenAt = try await watcher.value
+            var delays: [Double] = []
+            let finished = try await redisConnection.pipeline(sample.map { RedisCommand(["HGET", "\(prefix):job:\($0)", "finishedAt"]) })
+            for (id, reply) in zip(sample, finished) {
+                guard let text = reply.string, let finish = Self.milliseconds(text), let seen = seenAt[id] else { continue }
+                delays.append(Double(seen - finish))
+            }
+            delays.sort()
+            func percentile(_ p: Double) -> Double { delays.isEmpty ? .nan : delays[min(Int(Double(delays.count) * p), delays.count - 1)] }
             let commandsAfter = try await commandsProcessed(redisConnection)
             kill(pid, SIGTERM)
             var status: Int32 = 0
@@ -82,8 +94,9 @@ struct QueueBench: AsyncParsableCommand {
             let drainSeconds = (drained - start) / .seconds(1)
             let recordSeconds = (recorded - start) / .seconds(1)
             let n = Double(jobs)
-            print(String(format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %14.0f", level, n / drainSeconds, drainSeconds, recordSeconds,
-                         field("redisCommands") / n, field("redisRoundTrips") / n, Double(commandsAfter - commandsBefore) / n, field("recordBatches")))
+            print(String(format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %17.0f  %6.0f", level, n / drainSeconds, drainSeconds, recordSeconds,
+                         field("redisCommands") / n, field("redisRoundTrips") / n, Double(commandsAfter - commandsBefore) / n,
+                         percentile(0.5), percentile(0.99)))
             _ = try await redisConnection.send(RedisCommand(["DEL", stream, "\(prefix):events:log"]))
             await runPG.close()
             _ = try await pg.query("DROP DATABASE \(prefix)")
@@ -96,6 +109,28 @@ struct QueueBench: AsyncParsableCommand {
             } while cursor != "0"
         }
         await pg.close()
+    }
+
+    /// Polls PostgreSQL for the sampled jobs' completed rows; returns when each was first seen (epoch ms).
+    static func watchRows(_ ids: [String], pg: PostgresPool) async throws -> [String: Int64] {
+        var seen: [String: Int64] = [:]
+        var waiting = ids
+        while !waiting.isEmpty {
+            let rows = try await pg.query("SELECT id FROM jobs WHERE id = ANY($1::text[]) AND state = 'completed'",
+                                          [PostgresBind(array: waiting.map { Optional($0) })])
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for row in rows.rows { if let id = row["id"] { seen[id] = now } }
+            waiting.removeAll { seen[$0] != nil }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return seen
+    }
+
+    /// Epoch milliseconds of an RFC 3339 UTC time with milliseconds (`2026-12-02T07:00:00.123Z`).
+    static func milliseconds(_ text: String) -> Int64? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: text).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
     }
 
     /// The URL with its database name replaced.

@@ -159,7 +159,8 @@ public final class Worker: Sendable {
         await schedulerTask.value
         dispatcherTask.cancel()
         try? await Task.sleep(for: .milliseconds(Int64(RecordWriter.blockMilliseconds) + 50))
-        while !records.isIdle && ContinuousClock.now < deadline - .milliseconds(100) {
+        let recordsDeadline = min(deadline - .milliseconds(100), ContinuousClock.now + .milliseconds(Int64(reserve * 1000)))
+        while !records.isIdle && ContinuousClock.now < recordsDeadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
         recordsTask.cancel()

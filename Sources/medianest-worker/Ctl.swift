@@ -167,7 +167,9 @@ enum CtlText {
         let redis = a["redis"]?.boolValue == true ? "ok" : "UNREACHABLE"
         let pg = a["postgres"]?.boolValue == true ? "ok" : "UNREACHABLE"
         lines.append("redis     \(redis)")
-        lines.append("postgres  \(pg) (records waiting: \(CtlFormat.text(a["recordsBacklog"])))")
+        let records = a["records"]
+        lines.append("postgres  \(pg) (records waiting: \(CtlFormat.text(a["recordsBacklog"])), oldest "
+                     + "\(CtlFormat.text(records?["oldestSeconds"])) s, set aside here: \(CtlFormat.text(records?["deadLettered"])))")
         if let leader = a["leader"] {
             let mine = a["isLeader"]?.boolValue == true ? " (this daemon)" : ""
             lines.append("leader    \(leader == .null ? "none" : CtlFormat.text(leader))\(mine)")

@@ -9,6 +9,7 @@ to the table. One record PostgreSQL refuses (a NUL byte) must not hold back the 
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
@@ -43,7 +44,14 @@ def completed_in_redis(h: Harness, ids: list[str]) -> int:
 # ---------------------------------------------------------------------------- 1. chaos
 
 
-@pytest.mark.timeout(240)
+# The size CI runs; MEDIANEST_CHAOS="jobs,kills,postgres-down-seconds,feed-seconds" runs another
+# (the closing figures: MEDIANEST_CHAOS=10000,20,15,45).
+_CHAOS = os.environ.get("MEDIANEST_CHAOS", "3000,8,10,27").split(",")
+CHAOS_JOBS, CHAOS_KILLS = int(_CHAOS[0]), int(_CHAOS[1])
+CHAOS_PG_DOWN, CHAOS_FEED_SECONDS = float(_CHAOS[2]), float(_CHAOS[3])
+
+
+@pytest.mark.timeout(240 if CHAOS_JOBS <= 3000 else 900)
 def test_chaos_kills_a_redis_restart_and_a_postgres_outage_lose_no_record(private_redis: PrivateRedis,
                                                                           private_pg: PrivatePostgres,
                                                                           make_harness):
@@ -90,14 +98,14 @@ def run_chaos(private_redis: PrivateRedis, private_pg: PrivatePostgres, make_har
         kill_victim(4.5)                               # 2
         kill_victim(7.0)                               # 3
 
-        # PostgreSQL away for 10 s; daemon c runs jobs for 6 s of it, then is killed with every
-        # record of those 6 s still to be written.
+        # PostgreSQL away for CHAOS_PG_DOWN s; daemon c runs jobs for 6 s of it, then is killed
+        # with every record of those 6 s still to be written.
         tl.sleep_until(8.5)
         private_pg.stop()
         pg_down = time.monotonic()
         tl.mark("PostgreSQL stopped")
         kill_victim(8.5 + 6.0, restart_ready=False)    # 4: it waits for PostgreSQL to migrate
-        time.sleep(max(0.0, 10.0 - (time.monotonic() - pg_down)))
+        time.sleep(max(0.0, CHAOS_PG_DOWN - (time.monotonic() - pg_down)))
         private_pg.start()
         tl.mark(f"PostgreSQL started after {time.monotonic() - pg_down:.1f}s")
         if kill:
@@ -110,15 +118,17 @@ def run_chaos(private_redis: PrivateRedis, private_pg: PrivatePostgres, make_har
         private_redis.restart(down=1.0)
         wait_for(h.r.ping, 15, "the test's Redis connection after the restart")
         tl.mark("Redis restarted")
-        kill_victim(tl.now() + 1.5)                    # 6
-        kill_victim(tl.now() + 1.5)                    # 7
-        kill_victim(max(tl.now() + 1.5, CHAOS_FEED_SECONDS - 1.0))  # 8, jobs still arriving
+        # The rest spread over what is left of the feed, the last one with jobs still arriving.
+        rest = CHAOS_KILLS - 5
+        start, end = tl.now() + 1.5, max(tl.now() + 1.5 * rest, CHAOS_FEED_SECONDS - 1.0)
+        for n in range(rest):                          # 6 …
+            kill_victim(max(tl.now() + 1.0, start + (end - start) * n / max(rest - 1, 1)))
         last_disruption = time.monotonic()
         tl.mark("last disruption over")
     finally:
         feeder.join()
     tl.mark(f"feeder done: {len(ids)} enqueued")
-    assert kills == 8 and len(ids) == CHAOS_JOBS and len(set(ids)) == CHAOS_JOBS, (kills, len(ids), len(set(ids)))
+    assert kills == CHAOS_KILLS and len(ids) == CHAOS_JOBS and len(set(ids)) == CHAOS_JOBS, (kills, len(ids), len(set(ids)))
 
     h.wait_states(ids, "completed", timeout=90)
     redis_done = time.monotonic() - last_disruption
@@ -139,8 +149,6 @@ def run_chaos(private_redis: PrivateRedis, private_pg: PrivatePostgres, make_har
     assert not never, f"{len(never)} completed jobs have no job:completed event, e.g. {never[:8]}"
 
 
-CHAOS_JOBS = 3000
-CHAOS_FEED_SECONDS = 27.0
 
 
 class Feeder:

@@ -1,0 +1,156 @@
+import Foundation
+import PostgresClient
+import Testing
+@testable import WorkerCore
+
+@Suite("Storable text")
+struct StorableTextTests {
+    @Test func plainTextPassesUnchanged() {
+        #expect(StorableText.text(Array("héllo wörld".utf8)) == "héllo wörld")
+        #expect(StorableText.text("no nul here") == "no nul here")
+    }
+
+    @Test func nulBecomesTheSixCharacters() {
+        #expect(StorableText.text(Array("a\u{0}b".utf8)) == #"a\u0000b"#)
+        #expect(StorableText.text("x\u{0}\u{0}") == #"x\u0000\u0000"#)
+    }
+
+    @Test func invalidUTF8BytesAreEscapedOneByOne() {
+        #expect(StorableText.text([0x61, 0xFF, 0xFE, 0x62]) == #"a\xff\xfeb"#)
+        // A truncated sequence, then valid text again.
+        #expect(StorableText.text([0xE2, 0x82, 0x41]) == #"\xe2\x82A"#)
+        #expect(StorableText.text([0xC3, 0xA9, 0x00, 0xC0]) == #"é\u0000\xc0"#)
+    }
+
+    @Test func jsonWithAnEscapedNULStaysValidJSONWithTheCharacters() throws {
+        let stored = try #require(StorableText.json(#"{"fail":"bad\u0000text","k\u0000":[1,"\u0000"]}"#))
+        let value = try #require(JSONValue.parse(stored))
+        #expect(value["fail"]?.stringValue == #"bad\u0000text"#)
+        guard case .object(let pairs) = value else { Issue.record("not an object"); return }
+        #expect(pairs.map(\.0) == ["fail", #"k\u0000"#])
+    }
+
+    @Test func anEscapedBackslashIsNotTakenForAnEscapedNUL() {
+        let document = #"{"path":"C:\\u0000dir"}"#  // a backslash, then the letters u0000
+        #expect(StorableText.json(document) == document)
+    }
+
+    @Test func notJSONIsNil() {
+        #expect(StorableText.json("{\"a\":\"\\u0000\" oops") == nil)
+    }
+
+    @Test func refusedJSONIsKeptAsAJSONString() throws {
+        let document = #"{"n":1e999999999}"#
+        let stored = StorableText.asJSONString(document)
+        #expect(JSONValue.parse(stored)?.stringValue == document)
+    }
+
+    @Test func boundValuesAreEscapedAsJSONOrText() {
+        #expect(StorableText.escaped(PostgresBind("t\u{0}itle")).text == #"t\u0000itle"#)
+        #expect(StorableText.escaped(PostgresBind(json: #"["a\u0000"]"#)).text == #"["a\\u0000"]"#)
+        #expect(StorableText.escaped(PostgresBind.null).text == nil)
+    }
+}
+
+@Suite("Record batches")
+struct RecordBatchTests {
+    func entry(_ id: String, _ fields: [(String, String)]) -> StreamEntry {
+        StreamEntry(id: id, fields: fields.map { ($0.0, Array($0.1.utf8)) })
+    }
+
+    func job(_ entryID: String, _ jobID: String, state: String, extra: [(String, String)] = []) -> StreamEntry {
+        entry(entryID, [("k", "job"), ("id", jobID), ("st", state), ("q", "default"), ("t", "noop"),
+                        ("env", #"{"id":"\#(jobID)","type":"noop","payload":{"x":1}}"#)] + extra)
+    }
+
+    @Test func theNewestRecordOfAJobWinsWhateverTheOrder() throws {
+        let batch = RecordBatch([
+            job("1700000000000-1", "a", state: "completed", extra: [("res", #"{"ok":true}"#)]),
+            job("1700000000000-0", "a", state: "active"),
+            job("1700000000001-0", "b", state: "active"),
+        ])
+        #expect(batch.jobs.count == 2)
+        let a = try #require(batch.jobs.first { $0.id == "a" })
+        #expect(a.state == "completed")
+        #expect(a.result == #"{"ok":true}"#)
+        #expect(a.payload == #"{"x":1}"#)
+        #expect(batch.malformed.isEmpty)
+    }
+
+    @Test func sequencesFollowTheStreamOrder() {
+        let ids = ["1700000000000-0", "1700000000000-1", "1700000000000-10", "1700000000001-0", "1800000000000-5"]
+        let seqs = ids.map { StreamEntry(id: $0, fields: []).sequence }
+        #expect(seqs == seqs.sorted())
+        #expect(Set(seqs).count == ids.count)
+    }
+
+    @Test func recordsThatAreNoRecordAreSetApartNotDropped() {
+        let batch = RecordBatch([
+            entry("1-0", [("k", "job"), ("id", "x")]),
+            entry("1-1", [("k", "mystery")]),
+            entry("1-2", [("nothing", "here")]),
+            entry("1-3", [("k", "audit"), ("actor", "api")]),
+            job("1-4", "good", state: "queued"),
+        ])
+        #expect(batch.jobs.map(\.id) == ["good"])
+        #expect(batch.malformed.map(\.0.id) == ["1-0", "1-1", "1-2", "1-3"])
+        #expect(batch.malformed[1].1.contains("mystery"))
+    }
+
+    @Test func hostileBytesInARecordAreEscapedForTheRow() throws {
+        var fields: [(String, [UInt8])] = [("k", Array("job".utf8)), ("id", Array("j".utf8)), ("st", Array("failed".utf8)),
+                                           ("q", Array("default".utf8)), ("t", Array("noop".utf8))]
+        fields.append(("err", Array("bad ".utf8) + [0, 0xFF] + Array(" end".utf8)))
+        fields.append(("env", Array(#"{"id":"j","type":"noop","payload":{"fail":"a\u0000b"}}"#.utf8)))
+        let row = try #require(RecordBatch([StreamEntry(id: "5-0", fields: fields)]).jobs.first)
+        #expect(row.error == #"bad \u0000\xff end"#)
+        #expect(JSONValue.parse(row.payload ?? "")?["fail"]?.stringValue == #"a\u0000b"#)
+        let asText = row.withJSONAsStrings()
+        #expect(JSONValue.parse(asText.payload ?? "")?.stringValue == row.payload)
+    }
+
+    @Test func auditRecordsRoundTrip() throws {
+        let audit = AuditEntry(at: 1_700_000_000_123, actor: "uid 0 (root)", peerUID: 0, peerPID: 42, source: "socket",
+                               action: "pause", target: "default", ok: true, detail: "paused", controlEntry: "9-9")
+        let fields = audit.outboxFields(worker: "host-1")
+        let row = try #require(RecordBatch([entry("7-0", fields)]).audits.first)
+        #expect(row.at == audit.at && row.actor == audit.actor && row.peerUID == 0 && row.peerPID == 42)
+        #expect(row.source == "socket" && row.action == "pause" && row.target == "default" && row.ok)
+        #expect(row.detail == "paused" && row.controlEntry == "9-9" && row.worker == "host-1")
+    }
+
+    @Test func onlyDataErrorsAreSetApart() {
+        #expect(RecordWriter.isDataError(.query(message: "nul", sqlState: "22021", detail: nil)))
+        #expect(RecordWriter.isDataError(.query(message: "json", sqlState: "22P05", detail: nil)))
+        #expect(RecordWriter.isDataError(.query(message: "not null", sqlState: "23502", detail: nil)))
+        #expect(!RecordWriter.isDataError(.query(message: "no table", sqlState: "42P01", detail: nil)))
+        #expect(!RecordWriter.isDataError(.query(message: "shutting down", sqlState: "57P01", detail: nil)))
+        #expect(!RecordWriter.isDataError(.connection("refused")))
+    }
+}
+
+@Suite("Outcomes and stable ids")
+struct OutcomeTests {
+    @Test func stableIDsAreUUIDsThatDependOnlyOnTheKey() {
+        let a = StableID.uuid("notification:1-0:u1")
+        #expect(a == StableID.uuid("notification:1-0:u1"))
+        #expect(a != StableID.uuid("notification:1-1:u1"))
+        #expect(UUID(uuidString: a) != nil)
+        #expect(a.count == 36 && a == a.lowercased())
+    }
+
+    @Test func anOutcomeEntryBecomesTheObserversEvent() throws {
+        let fields: [(String, String)] = [
+            ("id", "dl-1"), ("o", "failed"), ("q", "youtube"), ("t", "youtube.download"), ("u", "u9"), ("a", "3"), ("m", "3"),
+            ("env", #"{"id":"dl-1","type":"youtube.download","payload":{"downloadId":"d-1","url":"https://youtu.be/x"}}"#),
+            ("err", "gone"), ("res", #"{"path":"x"}"#), ("at", "2026-12-02T00:00:00.000Z"), ("det", "HTTP 404"),
+        ]
+        let event = try #require(OutcomeDispatcher.event(from: StreamEntry(id: "5-1", fields: fields.map { ($0.0, Array($0.1.utf8)) })))
+        #expect(event.job == JobDescriptor(id: "dl-1", type: "youtube.download", queue: "youtube", userId: "u9", downloadId: "d-1"))
+        #expect(event.outcome == .failed && event.attempt == 3 && event.maxAttempts == 3)
+        #expect(event.error == "gone" && event.detail == "HTTP 404" && event.result == nil)
+        #expect(event.payload["url"]?.stringValue == "https://youtu.be/x")
+        #expect(event.deliveryKey == "5-1")
+        #expect(OutcomeDispatcher.event(from: StreamEntry(id: "5-2", fields: [("o", Array("bogus".utf8))])) == nil)
+    }
+}
