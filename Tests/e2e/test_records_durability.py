@@ -20,7 +20,7 @@ import pytest
 
 from chaos_support import (RawPageServer, Timeline, bytes_client, completed_twice, enqueue_retrying, row_report,
                            wait_rows, xadd_bytes)
-from harness import Harness, PrivatePostgres, PrivateRedis, new_id, wait_for
+from harness import Harness, PrivatePostgres, PrivateRedis, http_get, new_id, wait_for
 from youtube_support import enqueue_download, media, media_root, media_server, row, yt_daemon  # noqa: F401 (fixtures)
 
 CHAOS_QUEUE = {"concurrency": 8, "max_attempts": 10, "backoff": {"initial": "100ms", "max": "500ms"}}
@@ -455,3 +455,42 @@ def test_titles_with_nul_and_a_lone_surrogate_from_yt_dlp_hold_back_no_record(h:
         assert not problems, f"{len(problems)} records held back or wrong:\n" + "\n".join(problems)
     finally:
         pages.stop()
+
+
+# ---------------------------------------------------------------------------- 5. refused rows
+
+
+@pytest.mark.timeout(90)
+def test_a_row_postgres_refuses_is_stored_as_text_or_set_aside_and_the_rest_go_on(h: Harness):
+    """A payload number beyond jsonb's range is stored as a JSON string of the payload; an
+    outbox entry that is no record at all goes to P:records:dead with its reason and is counted;
+    neither holds up the jobs around them."""
+    d = h.daemon()
+    before = h.enqueue_many("default", (h.envelope("noop", {}) for _ in range(200)))
+    huge = h.xadd_job("default", '{"id":"%s","type":"noop","payload":{"n":1e999999999}}' % (huge_id := new_id("huge")))
+    assert huge
+    h.r.xadd(h.key("records"), {"k": "job", "id": "orphan"})      # no state, queue or type
+    h.r.xadd(h.key("records"), {"k": "mystery", "x": "y"})
+    after = h.enqueue_many("default", (h.envelope("noop", {}) for _ in range(200)))
+
+    wait_rows(h, before + after, "completed", timeout=20, what="the jobs around the refused rows")
+    row = wait_for(lambda: h.pg("SELECT state, payload FROM jobs WHERE id = %s", (huge_id,)), 20,
+                   "the row of the job whose payload jsonb refuses")
+    state, payload = row[0]
+    assert state == "completed"
+    assert isinstance(payload, str) and "1e999999999" in payload, f"payload kept as its text: {payload!r}"
+
+    dead = wait_for(lambda: h.r.xrange(h.key("records", "dead")), 10, "the dead-letter stream")
+    reasons = {fields["reason"] for _, fields in dead}
+    assert len(dead) == 2, dead
+    assert any("without id, state, queue or type" in r for r in reasons), reasons
+    assert any("mystery" in r for r in reasons), reasons
+    assert {fields.get("id") for _, fields in dead} >= {"orphan"}
+    wait_for(lambda: h.r.xlen(h.key("records")) == 0, 10, "an empty outbox")
+
+    _, text = http_get(h.metrics_url(d) + "/metrics")
+    metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+               if line.startswith("medianest_records_")}
+    assert metrics.get("medianest_records_dead_total") == 2, metrics
+    assert metrics.get("medianest_records_written_total", 0) >= 401, metrics
+    assert d.alive()
