@@ -2,36 +2,9 @@ import Foundation
 import Logging
 import PostgresClient
 import RedisClient
+import ServiceLifecycle
 import Synchronization
 import WorkerConfig
-
-/// A one-shot signal many tasks can wait for.
-final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    var isOpen: Bool { state.withLock { $0.open } }
-
-    func open() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            guard !s.open else { return [] }
-            s.open = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        waiters.forEach { $0.resume() }
-    }
-
-    func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.open { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if ready { c.resume() }
-        }
-    }
-}
 
 /// What the daemon reports about itself (control socket `status`, heartbeats).
 public struct WorkerStatus: Sendable {
@@ -49,9 +22,17 @@ public struct WorkerStatus: Sendable {
     public var recordsDeadLettered: Int
 }
 
-/// The job daemon's core: fetches jobs from the queue streams, runs them in the pool, keeps state,
-/// events and records, and does the cluster's maintenance. Everything but process concerns (signals,
-/// sockets, systemd) lives here, so tests can run several workers in one process.
+/// The job daemon's core, as a group of services (swift-service-lifecycle): one `Fetcher` per queue
+/// takes jobs into the `WorkerPool`, where the `Processor` runs them; the `Rescuer`, `Promoter`,
+/// `LeaseKeeper`, `TimeoutEnforcer`, `PauseWatcher`, `StreamTrimmer` and `Heartbeat` keep the queues
+/// healthy; the `Scheduler` fires schedules once per cluster; the `ControlListener` applies
+/// `P:control`; the `RecordWriter` moves records into PostgreSQL and the `OutcomeDispatcher` runs the
+/// observers. Everything but process concerns (signals, sockets, systemd) lives here, so tests can
+/// run several workers in one process.
+///
+/// A graceful shutdown stops them in the reverse of that order: the fetchers first, then the
+/// `JobDrain` lets running jobs finish (handing back what does not finish in time) while leases are
+/// still renewed and cancels still applied, then maintenance, and the record writer last.
 public final class Worker: Sendable {
     public let consumer: String
     public let logger: Logger
@@ -66,21 +47,23 @@ public final class Worker: Sendable {
     let redis: RedisConnection
     let postgres: PostgresPool
     let redisConfiguration: RedisConfiguration
-    private let config: Mutex<WorkerConfiguration>
-    private let pausedQueues = Mutex<Set<String>>([])
-    private let draining = Atomic<Bool>(false)
-    private let stopping = Gate()
-    private let fetchers = Mutex<[String: Task<Void, Never>]>([:])
-    private let ready = Gate()
+    let state: WorkerState
+    let commands: JobCommands
+    let audit: AuditTrail
+    let core: Core
+    /// The queues a fetcher runs for now.
+    private let fetching = Mutex<Set<String>>([])
+    private let group = Mutex<ServiceGroup?>(nil)
     /// What handlers get besides their job.
     public let services: WorkerServices
     /// Blocking reads made by the fetchers (each one round trip), for the round-trips-per-job figure.
-    let blockingReads = Atomic<Int>(0)
+    let blockingReads = Counter()
 
     /// Makes a worker. Connections are opened when `run()` starts.
     public init(configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
                 consumer: String? = nil, observers: [any JobObserver] = []) throws {
-        self.config = Mutex(configuration)
+        let state = WorkerState(configuration: configuration, logger: logger)
+        self.state = state
         self.registry = registry
         self.logger = logger
         self.metrics = Metrics()
@@ -91,88 +74,82 @@ public final class Worker: Sendable {
         let pgConfiguration = try PostgresConfiguration(url: configuration.postgres.url)
         self.postgres = PostgresPool(configuration: pgConfiguration, size: max(configuration.postgres.poolSize, 1))
         self.queue = JobQueue(redis: redis, keys: RedisKeys(prefix: configuration.redis.prefix), consumer: self.consumer,
-                              retentionSeconds: Int(configuration.retention.state))
+                              retentionSeconds: Int(configuration.retention.state), vocabulary: { registry.events(for: $0) })
         let services = WorkerServices(configuration: configuration, queue: queue, postgres: postgres,
                                       redis: redis, metrics: metrics, logger: logger, observers: observers)
         self.services = services
         self.records = RecordWriter(keys: queue.keys, consumer: self.consumer, redis: redis, redisConfiguration: redisConfiguration,
                                     pool: postgres, metrics: metrics, logger: logger,
-                                    lease: { services.configuration.lease }, retentionJobs: { services.configuration.retention.jobs })
+                                    lease: { state.configuration.lease }, retentionJobs: { state.configuration.retention.jobs },
+                                    shutdownReserve: { .milliseconds(Int64(JobDrain.reserve(state.configuration.shutdownTimeout) * 1000)) })
         self.dispatcher = OutcomeDispatcher(services: services, consumer: self.consumer, redisConfiguration: redisConfiguration,
-                                            lease: { services.configuration.lease })
+                                            lease: { state.configuration.lease })
         self.pool = WorkerPool(limits: Dictionary(uniqueKeysWithValues: configuration.queues.map { ($0.name, $0.concurrency) }))
+        self.commands = JobCommands(queue: queue, pool: pool, postgres: postgres, metrics: metrics, logger: logger)
+        self.audit = AuditTrail(redis: redis, keys: queue.keys, consumer: self.consumer, logger: logger)
+        self.core = Core(consumer: self.consumer, logger: logger, metrics: metrics, redis: redis, redisConfiguration: redisConfiguration,
+                         postgres: postgres, queue: queue, pool: pool, registry: registry, services: services, state: state,
+                         blockingReads: blockingReads)
     }
 
-    public var configuration: WorkerConfiguration { config.withLock { $0 } }
-    public var isDraining: Bool { draining.load(ordering: .relaxed) }
-    public var isShuttingDown: Bool { stopping.isOpen }
-    public func isPaused(_ queue: String) -> Bool { pausedQueues.withLock { $0.contains(queue) } }
+    public var configuration: WorkerConfiguration { state.configuration }
+    public var isDraining: Bool { state.isDraining }
+    public var isShuttingDown: Bool { state.isShuttingDown }
+    public func isPaused(_ queue: String) -> Bool { state.isPaused(queue) }
 
     /// Waits until the worker consumes its queues.
-    public func waitUntilReady() async { await ready.wait() }
+    public func waitUntilReady() async { await state.ready.wait() }
+
+    /// The services, in start order (a graceful shutdown stops them in the reverse order).
+    private func services(_ cfg: WorkerConfiguration) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        func maintain<M: Maintainer>(_ m: M) -> any Service { MaintenanceService(maintainer: m, state: state, logger: logger) }
+        let heartbeat = Heartbeat(redis: redis, keys: queue.keys, consumer: consumer, status: { [self] in status() })
+        let scheduler = Scheduler(redis: redis, queue: queue, services: services, state: state,
+                                  auditor: ControlAuditor(redis: redis, keys: queue.keys, trail: audit), consumer: consumer, logger: logger)
+        let list: [any Service] = [
+            records,
+            dispatcher,
+            maintain(LeaseKeeper(queue: queue, pool: pool)),
+            maintain(heartbeat),
+            maintain(TimeoutEnforcer(pool: pool, logger: logger)),
+            ControlListener(queue: queue, redis: redis, redisConfiguration: redisConfiguration, commands: commands, state: state,
+                            consumer: consumer, logger: logger),
+            maintain(PauseWatcher(queue: queue, state: state)),
+            maintain(Promoter(queue: queue)),
+            maintain(Rescuer(queue: queue, pool: pool, logger: logger)),
+            maintain(StreamTrimmer(queue: queue, redis: redis)),
+            JobDrain(pool: pool, state: state, logger: logger),
+            scheduler,
+        ]
+        return list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+    }
 
     /// Runs until `shutdown()`, then stops gracefully: no new jobs, running ones get `shutdown_timeout`
-    /// to finish, the rest go back to the queue, records are flushed. `onReady` is called once the queues are consumed.
+    /// to finish, the rest go back to the queue, the records that wait are written. `onReady` is called
+    /// once the queues are consumed.
     public func run(onReady: @Sendable () -> Void = {}) async {
         let cfg = configuration
         logger.info("starting", metadata: ["consumer": "\(consumer)", "redis": "\(redisConfiguration.redactedURL)",
                                           "queues": "\(cfg.queues.map(\.name).joined(separator: ","))"])
         await migrate()
         await prepareQueues(cfg)
-        let recordsTask = Task { await records.run() }
-        let dispatcherTask = Task { await dispatcher.run() }
-        let controlTask = Task { await runControlListener() }
-        let maintenanceTask = Task { await runMaintenance() }
-        let schedulerTask = Task { await runScheduler() }
-        for q in cfg.queues { startFetcher(q.name) }
-        ready.open()
+        var groupConfiguration = ServiceGroupConfiguration(services: services(cfg), logger: logger)
+        // A hard bound behind the graceful one: every service has had its share of shutdown_timeout by then.
+        groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(cfg.shutdownTimeout * 1000) + 5000)
+        let serviceGroup = ServiceGroup(configuration: groupConfiguration)
+        group.withLock { $0 = serviceGroup }
+        for q in cfg.queues { await startFetcher(q.name, in: serviceGroup) }
+        if state.isShuttingDown { await serviceGroup.triggerGracefulShutdown() }
+        async let running: Void = { do { try await serviceGroup.run() } catch {
+            logger.error("a service of the daemon failed; stopping", metadata: ["error": "\(error)"])
+        } }()
+        state.ready.open()
         logger.info("ready", metadata: ["consumer": "\(consumer)"])
         onReady()
-
-        await stopping.wait()
-
-        // The whole shutdown fits in shutdown_timeout: running jobs get it less a reserve in which
-        // the unfinished ones are handed back and the last records written.
-        let budget = configuration.shutdownTimeout
-        let reserve = min(2.0, budget * 0.2)
-        let deadline = ContinuousClock.now + .milliseconds(Int64(budget * 1000))
-        // 1. Stop taking jobs.
-        logger.info("shutting down: no new jobs; waiting for running jobs", metadata: ["active": "\(pool.activeTotal)",
-                    "timeout": "\(Processor.describe(seconds: budget))"])
-        let fetcherTasks = fetchers.withLock { f -> [Task<Void, Never>] in defer { f = [:] }; return Array(f.values) }
-        fetcherTasks.forEach { $0.cancel() }
-        for t in fetcherTasks { await t.value }
-        // 2. Let running jobs finish, then hand the rest back.
-        let jobsDeadline = deadline - .milliseconds(Int64(reserve * 1000))
-        if !(await pool.waitUntilIdle(timeout: jobsDeadline - ContinuousClock.now)) {
-            logger.warning("shutdown timeout reached; handing unfinished jobs back to the queue", metadata: ["active": "\(pool.activeTotal)"])
-            pool.stopAll(reason: .shutdown)
-            _ = await pool.waitUntilIdle(timeout: max(deadline - ContinuousClock.now - .milliseconds(Int64(reserve * 250)), .milliseconds(100)))
-        }
-        // 3. Stop maintenance; give the record writer the rest of the reserve to write what waits
-        //    (whatever it does not write stays in the outbox for the next writer: nothing is lost).
-        controlTask.cancel()
-        maintenanceTask.cancel()
-        schedulerTask.cancel()
-        await controlTask.value
-        await maintenanceTask.value
-        await schedulerTask.value
-        dispatcherTask.cancel()
-        try? await Task.sleep(for: .milliseconds(Int64(RecordWriter.blockMilliseconds) + 50))
-        let recordsDeadline = min(deadline - .milliseconds(100), ContinuousClock.now + .milliseconds(Int64(reserve * 1000)))
-        while !records.isIdle && ContinuousClock.now < recordsDeadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        recordsTask.cancel()
-        await recordsTask.value
-        await dispatcherTask.value
-        if !records.isIdle || !records.isHealthy {
-            logger.notice("job records not yet written stay in the Redis outbox for the next record writer")
-        }
-        _ = try? await redis.send(RedisCommand(["DEL", queue.keys.worker(consumer)]))
-        _ = try? await redis.send(RedisCommand(["ZREM", queue.keys.workers, consumer]))
+        await running
+        await Heartbeat(redis: redis, keys: queue.keys, consumer: consumer, status: { [self] in status() }).remove()
         let stats = redis.statistics
-        let reads = blockingReads.load(ordering: .relaxed)
+        let reads = blockingReads.count
         redis.close()
         await postgres.close()
         logger.info("stopped", metadata: ["redisCommands": "\(stats.commands + reads)", "redisRoundTrips": "\(stats.roundTrips + reads)",
@@ -180,11 +157,15 @@ public final class Worker: Sendable {
     }
 
     /// Begins a graceful shutdown (SIGTERM).
-    public func shutdown() { stopping.open() }
+    public func shutdown() {
+        state.stopping.open()
+        let serviceGroup = group.withLock { $0 }
+        Task { await serviceGroup?.triggerGracefulShutdown() }
+    }
 
     /// Stops or resumes taking jobs on this daemon only (control socket `drain`/`undrain`).
     public func setDraining(_ on: Bool) {
-        draining.store(on, ordering: .relaxed)
+        state.setDraining(on)
         logger.notice(on ? "draining: this daemon takes no new jobs" : "undrained: taking jobs again")
     }
 
@@ -198,11 +179,13 @@ public final class Worker: Sendable {
             applied.redis = old.redis
             applied.postgres = old.postgres
         }
-        config.withLock { $0 = applied }
+        state.setConfiguration(applied)
         services.update(applied)
         pool.setLimits(Dictionary(uniqueKeysWithValues: applied.queues.map { ($0.name, $0.concurrency) }))
         await prepareQueues(applied)
-        for q in applied.queues { startFetcher(q.name) }
+        if let serviceGroup = group.withLock({ $0 }) {
+            for q in applied.queues { await startFetcher(q.name, in: serviceGroup) }
+        }
         logger.notice("configuration reloaded", metadata: ["queues": "\(applied.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
     }
 
@@ -215,7 +198,7 @@ public final class Worker: Sendable {
     public func status() -> WorkerStatus {
         let cfg = configuration
         return WorkerStatus(consumer: consumer, draining: isDraining, shuttingDown: isShuttingDown,
-                            paused: pausedQueues.withLock { $0 },
+                            paused: state.paused,
                             queues: cfg.queues.map { ($0.name, $0.concurrency, pool.activeCount(queue: $0.name)) },
                             redisConnected: redis.isConnected, postgresHealthy: records.isHealthy,
                             recordsBacklog: records.backlog.count, recordsOldestSeconds: records.backlog.oldestSeconds,
@@ -231,49 +214,19 @@ public final class Worker: Sendable {
     }
 
     /// Runs a failed or cancelled job again. Returns the state that refused it, or nil when it was queued.
-    public func retry(jobID: String) async throws -> String? {
-        var envelope = ""
-        var queueName = ""
-        var type = ""
-        var user = ""
-        let hash = try await redis.send(RedisCommand(["HMGET", queue.keys.job(jobID), "queue", "type", "userId", "state"]))
-        let values = hash.array ?? []
-        if let q = values.first?.string { queueName = q; type = values[1].string ?? ""; user = values[2].string ?? "" }
-        // A hash that has expired leaves PostgreSQL's record as the only copy of the envelope.
-        let record = queueName.isEmpty ? try await JobRecords(pool: postgres).fetch(id: jobID) : nil
-        if queueName.isEmpty, let record {
-            queueName = record.queue
-            type = record.type
-            user = record.userId ?? ""
-            envelope = JobEnvelope(id: jobID, type: record.type, payloadJSON: record.payloadJSON ?? "{}", userId: record.userId,
-                                   maxAttempts: record.maxAttempts).raw
-        }
-        guard !queueName.isEmpty else { return "unknown" }
-        let created = record.map { Timestamp.format(milliseconds: $0.createdAt) } ?? ""
-        let reply = try await queue.scripts.run(Scripts.retry,
-                                                keys: [queue.keys.job(jobID), queue.keys.queue(queueName), queue.keys.records, queue.keys.finished],
-                                                args: [envelope, Timestamp.now(), queueName, type, user, jobID, created])
-        let parts = reply.array ?? []
-        if parts.first?.string == "queued" {
-            logger.notice("job queued again", metadata: ["jobId": "\(jobID)", "queue": "\(queueName)"])
-            return nil
-        }
-        return parts.count > 1 ? parts[1].string : "unknown"
-    }
+    public func retry(jobID: String) async throws -> String? { try await commands.retry(jobID: jobID) }
 
     /// Cancels a job wherever it is, on this daemon directly (every daemon does the same for `P:control` commands).
-    public func cancel(jobID: String) async throws -> CancelResult {
-        let result = try await queue.cancel(jobID: jobID)
-        switch result.outcome {
-        case "active":
-            if pool.stop(jobID: jobID, reason: .cancel) {
-                logger.info("cancelling running job", metadata: ["jobId": "\(jobID)"])
-            }
-        case "cancelled":
-            if let job = result.job { metrics.jobFinished(queue: job.queue, type: job.type, outcome: "cancelled", seconds: nil) }
-        default: break
-        }
-        return result
+    public func cancel(jobID: String) async throws -> CancelResult { try await commands.cancel(jobID: jobID) }
+
+    /// Writes one control action to the audit trail and the log.
+    public func recordAudit(_ entry: AuditEntry) async { await audit.record(entry) }
+
+    /// The leader and every configured schedule with its last and next tick (for `status`).
+    public func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
+        let auditor = ControlAuditor(redis: redis, keys: queue.keys, trail: audit)
+        return try await Scheduler(redis: redis, queue: queue, services: services, state: state, auditor: auditor,
+                                   consumer: consumer, logger: logger).scheduleOverview()
     }
 
     // MARK: - start-up
@@ -281,7 +234,7 @@ public final class Worker: Sendable {
     private func migrate() async {
         var delay = 250
         let deadline = ContinuousClock.now + .seconds(15)
-        while !stopping.isOpen {
+        while !state.isShuttingDown {
             do {
                 let applied = try await Migrator.migrate(postgres, migrations: Schema.migrations, lockKey: Schema.lockKey)
                 if !applied.isEmpty { logger.notice("database schema migrated", metadata: ["versions": "\(applied)"]) }
@@ -291,7 +244,7 @@ public final class Worker: Sendable {
                     logger.error("cannot migrate the database; starting anyway, records wait until PostgreSQL is back",
                                  metadata: ["error": "\(error)"])
                     Task { [self] in
-                        while !stopping.isOpen {
+                        while !state.isShuttingDown {
                             try? await Task.sleep(for: .seconds(5))
                             if (try? await Migrator.migrate(postgres, migrations: Schema.migrations, lockKey: Schema.lockKey)) != nil { return }
                         }
@@ -307,11 +260,10 @@ public final class Worker: Sendable {
     /// Creates consumer groups and loads the pause state, retrying while Redis is away.
     private func prepareQueues(_ cfg: WorkerConfiguration) async {
         var warned = false
-        while !stopping.isOpen {
+        while !state.isShuttingDown {
             do {
                 for q in cfg.queues { try await queue.ensureGroup(queue: q.name) }
-                let paused = try await queue.pausedQueues()
-                pausedQueues.withLock { $0 = paused }
+                state.setPaused(try await queue.pausedQueues())
                 return
             } catch {
                 if !warned { logger.error("cannot reach Redis; retrying", metadata: ["error": "\(error)"]); warned = true }
@@ -320,29 +272,22 @@ public final class Worker: Sendable {
         }
     }
 
-    private func startFetcher(_ name: String) {
-        fetchers.withLock { f in
-            guard f[name] == nil, !stopping.isOpen else { return }
-            f[name] = Task { [self] in
-                await runFetcher(queue: name)
-                _ = fetchers.withLock { $0.removeValue(forKey: name) }
-            }
-        }
+    /// Adds a fetcher for `name` unless one runs; it ends by itself when the queue leaves the configuration.
+    private func startFetcher(_ name: String, in serviceGroup: ServiceGroup) async {
+        guard fetching.withLock({ $0.insert(name).inserted }) else { return }
+        let fetcher = QueueFetcher(fetcher: Fetcher(queue: name, core: core), onEnd: { [self] in _ = fetching.withLock { $0.remove(name) } })
+        await serviceGroup.addServiceUnlessShutdown(.init(service: fetcher, successTerminationBehavior: .ignore,
+                                                          failureTerminationBehavior: .ignore))
     }
+}
 
-    func setPaused(_ queues: Set<String>) {
-        let changed = pausedQueues.withLock { p -> Bool in
-            defer { p = queues }
-            return p != queues
-        }
-        if changed { logger.notice("paused queues", metadata: ["paused": "\(queues.sorted().joined(separator: ","))"]) }
+/// A fetcher that says when it ended (so a queue added again by a reload gets a new one).
+private struct QueueFetcher: Service, CustomStringConvertible {
+    let fetcher: Fetcher
+    let onEnd: @Sendable () -> Void
+    var description: String { fetcher.description }
+    func run() async {
+        await fetcher.run()
+        onEnd()
     }
-
-    func updatePaused(_ queueName: String, paused: Bool) {
-        var set = pausedQueues.withLock { $0 }
-        if paused { set.insert(queueName) } else { set.remove(queueName) }
-        setPaused(set)
-    }
-
-    var shutdownGate: Gate { stopping }
 }

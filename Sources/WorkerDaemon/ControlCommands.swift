@@ -202,15 +202,8 @@ public final class ControlCommands: Sendable {
 
     private func jobs() async throws -> [(String, JSONValue)] {
         let running = worker.pool.runningJobs.sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }
-        let progressFields = ["stage", "progress", "downloadedBytes", "totalBytes", "speed", "eta"]
-        var hashes: [[RedisValue]] = Array(repeating: [], count: running.count)
-        if !running.isEmpty {
-            let keys = worker.queue.keys
-            let replies = try await worker.services.redis.pipeline(running.map {
-                RedisCommand(["HMGET", keys.job($0.held.descriptor.id)] + progressFields)
-            })
-            hashes = replies.map { $0.array ?? [] }
-        }
+        let progressFields: [JobHash.Field] = [.stage, .progress, .downloadedBytes, .totalBytes, .speed, .eta]
+        let hashes = try await worker.queue.snapshots(jobIDs: running.map(\.held.descriptor.id), fields: progressFields)
         let now = Timestamp.nowMilliseconds()
         let list: [JSONValue] = zip(running, hashes).map { job, values in
             let d = job.held.descriptor
@@ -223,9 +216,9 @@ public final class ControlCommands: Sendable {
                 ("timeoutSeconds", .number(String(Int(job.timeoutSeconds)))),
             ]
             if let reason = job.stopReason { pairs.append(("stopping", .string(reason.rawValue))) }
-            for (name, value) in zip(progressFields, values) {
-                guard let text = value.string else { continue }
-                pairs.append((name, name == "stage" ? .string(text) : (Double(text) != nil ? .number(text) : .string(text))))
+            for field in progressFields {
+                guard let text = values[field] else { continue }
+                pairs.append((field.rawValue, field == .stage ? .string(text) : (Double(text) != nil ? .number(text) : .string(text))))
             }
             return .object(pairs)
         }
@@ -278,25 +271,25 @@ public final class ControlCommands: Sendable {
         do { id = try jobID(request, "cancel") } catch { return .failure(error.description) }
         let result = try await worker.cancel(jobID: id)
         switch result.outcome {
-        case "finished":
+        case .finished:
             return .failure("job \(id) has already finished (\(result.previousState)); there is nothing to cancel")
-        case "active":
+        case .active:
             var where_ = "here"
             if !worker.pool.isRunning(jobID: id) {
                 entry.controlEntry = try await worker.broadcast([("cmd", "cancel"), ("jobId", id)] + sender(peer))
                 where_ = "elsewhere"
             }
-            var state = "active"
+            var state = JobState.active.rawValue
             let deadline = ContinuousClock.now + .seconds(3)
             while ContinuousClock.now < deadline {
-                state = try await worker.services.redis.send(RedisCommand(["HGET", worker.queue.keys.job(id), "state"])).string ?? "unknown"
-                if state != "active" { break }
+                state = try await worker.queue.snapshots(jobIDs: [id], fields: [.state]).first?[.state] ?? "unknown"
+                if state != JobState.active.rawValue { break }
                 try? await Task.sleep(for: .milliseconds(50))
             }
-            return .success([("jobId", .string(id)), ("outcome", .string(state == "active" ? "stopping" : state)),
-                             ("previousState", .string("active")), ("ranOn", .string(where_))])
-        default:
-            var fields: [(String, JSONValue)] = [("jobId", .string(id)), ("outcome", .string("cancelled")),
+            return .success([("jobId", .string(id)), ("outcome", .string(state == JobState.active.rawValue ? "stopping" : state)),
+                             ("previousState", .string(JobState.active.rawValue)), ("ranOn", .string(where_))])
+        case .cancelled:
+            var fields: [(String, JSONValue)] = [("jobId", .string(id)), ("outcome", .string(CancelResult.Outcome.cancelled.rawValue)),
                                                  ("previousState", .string(result.previousState))]
             if result.previousState == "unknown" {
                 fields.append(("note", .string("no job with this id was known; it is marked cancelled, so it will not run if it arrives")))

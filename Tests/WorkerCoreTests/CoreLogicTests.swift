@@ -128,7 +128,8 @@ struct RetryTests {
 @Suite("Events")
 struct EventTests {
     @Test func namesFollowTheWebClient() throws {
-        let yt = JobDescriptor(id: "j", type: "youtube.download", queue: "youtube", userId: "u", downloadId: "d-1")
+        let yt = JobDescriptor(id: "j", type: "youtube.download", queue: "youtube", userId: "u",
+                               events: YouTubeDownloadHandler.events, correlation: "d-1")
         let retry = try #require(JSONValue.parse(EventFactory.make(.retrying, job: yt, at: "t", fields: [("error", .string("boom"))])))
         #expect(retry["event"]?.stringValue == "youtube:failed")
         #expect(retry["willRetry"]?.boolValue == true)
@@ -137,7 +138,7 @@ struct EventTests {
         let started = try #require(JSONValue.parse(EventFactory.make(.started, job: other, at: "t")))
         #expect(started["event"]?.stringValue == "job:started")
         #expect(started["userId"] == nil)
-        #expect(EventKind.retrying.name(forType: "noop") == "job:retrying")
+        #expect(HandlerRegistry.builtIn().events(for: "noop").name(.retrying) == "job:retrying")
     }
 }
 

@@ -145,12 +145,16 @@ struct OutcomeTests {
             ("env", #"{"id":"dl-1","type":"youtube.download","payload":{"downloadId":"d-1","url":"https://youtu.be/x"}}"#),
             ("err", "gone"), ("res", #"{"path":"x"}"#), ("at", "2026-12-02T00:00:00.000Z"), ("det", "HTTP 404"),
         ]
-        let event = try #require(OutcomeDispatcher.event(from: StreamEntry(id: "5-1", fields: fields.map { ($0.0, Array($0.1.utf8)) })))
-        #expect(event.job == JobDescriptor(id: "dl-1", type: "youtube.download", queue: "youtube", userId: "u9", downloadId: "d-1"))
+        let vocabulary: (String) -> EventVocabulary = { $0 == "youtube.download" ? YouTubeDownloadHandler.events : .standard }
+        let event = try #require(OutcomeDispatcher.event(from: StreamEntry(id: "5-1", fields: fields.map { ($0.0, Array($0.1.utf8)) }),
+                                                         vocabulary: vocabulary))
+        #expect(event.job == JobDescriptor(id: "dl-1", type: "youtube.download", queue: "youtube", userId: "u9",
+                                           events: YouTubeDownloadHandler.events, correlation: "d-1"))
+        #expect(event.job.downloadId == "d-1")
         #expect(event.outcome == .failed && event.attempt == 3 && event.maxAttempts == 3)
         #expect(event.error == "gone" && event.detail == "HTTP 404" && event.result == nil)
         #expect(event.payload["url"]?.stringValue == "https://youtu.be/x")
         #expect(event.deliveryKey == "5-1")
-        #expect(OutcomeDispatcher.event(from: StreamEntry(id: "5-2", fields: [("o", Array("bogus".utf8))])) == nil)
+        #expect(OutcomeDispatcher.event(from: StreamEntry(id: "5-2", fields: [("o", Array("bogus".utf8))]), vocabulary: vocabulary) == nil)
     }
 }

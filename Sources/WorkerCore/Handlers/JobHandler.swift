@@ -52,6 +52,7 @@ public protocol JobHandler: Sendable {
 public struct HandlerRegistry: Sendable {
     private var handlers: [String: any JobHandler] = [:]
     private var schemas: [String: PayloadSchema] = [:]
+    private var vocabularies: [String: EventVocabulary] = [:]
 
     public init() {}
 
@@ -64,11 +65,17 @@ public struct HandlerRegistry: Sendable {
     }
 
     /// Serves `type` with `handler`. Envelopes of the type whose payload does not fit `schema` are
-    /// refused at intake (failed at once, never retried, the error naming the field).
-    public mutating func register(_ type: String, _ handler: any JobHandler, schema: PayloadSchema) {
+    /// refused at intake (failed at once, never retried, the error naming the field); its events are
+    /// named and filled as `events` says.
+    public mutating func register(_ type: String, _ handler: any JobHandler, schema: PayloadSchema,
+                                  events: EventVocabulary = .standard) {
         handlers[type] = handler
         schemas[type] = schema
+        vocabularies[type] = events
     }
+
+    /// The event vocabulary of `type` (`job:*` for types that registered none, and for unknown ones).
+    public func events(for type: String) -> EventVocabulary { vocabularies[type] ?? .standard }
 
     /// The handler of `type`, or nil when the type is unknown.
     public func handler(for type: String) -> (any JobHandler)? { handlers[type] }

@@ -16,7 +16,7 @@ enum EventFilter {
 
     /// The contract's event name of an outcome (`job:completed`, `youtube:failed`, …).
     static func eventName(_ event: JobEvent) -> String {
-        EventKind(rawValue: event.outcome.rawValue)?.name(forType: event.job.type) ?? "job:\(event.outcome.rawValue)"
+        EventKind(rawValue: event.outcome.rawValue).map(event.job.events.name) ?? "job:\(event.outcome.rawValue)"
     }
 }
 
@@ -96,7 +96,7 @@ struct NotificationObserver: JobObserver {
         let type = event.outcome == .completed ? "success" : event.outcome == .failed ? "error" : "info"
         let error = event.error ?? "it failed"
         switch event.job.type {
-        case EventKind.youTubeType:
+        case YouTubeDownloadHandler.type:
             let name = event.result?["title"]?.stringValue
                 ?? event.result?["path"]?.stringValue.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
                 ?? event.payload["url"]?.stringValue ?? "the video"

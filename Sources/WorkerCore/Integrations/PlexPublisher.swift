@@ -122,9 +122,8 @@ public enum PlexPublisher {
         let queue = configuration.queue(named: "default")?.name ?? configuration.queueNames.first ?? "default"
         // The download's id (payload.downloadId), so that the retry can update its youtube_downloads row.
         var downloadID: String?
-        if let downloadJobID,
-           let envelope = try? await services.redis.send(RedisCommand(["HGET", services.queue.keys.job(downloadJobID), "envelope"])).string {
-            downloadID = JSONValue.parse(envelope)?["payload"]?["downloadId"]?.stringValue
+        if let downloadJobID, let snapshot = try? await services.queue.snapshots(jobIDs: [downloadJobID], fields: [.envelope]).first {
+            downloadID = snapshot.envelope?["payload"]?["downloadId"]?.stringValue
         }
         let payload = request.payload(downloadJobID: downloadJobID, downloadID: downloadID)
         let envelope = JobEnvelope(id: id, type: PlexScanHandler.type, payloadJSON: payload.encoded,

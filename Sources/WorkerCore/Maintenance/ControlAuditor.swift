@@ -5,21 +5,25 @@ extension RedisKeys {
     public var auditCursor: String { "\(prefix):audit:cursor" }
 }
 
-extension Worker {
-    /// Records the commands added to `P:control` since the last call in the `audit` table (the
-    /// leader does it, once per cluster). A command names its sender in a `by` field when the
+/// Records the commands added to `P:control` in the audit trail (the leader does it, once per cluster).
+struct ControlAuditor: Sendable {
+    let redis: RedisConnection
+    let keys: RedisKeys
+    let trail: AuditTrail
+
+    /// Records the commands added to `P:control` since the last call in the `audit` table. A command names its sender in a `by` field when the
     /// control socket sent it (with `peerUid`, `peerPid`, `host`); any other is the API's (`api`).
     /// The cursor moves only once the rows are written, so a database outage delays them.
     func auditControlStream() async throws {
-        let cursorKey = queue.keys.auditCursor
+        let cursorKey = keys.auditCursor
         guard let cursor = try await redis.send(RedisCommand(["GET", cursorKey])).string else {
             // First run: start at the stream's end rather than record history.
-            let tail = try await redis.send(RedisCommand(["XREVRANGE", queue.keys.control, "+", "-", "COUNT", "1"]))
+            let tail = try await redis.send(RedisCommand(["XREVRANGE", keys.control, "+", "-", "COUNT", "1"]))
             let last = tail.array?.first.flatMap(StreamEntry.parse)?.id ?? "0-0"
             _ = try await redis.send(RedisCommand(["SET", cursorKey, last, "NX"]))
             return
         }
-        let reply = try await redis.send(RedisCommand(["XRANGE", queue.keys.control, "(" + cursor, "+", "COUNT", "500"]))
+        let reply = try await redis.send(RedisCommand(["XRANGE", keys.control, "(" + cursor, "+", "COUNT", "500"]))
         let entries = (reply.array ?? []).compactMap(StreamEntry.parse)
         guard let lastID = entries.last?.id else { return }
         var rows: [AuditEntry] = []
@@ -36,7 +40,7 @@ extension Worker {
                                    ok: true, detail: fields["host"].map { "sent through P:control from \($0)" } ?? "sent through P:control",
                                    controlEntry: entry.id))
         }
-        try await audit(rows)
+        try await trail.add(rows)
         _ = try await redis.send(RedisCommand(["SET", cursorKey, lastID]))
     }
 }

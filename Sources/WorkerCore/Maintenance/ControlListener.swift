@@ -1,17 +1,31 @@
 import Logging
 import RedisClient
+import ServiceLifecycle
 
-extension Worker {
-    /// Reads every command in `P:control` (not as a group: each daemon sees each command) and applies it:
-    /// cancel, pause, resume. At start it first replays the commands since the last pause/resume folded
-    /// into `P:paused`, so a pause sent while no daemon ran still holds.
-    func runControlListener() async {
-        let connection = blockingConnection(name: "\(consumer)-control")
+/// Reads every command in `P:control` (not as a group: each daemon sees each command) and applies it:
+/// cancel, pause, resume. At start it first replays the commands since the last pause/resume folded
+/// into `P:paused`, so a pause sent while no daemon ran still holds. It runs until the running jobs
+/// are done at shutdown (a cancel still reaches them while they finish).
+struct ControlListener: Service, CustomStringConvertible {
+    let queue: JobQueue
+    let redis: RedisConnection
+    let redisConfiguration: RedisConfiguration
+    let commands: JobCommands
+    let state: WorkerState
+    let consumer: String
+    let logger: Logger
+
+    var description: String { "control listener" }
+
+    func run() async {
+        let connection = Fetcher.blockingConnection(redisConfiguration, name: "\(consumer)-control")
         defer { connection.close() }
-        await withTaskCancellationHandler {
-            await controlLoop(connection)
-        } onCancel: {
-            connection.close()  // interrupts the blocking read at once
+        try? await cancelWhenGracefulShutdown { [self] in
+            await withTaskCancellationHandler {
+                await controlLoop(connection)
+            } onCancel: {
+                connection.close()  // interrupts the blocking read at once
+            }
         }
     }
 
@@ -57,8 +71,7 @@ extension Worker {
             let tail = try await redis.send(RedisCommand(["XREVRANGE", queue.keys.control, "+", "-", "COUNT", "1"]))
             last = tail.array?.first.flatMap(StreamEntry.parse)?.id
         }
-        let paused = try await queue.pausedQueues()
-        setPaused(paused)
+        state.setPaused(try await queue.pausedQueues())
         return last ?? "0-0"
     }
 
@@ -73,7 +86,7 @@ extension Worker {
                     logger.warning("control: cancel without a valid jobId ignored", metadata: ["entry": "\(entry.id)"])
                     return
                 }
-                _ = try await cancel(jobID: id)
+                _ = try await commands.cancel(jobID: id)
             case "pause", "resume":
                 guard let name = fields["queue"], JobEnvelope.isValidQueueName(name) else {
                     logger.warning("control: \(command) without a valid queue ignored", metadata: ["entry": "\(entry.id)"])
@@ -82,7 +95,7 @@ extension Worker {
                 if try await queue.applyPause(queue: name, paused: command == "pause", controlEntryID: entry.id) {
                     logger.notice("queue \(command == "pause" ? "paused" : "resumed")", metadata: ["queue": "\(name)"])
                 }
-                updatePaused(name, paused: try await queue.pausedQueues().contains(name))
+                state.updatePaused(name, paused: try await queue.pausedQueues().contains(name))
             default:
                 logger.warning("control: unknown command ignored", metadata: ["cmd": "\(command.prefix(40))", "entry": "\(entry.id)"])
             }

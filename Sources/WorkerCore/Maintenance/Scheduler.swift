@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RedisClient
+import ServiceLifecycle
 import WorkerConfig
 
 /// When schedules are due: pure arithmetic on epoch milliseconds, the same on every host.
@@ -135,6 +136,29 @@ public struct ScheduleOverview: Sendable {
 }
 
 extension Worker {
+    /// The deterministic job id of a schedule's tick: a tick fired twice (two leaders for a moment,
+    /// a leader that died between enqueueing and recording) is still one job, since the queue runs
+    /// an id once.
+    public static func scheduledJobID(schedule: String, tick: Int64) -> String {
+        "schedule:\(schedule):\(tick)"
+    }
+}
+
+/// Fires the schedules once per cluster: on every daemon it takes or keeps the leader lease, and
+/// the leader fires the due schedules (a job id per tick, so a tick runs once) and records
+/// `P:control` commands in the audit trail.
+struct Scheduler: Service, CustomStringConvertible {
+    let redis: RedisConnection
+    let queue: JobQueue
+    let services: WorkerServices
+    let state: WorkerState
+    let auditor: ControlAuditor
+    let consumer: String
+    let logger: Logger
+
+    var description: String { "scheduler" }
+    var configuration: WorkerConfiguration { state.configuration }
+
     /// Records the fire of a tick, only forward.
     /// KEYS: 1 schedule hash. ARGV: 1 tick ms, 2 job id, 3 now (RFC 3339), 4 consumer, 5 spec.
     /// Returns 1 when recorded, 0 when this or a later tick was recorded already.
@@ -145,18 +169,16 @@ extension Worker {
     return 1
     """
 
-    /// The deterministic job id of a schedule's tick: a tick fired twice (two leaders for a moment,
-    /// a leader that died between enqueueing and recording) is still one job, since the queue runs
-    /// an id once.
-    public static func scheduledJobID(schedule: String, tick: Int64) -> String {
-        "schedule:\(schedule):\(tick)"
-    }
 
     /// The cluster's leader duties, on every daemon: take or keep the leader lease `P:leader`
     /// (`lease` long, renewed every third of it; a follower tries every sixth, at most each second),
     /// and while leading fire the due schedules and record `P:control` commands in the audit trail.
     /// At shutdown the lease is given up so another daemon takes over at once.
-    func runScheduler() async {
+    func run() async {
+        try? await cancelWhenGracefulShutdown { [self] in await lead() }
+    }
+
+    private func lead() async {
         let elector = LeaderElector(redis: redis, scripts: queue.scripts, key: queue.keys.leader, identity: consumer)
         var leading = false
         var validUntil = ContinuousClock.now
@@ -177,7 +199,7 @@ extension Worker {
             }
         }
 
-        while !Task.isCancelled && !shutdownGate.isOpen {
+        while !Task.isCancelled && !state.isShuttingDown {
             let cfg = configuration
             let leaseMs = Int(max(cfg.lease, 2) * 1000)
             let pollMs = min(max(leaseMs / 6, 100), 1000)
@@ -216,7 +238,7 @@ extension Worker {
                 if lastAudit.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {
                     lastAudit = ContinuousClock.now
                     await attempt("recording control commands in the audit trail") {
-                        try await auditControlStream()
+                        try await auditor.auditControlStream()
                     }
                 }
             }
@@ -284,7 +306,7 @@ extension Worker {
 
     /// Enqueues a schedule's job for one tick, then records the tick.
     private func fire(_ schedule: ScheduleSettings, spec: String, due: ScheduleTiming.Due) async throws {
-        let id = Self.scheduledJobID(schedule: schedule.name, tick: due.tick)
+        let id = Worker.scheduledJobID(schedule: schedule.name, tick: due.tick)
         let envelope = JobEnvelope(id: id, type: schedule.job.type, payloadJSON: schedule.job.payloadJSON)
         try await services.enqueue(envelope, queue: schedule.job.queue)
         _ = try await queue.scripts.run(Self.recordFireScript, keys: [queue.keys.schedule(schedule.name)],
@@ -300,7 +322,7 @@ extension Worker {
     }
 
     /// The leader and every configured schedule with its last and next tick (for `status`).
-    public func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
+    func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
         let schedules = configuration.schedules
         var commands: [RedisCommand] = [RedisCommand(["GET", queue.keys.leader])]
         for s in schedules { commands.append(RedisCommand(["HMGET", queue.keys.schedule(s.name), "last", "lastJobId"])) }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RedisClient
+import ServiceLifecycle
 import Synchronization
 
 /// Calls the observers (notifications, error logs, webhooks, mail, download rows) for the outcomes
@@ -9,7 +10,9 @@ import Synchronization
 /// the stream through the group `observers`, an entry is deleted once its observers have returned,
 /// and the entries of a host that died are claimed by another after the lease. Up to
 /// `maxInFlight` outcomes are observed at once; a live dispatcher renews the ones it still works on.
-final class OutcomeDispatcher: Sendable {
+final class OutcomeDispatcher: Service, CustomStringConvertible {
+    var description: String { "outcome dispatcher" }
+
     static let maxInFlight = 32
     static let blockMilliseconds = 200
 
@@ -35,8 +38,13 @@ final class OutcomeDispatcher: Sendable {
         try await stream.backlog(nowMilliseconds: Timestamp.nowMilliseconds())
     }
 
-    /// Dispatches until cancelled; outcomes being observed then stay pending and are observed again later.
+    /// Dispatches until cancelled or a graceful shutdown reaches it; outcomes being observed then stay
+    /// pending and are observed again later (by this host after a restart, or another).
     func run() async {
+        try? await cancelWhenGracefulShutdown { [self] in await dispatch() }
+    }
+
+    private func dispatch() async {
         var c = redisConfiguration
         c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
         let connection = RedisConnection(configuration: c, name: "\(consumer)-outcomes")
@@ -100,7 +108,7 @@ final class OutcomeDispatcher: Sendable {
     }
 
     private func observe(_ entry: StreamEntry) async {
-        if let event = Self.event(from: entry) {
+        if let event = Self.event(from: entry, vocabulary: services.queue.vocabulary) {
             let configuration = services.configuration
             let wanting = services.observers.filter { $0.wants(event, configuration: configuration) }
             await withDiscardingTaskGroup { group in
@@ -122,7 +130,7 @@ final class OutcomeDispatcher: Sendable {
     }
 
     /// The observers' view of an outcome entry (fields written by the scripts' `observe`, and by `reject`).
-    static func event(from entry: StreamEntry) -> JobEvent? {
+    static func event(from entry: StreamEntry, vocabulary: (String) -> EventVocabulary) -> JobEvent? {
         let f = entry.fieldMap
         func text(_ name: String) -> String? { f[name].map { String(decoding: $0, as: UTF8.self) } }
         guard let id = text("id"), let outcome = text("o").flatMap(JobOutcome.init(rawValue:)) else { return nil }
@@ -130,8 +138,9 @@ final class OutcomeDispatcher: Sendable {
         let queue = text("q") ?? ""
         let user = text("u").flatMap { $0.isEmpty ? nil : $0 }
         let payload = text("env").flatMap { JSONValue.parse($0)?["payload"] } ?? .object([])
-        var job = JobDescriptor(id: id, type: type, queue: queue, userId: user)
-        if type == EventKind.youTubeType { job.downloadId = payload["downloadId"]?.stringValue }
+        let events = vocabulary(type)
+        let job = JobDescriptor(id: id, type: type, queue: queue, userId: user, events: events,
+                                correlation: events.correlationField.flatMap { payload[$0]?.stringValue })
         let failed = outcome == .failed || outcome == .retrying
         return JobEvent(job: job, outcome: outcome, attempt: text("a").flatMap { Int($0) } ?? 0,
                         maxAttempts: text("m").flatMap { Int($0) } ?? 0,

@@ -37,109 +37,95 @@ struct Processor: Sendable {
         removeTemporaryDirectory(job.context, log: log)
 
         let seconds = (ContinuousClock.now - job.startedAt) / .seconds(1)
-        let now = Timestamp.nowMilliseconds()
-        let at = Timestamp.format(milliseconds: now)
-        let stop = job.stopReason
+        let end = Self.end(of: outcome, stop: job.stopReason, job: job, retry: retry)
+        await record(end, of: job, seconds: seconds, log: log)
+    }
 
+    /// How the attempt ends: from the handler's outcome and why the job was stopped, if it was.
+    static func end(of outcome: Result<JSONValue, Error>, stop: StopReason?, job: RunningJob, retry: RetryPolicy) -> AttemptEnd {
+        let held = job.held
+        let now = Timestamp.nowMilliseconds()
         switch (outcome, stop) {
-        case (.failure, .shutdown?):
-            // Hand the job back: another daemon (or this one after a restart) runs it; the attempt does not count.
-            let ok = await finish(held, mode: .requeue, event: "", log: log)
-            if ok { log.info("job handed back to the queue") }
-        case (.failure, .cancel?):
-            let ok = await finish(held, mode: .cancelled, event: EventFactory.make(.cancelled, job: d, at: at),
-                                  observe: .cancelled, log: log)
-            if ok {
-                metrics.jobFinished(queue: d.queue, type: d.type, outcome: "cancelled", seconds: seconds)
-                log.info("job cancelled")
-            }
         case (.success(let result), _):
             // A job that finished its work completes, even if a stop was asked for meanwhile.
-            let resultJSON = result.encoded
-            let event = EventFactory.make(.completed, job: d, at: at, fields: completedFields(d, result))
-            if await finish(held, mode: .completed, detail: resultJSON, event: event, observe: .completed, log: log) {
-                metrics.jobFinished(queue: d.queue, type: d.type, outcome: "completed", seconds: seconds)
-                log.debug("job completed", metadata: ["seconds": "\(seconds)"])
-            }
-        case (.failure, .timeout?):
-            let failure = JobFailure.retryable("the attempt timed out after \(Self.describe(seconds: job.timeoutSeconds))")
-            await fail(job, failure: failure, seconds: seconds, retry: retry, log: log)
-        case (.failure(let error), nil):
+            return .completed(result)
+        case (.failure, .shutdown?):
+            return .handedBack
+        case (.failure, .cancel?):
+            return .cancelled
+        case (.failure(let error), let stop):
             let failure: JobFailure
-            switch error {
-            case let f as JobFailure: failure = f
-            case is CancellationError: failure = .retryable("the attempt was interrupted")
-            default: failure = .retryable("the job failed: \(error)")
+            if stop == .timeout {
+                failure = .retryable("the attempt timed out after \(Self.describe(seconds: job.timeoutSeconds))")
+            } else {
+                switch error {
+                case let f as JobFailure: failure = f
+                case is CancellationError: failure = .retryable("the attempt was interrupted")
+                default: failure = .retryable("the job failed: \(error)")
+                }
             }
-            await fail(job, failure: failure, seconds: seconds, retry: retry, log: log)
+            if let deferral = failure.deferral {
+                // Waiting for something outside the job: try again later, the attempt not counted.
+                return .deferred(failure, dueMilliseconds: now + Int64(deferral * Double.random(in: 1.0...1.25) * 1000))
+            }
+            if failure.retryable && held.attempt < held.maxAttempts {
+                return .retry(failure, dueMilliseconds: now + Int64(retry.delay(afterAttempt: held.attempt) * 1000))
+            }
+            return .failed(failure)
         }
     }
 
-    private func fail(_ job: RunningJob, failure: JobFailure, seconds: Double, retry: RetryPolicy, log: Logger) async {
+    /// Records how the attempt ended, through one script (state, ack, event, record, outcome), then
+    /// in the metrics and the log.
+    private func record(_ end: AttemptEnd, of job: RunningJob, seconds: Double, log: Logger) async {
         let held = job.held
         let d = held.descriptor
-        let now = Timestamp.nowMilliseconds()
-        let at = Timestamp.format(milliseconds: now)
-        if let deferral = failure.deferral {
-            // Waiting for something outside the job: try again later, the attempt not counted.
-            let jittered = deferral * Double.random(in: 1.0...1.25)
-            let due = now + Int64(jittered * 1000)
-            let event = EventFactory.make(.retrying, job: d, at: at, fields: [
-                ("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
-                ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due))),
-                ("attemptCounted", .bool(false)),
-            ])
-            if await finish(held, mode: .deferred, detail: failure.message, dueMilliseconds: due, event: event,
-                            observe: .retrying, failure: failure, log: log) {
-                metrics.jobFinished(queue: d.queue, type: d.type, outcome: "retried", seconds: seconds)
-                log.notice("job waits; trying again later without counting the attempt",
-                           metadata: ["reason": "\(failure.message)", "retryIn": "\(Self.describe(seconds: jittered))"])
-            }
-        } else if failure.retryable && held.attempt < held.maxAttempts {
-            let delay = retry.delay(afterAttempt: held.attempt)
-            let due = now + Int64(delay * 1000)
-            let event = EventFactory.make(.retrying, job: d, at: at, fields: [
-                ("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
-                ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due))),
-            ])
-            if await finish(held, mode: .retry, detail: failure.message, dueMilliseconds: due, event: event,
-                            observe: .retrying, failure: failure, log: log) {
-                metrics.jobFinished(queue: d.queue, type: d.type, outcome: "retried", seconds: seconds)
-                log.warning("attempt failed; retrying", metadata: ["error": "\(failure.message)", "retryIn": "\(Self.describe(seconds: delay))",
-                                                                  "detail": "\(failure.detail ?? "")"])
-            }
-        } else {
-            let event = EventFactory.make(.failed, job: d, at: at, fields: [
-                ("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
-                ("willRetry", d.type == EventKind.youTubeType ? .bool(false) : nil),
-            ])
-            if await finish(held, mode: .failed, detail: failure.message, event: event, observe: .failed, failure: failure, log: log) {
-                metrics.jobFinished(queue: d.queue, type: d.type, outcome: "failed", seconds: seconds)
-                log.error("job failed", metadata: ["error": "\(failure.message)", "detail": "\(failure.detail ?? "")"])
-            }
+        let at = Timestamp.now()
+        var fields: [(String, JSONText.Value?)] = []
+        switch end {
+        case .completed(let result):
+            fields = EventFactory.completedFields(d, result)
+        case .failed(let failure):
+            fields = [("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt)))]
+        case .retry(let failure, let due), .deferred(let failure, let due):
+            fields = [("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
+                      ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due)))]
+            if case .deferred = end { fields.append(("attemptCounted", .bool(false))) }
+        case .cancelled, .handedBack:
+            break
         }
-    }
-
-    /// Fields of the completed event: downloads name their file as the web client expects.
-    private func completedFields(_ d: JobDescriptor, _ result: JSONValue) -> [(String, JSONText.Value?)] {
-        if d.type == EventKind.youTubeType {
-            return [("filePath", result["path"].map { .raw($0.encoded) }), ("fileSize", result["size"].map { .raw($0.encoded) }),
-                    ("thumbnail", result["thumbnail"].map { .raw($0.encoded) }), ("result", .raw(result.encoded))]
+        let event = end.event.map { EventFactory.make($0, job: d, at: at, fields: fields) } ?? ""
+        guard await finish(held, end: end, event: event, log: log) else { return }
+        if let outcome = end.outcome {
+            metrics.jobFinished(queue: d.queue, type: d.type, outcome: outcome.metricLabel, seconds: seconds)
         }
-        return [("result", .raw(result.encoded))]
+        let inSeconds = { (due: Int64) in Self.describe(seconds: Double(due - Timestamp.nowMilliseconds()) / 1000) }
+        switch end {
+        case .completed: log.debug("job completed", metadata: ["seconds": "\(seconds)"])
+        case .handedBack: log.info("job handed back to the queue")
+        case .cancelled: log.info("job cancelled")
+        case .deferred(let failure, let due):
+            log.notice("job waits; trying again later without counting the attempt",
+                       metadata: ["reason": "\(failure.message)", "retryIn": "\(inSeconds(due))"])
+        case .retry(let failure, let due):
+            log.warning("attempt failed; retrying", metadata: ["error": "\(failure.message)", "retryIn": "\(inSeconds(due))",
+                                                              "detail": "\(failure.detail ?? "")"])
+        case .failed(let failure):
+            log.error("job failed", metadata: ["error": "\(failure.message)", "detail": "\(failure.detail ?? "")"])
+        }
     }
 
     /// Runs the finishing script until it answers. Redis may be away for a while: keep trying (the
     /// entry stays pending, so nothing is lost if this daemon dies meanwhile) until shutdown.
-    /// `observe` is the outcome as observers see it; it is written for them only when one of them wants it.
-    private func finish(_ held: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
-                        observe: JobOutcome? = nil, failure: JobFailure? = nil, log: Logger) async -> Bool {
-        let observed = observe.flatMap { services.observersWant(held.descriptor, $0) ? $0 : nil }
+    /// The outcome is written for the observers only when one of them wants it.
+    private func finish(_ held: HeldJob, end: AttemptEnd, event: String, log: Logger) async -> Bool {
+        let mode = end.mode
+        let observed = end.outcome.flatMap { services.observersWant(held.descriptor, $0) ? $0 : nil }
         var delay = 50
         while true {
             do {
-                let owned = try await queue.finish(held, mode: mode, detail: detail, dueMilliseconds: dueMilliseconds, event: event,
-                                                   observe: observed, failureDetail: failure?.detail)
+                let owned = try await queue.finish(held, mode: mode, detail: end.detail, dueMilliseconds: end.dueMilliseconds, event: event,
+                                                   observe: observed, failureDetail: end.failure?.detail)
                 if !owned {
                     log.warning("job was taken over by another daemon before it finished here; its result here is dropped")
                 }

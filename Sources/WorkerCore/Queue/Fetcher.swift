@@ -1,48 +1,84 @@
 import Foundation
 import Logging
 import RedisClient
+import ServiceLifecycle
+import Synchronization
 import WorkerConfig
 
-extension Worker {
+/// One queue's intake, as a service: waits for a free slot, honours pause, drain and the shared
+/// start rate limit, reads new entries through the consumer group, validates them against their
+/// type's schema (refusing bad ones), takes the good ones into job state with one script per batch,
+/// and starts those to run in the pool. It stops at a graceful shutdown (first of all services) or
+/// when its queue is removed from the configuration. Stalled jobs come back through the `Rescuer`.
+struct Fetcher: Service, CustomStringConvertible {
     /// Longest a blocking read waits, so that pause, drain and shutdown are seen quickly.
     static let blockMilliseconds = 500
 
+    let name: String
+    let queue: JobQueue
+    let pool: WorkerPool
+    let registry: HandlerRegistry
+    let services: WorkerServices
+    let metrics: Metrics
+    let state: WorkerState
+    let consumer: String
+    let logger: Logger
+    let redisConfiguration: RedisConfiguration
+    /// Blocking reads made (each one round trip), for the round-trips-per-job figure.
+    let blockingReads: Counter
+    let processor: Processor
+
+    var description: String { "fetcher \(name)" }
+
+    init(queue name: String, core: Core) {
+        self.name = name
+        self.queue = core.queue
+        self.pool = core.pool
+        self.registry = core.registry
+        self.services = core.services
+        self.metrics = core.metrics
+        self.state = core.state
+        self.consumer = core.consumer
+        var log = core.logger
+        log[metadataKey: "queue"] = "\(name)"
+        self.logger = log
+        self.redisConfiguration = core.redisConfiguration
+        self.blockingReads = core.blockingReads
+        self.processor = Processor(queue: core.queue, registry: core.registry, metrics: core.metrics, logger: core.logger,
+                                   services: core.services, consumer: core.consumer,
+                                   isShuttingDown: { [state = core.state] in state.isShuttingDown })
+    }
+
     /// A connection of its own for blocking reads.
-    func blockingConnection(name: String) -> RedisConnection {
-        var c = redisConfiguration
+    static func blockingConnection(_ configuration: RedisConfiguration, name: String) -> RedisConnection {
+        var c = configuration
         c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
         return RedisConnection(configuration: c, name: name)
     }
 
-    /// One queue's intake loop: waits for a free slot, honours pause, drain and the shared start
-    /// rate limit, takes over jobs whose holder died, reads new entries, and starts them.
-    func runFetcher(queue name: String) async {
-        let connection = blockingConnection(name: "\(consumer)-fetch-\(name)")
+    func run() async {
+        let connection = Self.blockingConnection(redisConfiguration, name: "\(consumer)-fetch-\(name)")
         defer { connection.close() }
-        await withTaskCancellationHandler {
-            await fetchLoop(queue: name, connection: connection)
-        } onCancel: {
-            connection.close()  // interrupts a blocking read at once
+        try? await cancelWhenGracefulShutdown { [self] in
+            await withTaskCancellationHandler {
+                await withDiscardingTaskGroup { admissions in
+                    await fetchLoop(connection: connection, admissions: &admissions)
+                }
+            } onCancel: {
+                connection.close()  // interrupts a blocking read at once
+            }
         }
     }
 
-    private func fetchLoop(queue name: String, connection: RedisConnection) async {
-        await withDiscardingTaskGroup { admissions in
-            await fetchLoop(queue: name, connection: connection, admissions: &admissions)
-        }
-    }
-
-    private func fetchLoop(queue name: String, connection: RedisConnection, admissions: inout DiscardingTaskGroup) async {
-        var lastRescue = ContinuousClock.now - .seconds(3600)
+    private func fetchLoop(connection: RedisConnection, admissions: inout DiscardingTaskGroup) async {
         var failures = 0
-        var log = logger
-        log[metadataKey: "queue"] = "\(name)"
-        while !Task.isCancelled && !isShuttingDown {
-            guard let settings = configuration.queue(named: name) else {
+        let log = logger
+        while !Task.isCancelled && !state.isShuttingDown {
+            guard let settings = state.configuration.queue(named: name) else {
                 log.notice("queue removed from the configuration; no longer taking its jobs")
                 return
             }
-            if isPaused(name) || isDraining {
+            if state.isPaused(name) || state.isDraining {
                 try? await Task.sleep(for: .milliseconds(100))
                 continue
             }
@@ -72,22 +108,14 @@ extension Worker {
                     free = 1
                 }
                 var entries: [StreamEntry] = []
-                let lease = configuration.lease
-                if ContinuousClock.now - lastRescue >= .milliseconds(Int64(lease * 500)) {
-                    lastRescue = .now
-                    entries = try await queue.rescue(queue: name, idleMilliseconds: Int(lease * 1000), count: free)
-                    if !entries.isEmpty { log.notice("took over jobs whose daemon stopped renewing them", metadata: ["count": "\(entries.count)"]) }
-                }
-                if entries.isEmpty {
-                    entries = try await queue.read(queue: name, count: free, blockMilliseconds: Self.blockMilliseconds, on: connection)
-                    blockingReads.add(1, ordering: .relaxed)
-                }
+                entries = try await queue.read(queue: name, count: free, blockMilliseconds: Self.blockMilliseconds, on: connection)
+                blockingReads.add(1)
                 if entries.isEmpty {
                     if let token { try await queue.returnStart(queue: name, token: token) }
                     failures = 0
                     continue
                 }
-                if isPaused(name) || isDraining || isShuttingDown {
+                if state.isPaused(name) || state.isDraining || state.isShuttingDown {
                     try await queue.handBack(queue: name, entries: entries)
                     if let token { try await queue.returnStart(queue: name, token: token) }
                     continue
@@ -102,7 +130,7 @@ extension Worker {
             } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
                 try? await queue.ensureGroup(queue: name)
             } catch {
-                if isShuttingDown || Task.isCancelled { break }
+                if state.isShuttingDown || Task.isCancelled { break }
                 failures += 1
                 if failures == 1 { log.error("cannot read the queue; retrying", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 5)), 2000)))
@@ -125,6 +153,7 @@ extension Worker {
         }
         guard !valid.isEmpty else { return }
 
+        let policy = RetryPolicy(initial: settings.backoff.initial, maximum: settings.backoff.max)
         let items = valid.map { (entry: $0.entry, envelope: $0.envelope, queue: name,
                                  maxAttempts: $0.envelope.maxAttempts ?? settings.maxAttempts) }
         let outcomes: [Result<IntakeOutcome, RedisError>]
@@ -134,9 +163,9 @@ extension Worker {
             log.error("could not take jobs in; they will be taken over after their lease lapses", metadata: ["error": "\(error)"])
             return
         }
-        let cfg = configuration
+        let cfg = state.configuration
         for (item, outcome) in zip(items, outcomes) {
-            let descriptor = JobDescriptor(envelope: item.envelope, queue: name)
+            let descriptor = JobDescriptor(envelope: item.envelope, queue: name, events: registry.events(for: item.envelope.type))
             let createdAt = item.entry.addedAtMilliseconds ?? Timestamp.nowMilliseconds()
             switch outcome {
             case .success(.run(let attempt)):
@@ -149,16 +178,13 @@ extension Worker {
                                          logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
-                let processor = Processor(queue: queue, registry: registry, metrics: metrics, logger: log, services: services,
-                                          consumer: consumer, isShuttingDown: { [shutdownGate] in shutdownGate.isOpen })
-                let policy = RetryPolicy(initial: settings.backoff.initial, maximum: settings.backoff.max)
-                pool.start(running) { job in await processor.process(job, retry: policy) }
+                pool.start(running) { [processor] job in await processor.process(job, retry: policy) }
             case .success(.scheduled):
                 log.debug("job scheduled for its runAt", metadata: ["jobId": "\(descriptor.id)"])
             case .success(.cancelled):
-                metrics.jobFinished(queue: name, type: descriptor.type, outcome: "cancelled", seconds: nil)
+                metrics.jobFinished(queue: name, type: descriptor.type, outcome: JobOutcome.cancelled.metricLabel, seconds: nil)
             case .success(.exhausted):
-                metrics.jobFinished(queue: name, type: descriptor.type, outcome: "failed", seconds: nil)
+                metrics.jobFinished(queue: name, type: descriptor.type, outcome: JobOutcome.failed.metricLabel, seconds: nil)
                 log.error("job failed: its daemon stopped during the last attempt", metadata: ["jobId": "\(descriptor.id)"])
             case .success(.alreadyFinished(let state)):
                 log.info("job id already finished earlier; not running it again", metadata: ["jobId": "\(descriptor.id)", "state": "\(state)"])
@@ -185,6 +211,6 @@ extension Worker {
             log.error("could not record a refused entry; it will be looked at again after its lease", metadata: ["error": "\(error)"])
             return
         }
-        metrics.jobFinished(queue: name, type: rejection.type ?? "invalid", outcome: "failed", seconds: nil)
+        metrics.jobFinished(queue: name, type: rejection.type ?? "invalid", outcome: JobOutcome.failed.metricLabel, seconds: nil)
     }
 }

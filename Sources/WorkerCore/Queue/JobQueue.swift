@@ -65,8 +65,15 @@ public enum FinishMode: String, Sendable {
 
 /// What a cancel request found.
 public struct CancelResult: Sendable, Equatable {
-    /// `cancelled` (it was queued, scheduled or not yet seen), `active` (its holder stops it) or `finished`.
-    public var outcome: String
+    public enum Outcome: String, Sendable {
+        /// It was queued, scheduled or not yet seen: it is cancelled now.
+        case cancelled
+        /// It is running: its holder stops it.
+        case active
+        /// It had ended already: nothing to do.
+        case finished
+    }
+    public var outcome: Outcome
     public var previousState: String
     public var job: JobDescriptor?
     public var envelope: String?
@@ -85,7 +92,12 @@ public final class JobQueue: Sendable {
     static let eventsLogMaxLength = "100000"
     static let exhaustedError = "the daemon running this job stopped before it finished, and no attempts are left"
 
-    public init(redis: RedisConnection, keys: RedisKeys, consumer: String, retentionSeconds: Int) {
+    /// The event vocabulary of a job type (from the registry).
+    let vocabulary: @Sendable (String) -> EventVocabulary
+
+    public init(redis: RedisConnection, keys: RedisKeys, consumer: String, retentionSeconds: Int,
+                vocabulary: @escaping @Sendable (String) -> EventVocabulary = { _ in .standard }) {
+        self.vocabulary = vocabulary
         self.redis = redis
         self.keys = keys
         self.consumer = consumer
@@ -118,13 +130,14 @@ public final class JobQueue: Sendable {
         return entries
     }
 
-    /// Takes over entries of dead holders: those pending longer than `idleMilliseconds` (their lease lapsed).
-    public func rescue(queue: String, idleMilliseconds: Int, count: Int) async throws -> [StreamEntry] {
-        let reply = try await redis.send(RedisCommand([
-            "XAUTOCLAIM", keys.queue(queue), RedisKeys.group, consumer, String(idleMilliseconds), "0-0", "COUNT", String(count),
-        ]))
-        guard let parts = reply.array, parts.count >= 2, let items = parts[1].array else { return [] }
-        return items.compactMap(StreamEntry.parse)
+    /// Puts entries pending longer than `idleMilliseconds` (their holder died or stopped renewing) back at
+    /// the end of the queue's stream, except those in `runningHere`. Returns how many entries were
+    /// looked at and how many were put back.
+    public func rescue(queue: String, idleMilliseconds: Int, count: Int, runningHere: [String]) async throws -> (examined: Int, rescued: Int) {
+        let reply = try await scripts.run(Scripts.rescue, keys: [keys.queue(queue)],
+                                          args: [RedisKeys.group, consumer, String(idleMilliseconds), String(count), keys.job("")] + runningHere)
+        let parts = reply.array ?? []
+        return (Int(parts.first?.int ?? 0), Int(parts.count > 1 ? parts[1].int ?? 0 : 0))
     }
 
     /// Renews the lease of entries this consumer holds (resets their idle time).
@@ -176,7 +189,7 @@ public final class JobQueue: Sendable {
         keyList.reserveCapacity(6 + items.count)
         args.reserveCapacity(10 + items.count * 9)
         for item in items {
-            let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
+            let job = JobDescriptor(envelope: item.envelope, queue: item.queue, events: vocabulary(item.envelope.type))
             keyList.append(keys.job(job.id))
             args += [item.entry.id, job.type, job.userId ?? "", String(item.maxAttempts), item.envelope.raw,
                      item.entry.addedAtMilliseconds.map(Timestamp.format(milliseconds:)) ?? now,
@@ -196,11 +209,10 @@ public final class JobQueue: Sendable {
             let attempt = Int(flat[index * 3 + 1].int ?? 0)
             // The rare outcomes' events are built only when they happen.
             if outcome == "cancelled" || outcome == "exhausted" {
-                let job = JobDescriptor(envelope: item.envelope, queue: item.queue)
+                let job = JobDescriptor(envelope: item.envelope, queue: item.queue, events: vocabulary(item.envelope.type))
                 let event = outcome == "cancelled"
                     ? EventFactory.make(.cancelled, job: job, at: now)
-                    : EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError)),
-                                                                          ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)])
+                    : EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError))])
                 try? await publish(event, userId: job.userId)
             }
             switch outcome {
@@ -243,9 +255,9 @@ public final class JobQueue: Sendable {
         let id = rejection.id ?? "invalid:\(queue):\(entry.id)"
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
-        let job = JobDescriptor(id: id, type: rejection.type ?? "", queue: queue, userId: rejection.userId)
-        let event = EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(rejection.reason)),
-                                                                        ("willRetry", job.type == EventKind.youTubeType ? .bool(false) : nil)])
+        let job = JobDescriptor(id: id, type: rejection.type ?? "", queue: queue, userId: rejection.userId,
+                                events: vocabulary(rejection.type ?? ""))
+        let event = EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(rejection.reason))])
         let reply = try await scripts.run(Scripts.reject,
             keys: [keys.job(id), keys.queue(queue), keys.eventsLog, keys.records, keys.outcomes, keys.finished],
             args: [entry.id, RedisKeys.group, now, rejection.reason, rejection.type ?? "", queue,
@@ -284,9 +296,10 @@ public final class JobQueue: Sendable {
         let envelopeText = parts[5].string.flatMap { $0.isEmpty ? nil : $0 }
         var descriptor: JobDescriptor?
         if !type.isEmpty {
-            var d = JobDescriptor(id: jobID, type: type, queue: queue, userId: user)
-            if type == EventKind.youTubeType, let text = envelopeText {
-                d.downloadId = JSONValue.parse(text)?["payload"]?["downloadId"]?.stringValue
+            let events = vocabulary(type)
+            var d = JobDescriptor(id: jobID, type: type, queue: queue, userId: user, events: events)
+            if let field = events.correlationField, let text = envelopeText {
+                d.correlation = JSONValue.parse(text)?["payload"]?[field]?.stringValue
             }
             descriptor = d
         }
@@ -294,7 +307,48 @@ public final class JobQueue: Sendable {
             let job = descriptor ?? JobDescriptor(id: jobID, type: "", queue: "")
             try await publish(EventFactory.make(.cancelled, job: job, at: now), userId: job.userId)
         }
-        return CancelResult(outcome: outcome, previousState: parts[1].string ?? "", job: descriptor, envelope: envelopeText)
+        guard let cancelOutcome = CancelResult.Outcome(rawValue: outcome) else { throw RedisError.protocolError("cancel answered \(outcome)") }
+        return CancelResult(outcome: cancelOutcome, previousState: parts[1].string ?? "", job: descriptor, envelope: envelopeText)
+    }
+
+    /// Some fields of several jobs' hashes, in one round trip; a job without a hash gives an empty snapshot.
+    public func snapshots(jobIDs: [String], fields: [JobHash.Field]) async throws -> [JobHash.Snapshot] {
+        guard !jobIDs.isEmpty else { return [] }
+        let names = fields.map(\.rawValue)
+        let replies = try await redis.pipeline(jobIDs.map { RedisCommand(["HMGET", keys.job($0)] + names) })
+        return try replies.map { reply in
+            if case .error(let message) = reply { throw RedisError.server(message) }
+            var values: [JobHash.Field: String] = [:]
+            for (field, value) in zip(fields, reply.array ?? []) { if let text = value.string { values[field] = text } }
+            return JobHash.Snapshot(values: values)
+        }
+    }
+
+    /// What a job's hash says of where it belongs.
+    public struct JobSummary: Sendable, Equatable {
+        public var queue: String
+        public var type: String
+        public var userId: String?
+        public var state: JobState?
+    }
+
+    /// The queue, type, user and state of a job, from its hash; nil when it has no hash (never seen, or expired).
+    public func summary(jobID: String) async throws -> JobSummary? {
+        let values = try await redis.send(RedisCommand(["HMGET", keys.job(jobID)] + JobHash.summaryFields)).array ?? []
+        guard values.count == 4, let queue = values[0].string else { return nil }
+        return JobSummary(queue: queue, type: values[1].string ?? "", userId: values[2].string.flatMap { $0.isEmpty ? nil : $0 },
+                          state: values[3].string.flatMap(JobState.init(rawValue:)))
+    }
+
+    /// Runs a failed or cancelled job again (a new entry, attempts from zero). `envelope` and `createdAt` are
+    /// given when the hash is gone. Returns nil when queued, else the state that refused it.
+    public func runAgain(jobID: String, summary: JobSummary, envelope: String, createdAt: String) async throws -> String? {
+        let reply = try await scripts.run(Scripts.retry,
+                                          keys: [keys.job(jobID), keys.queue(summary.queue), keys.records, keys.finished],
+                                          args: [envelope, Timestamp.now(), summary.queue, summary.type, summary.userId ?? "", jobID, createdAt])
+        let parts = reply.array ?? []
+        if parts.first?.string == "queued" { return nil }
+        return parts.count > 1 ? parts[1].string : "unknown"
     }
 
     /// Publishes an event the three ways the contract names.

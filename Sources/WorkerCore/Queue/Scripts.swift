@@ -284,6 +284,34 @@ enum Scripts {
 }
 
 extension Scripts {
+    /// Puts stalled entries back at the end of their stream (the rescuer).
+    /// KEYS: 1 queue stream. ARGV: 1 group, 2 consumer, 3 idle ms, 4 count, 5 job hash key prefix (`P:job:`),
+    ///       then the entry ids of jobs running on the caller's daemon (left pending, their idle time reset)
+    /// Returns {examined, rescued}.
+    static let rescue = """
+    local here = {}
+    for i = 6, #ARGV do here[ARGV[i]] = true end
+    local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
+    local entries = reply[2]
+    local rescued = 0
+    for _, e in ipairs(entries) do
+      local eid, fields = e[1], e[2]
+      if not here[eid] and fields and #fields > 0 then
+        local neid = redis.call('XADD', KEYS[1], '*', unpack(fields))
+        local job
+        for i = 1, #fields, 2 do if fields[i] == 'job' then job = fields[i + 1] end end
+        local ok, decoded = pcall(cjson.decode, job or '')
+        if ok and type(decoded) == 'table' and type(decoded['id']) == 'string' then
+          local h = ARGV[5] .. decoded['id']
+          if redis.call('HGET', h, 'entry') == eid then redis.call('HSET', h, 'entry', neid) end
+        end
+        redis.call('XACK', KEYS[1], ARGV[1], eid)
+        rescued = rescued + 1
+      end
+    end
+    return {#entries, rescued}
+    """
+
     /// Runs a failed or cancelled job again: a new entry in its queue, attempts counted from zero.
     /// KEYS: 1 job hash, 2 queue stream, 3 records outbox, 4 finished-ids zset.
     /// ARGV: 1 envelope when the hash is gone (from PostgreSQL) or '', 2 now, 3 queue, 4 type, 5 userId or '', 6 job id,

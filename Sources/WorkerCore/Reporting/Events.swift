@@ -1,40 +1,79 @@
 /// What the daemon knows about a job while it holds it: enough to name its keys and build its events.
+/// A job as events and observers name it.
 public struct JobDescriptor: Sendable, Equatable {
     public var id: String
     public var type: String
     public var queue: String
     public var userId: String?
-    /// `payload.downloadId` of `youtube.download` jobs (used in their event names' payloads).
-    public var downloadId: String?
+    /// How the type's events are named and what they carry (registered with the type).
+    public var events: EventVocabulary
+    /// The value of the type's correlation field in the payload (`downloadId` of downloads).
+    public var correlation: String?
 
-    public init(id: String, type: String, queue: String, userId: String? = nil, downloadId: String? = nil) {
+    public init(id: String, type: String, queue: String, userId: String? = nil, events: EventVocabulary = .standard,
+                correlation: String? = nil) {
         self.id = id
         self.type = type
         self.queue = queue
         self.userId = userId
-        self.downloadId = downloadId
+        self.events = events
+        self.correlation = correlation
     }
 
-    public init(envelope: JobEnvelope, queue: String) {
-        self.init(id: envelope.id, type: envelope.type, queue: queue, userId: envelope.userId,
-                  downloadId: envelope.type == EventKind.youTubeType ? envelope.payload["downloadId"]?.stringValue : nil)
+    public init(envelope: JobEnvelope, queue: String, events: EventVocabulary) {
+        self.init(id: envelope.id, type: envelope.type, queue: queue, userId: envelope.userId, events: events,
+                  correlation: events.correlation(in: envelope.payloadJSON))
+    }
+
+    /// `payload.downloadId` of jobs whose type correlates by it (downloads).
+    public var downloadId: String? { events.correlationField == "downloadId" ? correlation : nil }
+}
+
+/// How a job type's events are named and what they carry, registered with the type: the core
+/// knows no type by name.
+public struct EventVocabulary: Sendable, Equatable {
+    /// One field of the completed event taken from the result.
+    public struct ResultField: Sendable, Equatable {
+        public var event: String
+        public var result: String
+        public init(_ event: String, from result: String) { self.event = event; self.result = result }
+    }
+
+    /// Events are named `<prefix>:<kind>`.
+    public var prefix: String
+    /// A retry is announced as `<prefix>:failed` with `willRetry: true`, and a final failure carries
+    /// `willRetry: false` (the MediaNest web client's convention for downloads).
+    public var retryAsFailed: Bool
+    /// A payload field copied into every event of the job (`downloadId`).
+    public var correlationField: String?
+    /// Fields of the completed event taken from the result (besides `result` itself).
+    public var completedFromResult: [ResultField]
+
+    public init(prefix: String, retryAsFailed: Bool = false, correlationField: String? = nil, completedFromResult: [ResultField] = []) {
+        self.prefix = prefix
+        self.retryAsFailed = retryAsFailed
+        self.correlationField = correlationField
+        self.completedFromResult = completedFromResult
+    }
+
+    /// `job:*` events, nothing more.
+    public static let standard = EventVocabulary(prefix: "job")
+
+    /// The event's name for `kind`.
+    public func name(_ kind: EventKind) -> String {
+        kind == .retrying && retryAsFailed ? "\(prefix):failed" : "\(prefix):\(kind.rawValue)"
+    }
+
+    /// The correlation field's value in a payload, when the type has one.
+    func correlation(in payloadJSON: String) -> String? {
+        guard let field = correlationField else { return nil }
+        return JSONValue.parse(payloadJSON)?[field]?.stringValue
     }
 }
 
 /// The kinds of event a job goes through (contract section 3).
 public enum EventKind: String, Sendable, CaseIterable {
     case started, progress, completed, failed, cancelled, retrying
-
-    static let youTubeType = "youtube.download"
-
-    /// The event's name for a job of `type`: `youtube:*` for downloads (the names the MediaNest web
-    /// client listens for; a retry is `youtube:failed` with `willRetry: true`), `job:*` for the rest.
-    public func name(forType type: String) -> String {
-        if type == Self.youTubeType {
-            return self == .retrying ? "youtube:failed" : "youtube:\(rawValue)"
-        }
-        return "job:\(rawValue)"
-    }
 }
 
 /// Builds event JSON objects.
@@ -42,19 +81,25 @@ public enum EventFactory {
     /// One event. Every event has `event`, `jobId`, `queue`, `type`, `at` and `userId` when known;
     /// download events carry `downloadId`; `fields` adds the kind's own fields.
     public static func make(_ kind: EventKind, job: JobDescriptor, at: String, fields: [(String, JSONText.Value?)] = []) -> String {
+        let vocabulary = job.events
         var pairs: [(String, JSONText.Value?)] = [
-            ("event", .string(kind.name(forType: job.type))),
+            ("event", .string(vocabulary.name(kind))),
             ("jobId", .string(job.id)),
             ("queue", .string(job.queue)),
             ("type", .string(job.type)),
             ("at", .string(at)),
             ("userId", job.userId.map { .string($0) }),
-            ("downloadId", job.downloadId.map { .string($0) }),
+            (vocabulary.correlationField ?? "", vocabulary.correlationField == nil ? nil : job.correlation.map { .string($0) }),
         ]
         pairs.append(contentsOf: fields)
-        if kind == .retrying, job.type == EventKind.youTubeType, !fields.contains(where: { $0.0 == "willRetry" }) {
-            pairs.append(("willRetry", .bool(true)))
+        if vocabulary.retryAsFailed, kind == .retrying || kind == .failed, !fields.contains(where: { $0.0 == "willRetry" }) {
+            pairs.append(("willRetry", .bool(kind == .retrying)))
         }
         return JSONText.object(pairs)
+    }
+
+    /// Fields of the completed event: those the type takes from the result, then the result itself.
+    static func completedFields(_ job: JobDescriptor, _ result: JSONValue) -> [(String, JSONText.Value?)] {
+        job.events.completedFromResult.map { ($0.event, result[$0.result].map { .raw($0.encoded) }) } + [("result", .raw(result.encoded))]
     }
 }

@@ -40,14 +40,20 @@ public struct AuditEntry: Sendable, Equatable {
     }
 }
 
-extension Worker {
+/// The audit trail of control actions: rows for the `audit` table, added to the records outbox.
+public struct AuditTrail: Sendable {
+    let redis: RedisConnection
+    let keys: RedisKeys
+    let consumer: String
+    let logger: Logger
+
     /// Adds control actions to the records outbox, from which the record writers put them in the
     /// `audit` table. Entries whose `controlEntry` is already recorded are skipped there, so every
     /// daemon may record the same `P:control` command.
-    public func audit(_ entries: [AuditEntry]) async throws {
+    public func add(_ entries: [AuditEntry]) async throws {
         guard !entries.isEmpty else { return }
         let commands = entries.map { entry -> RedisCommand in
-            var cmd = RedisCommand(["XADD", queue.keys.records, "*"])
+            var cmd = RedisCommand(["XADD", keys.records, "*"])
             for (k, v) in entry.outboxFields(worker: consumer) { cmd.append(k); cmd.append(v) }
             return cmd
         }
@@ -58,7 +64,7 @@ extension Worker {
 
     /// Writes one control action to the audit trail and the log. The row is durable once Redis has it;
     /// while Redis is away it is retried for a while (the log line stays either way).
-    public func recordAudit(_ entry: AuditEntry) async {
+    public func record(_ entry: AuditEntry) async {
         var metadata: Logger.Metadata = ["actor": "\(entry.actor)", "action": "\(entry.action)", "ok": "\(entry.ok)",
                                          "source": "\(entry.source)"]
         if let target = entry.target { metadata["target"] = "\(target)" }
@@ -67,7 +73,7 @@ extension Worker {
         var delay = 100
         for attempt in 1...8 {
             do {
-                try await audit([entry])
+                try await add([entry])
                 return
             } catch {
                 if attempt == 8 {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresClient
 import RedisClient
+import ServiceLifecycle
 import Synchronization
 
 /// Moves durable records from the outbox stream `P:records` into PostgreSQL.
@@ -18,7 +19,7 @@ import Synchronization
 /// - a batch PostgreSQL refuses for its data is written row by row; a row it refuses even escaped
 ///   (see `StorableText`) goes to `P:records:dead` with the reason, and the rest go on;
 /// - while PostgreSQL is away records wait in Redis, not here: the writer holds one batch at most.
-public final class RecordWriter: Sendable {
+public final class RecordWriter: Service, CustomStringConvertible {
     /// Entries read at once.
     static let batchSize = 1000
     /// Longest a blocking read waits (shutdown and claims are seen this often).
@@ -43,9 +44,17 @@ public final class RecordWriter: Sendable {
     private let written = Atomic<Int>(0)
     private let deadLettered = Atomic<Int>(0)
     private let backlogSample = Mutex<(count: Int, oldestSeconds: Double)>((0, 0))
+    /// Set at a graceful shutdown: write what waits until then, for at most the shutdown reserve.
+    private let drain = Mutex<(from: ContinuousClock.Instant, until: ContinuousClock.Instant)?>(nil)
+    /// How long the writer may go on writing after a graceful shutdown reached it.
+    let shutdownReserve: @Sendable () -> Duration
+
+    public var description: String { "record writer" }
 
     init(keys: RedisKeys, consumer: String, redis: RedisConnection, redisConfiguration: RedisConfiguration, pool: PostgresPool,
-         metrics: Metrics, logger: Logger, lease: @escaping @Sendable () -> Double, retentionJobs: @escaping @Sendable () -> Double) {
+         metrics: Metrics, logger: Logger, lease: @escaping @Sendable () -> Double, retentionJobs: @escaping @Sendable () -> Double,
+         shutdownReserve: @escaping @Sendable () -> Duration) {
+        self.shutdownReserve = shutdownReserve
         self.keys = keys
         self.consumer = consumer
         self.redis = redis
@@ -70,7 +79,8 @@ public final class RecordWriter: Sendable {
     /// The outbox as last sampled (about once a second): entries waiting and the age of the oldest.
     public var backlog: (count: Int, oldestSeconds: Double) { backlogSample.withLock { $0 } }
 
-    /// Writes records until cancelled. What it has not written stays in the outbox.
+    /// Writes records until cancelled, or until a graceful shutdown reaches it and the outbox is empty
+    /// (at most the shutdown reserve later). What it has not written stays in the outbox.
     public func run() async {
         var c = redisConfiguration
         c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
@@ -79,7 +89,11 @@ public final class RecordWriter: Sendable {
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.seedFinishedIDs() }
-                await loop(connection)
+                await withGracefulShutdownHandler {
+                    await loop(connection)
+                } onGracefulShutdown: { [self] in
+                    drain.withLock { $0 = (.now, .now + shutdownReserve()) }
+                }
                 group.cancelAll()
             }
         } onCancel: {
@@ -92,7 +106,16 @@ public final class RecordWriter: Sendable {
         var lastClaim = ContinuousClock.now
         var lastSample = ContinuousClock.now - .seconds(10)
         var groupReady = false
+        var emptyReadStarted: ContinuousClock.Instant?
         while !Task.isCancelled {
+            if let d = drain.withLock({ $0 }) {
+                // Done once a read begun after the shutdown reached here found nothing, or the reserve is used up.
+                if let empty = emptyReadStarted, empty >= d.from { return }
+                if ContinuousClock.now >= d.until {
+                    logger.notice("job records not yet written stay in the Redis outbox for the next record writer")
+                    return
+                }
+            }
             do {
                 if !groupReady { try await outbox.ensureGroup(); groupReady = true }
                 if ContinuousClock.now - lastSample >= .seconds(1) {
@@ -110,7 +133,11 @@ public final class RecordWriter: Sendable {
                     }
                 }
                 if entries.isEmpty {
-                    entries = try await outbox.read(count: Self.batchSize, blockMilliseconds: Self.blockMilliseconds, on: connection)
+                    let started = ContinuousClock.now
+                    let draining = drain.withLock { $0 } != nil
+                    entries = try await outbox.read(count: Self.batchSize, blockMilliseconds: draining ? 20 : Self.blockMilliseconds,
+                                                    on: connection)
+                    if entries.isEmpty { emptyReadStarted = started }
                 }
                 failures = 0
                 idle.store(entries.isEmpty, ordering: .relaxed)
@@ -152,6 +179,7 @@ public final class RecordWriter: Sendable {
             }
             try? await Task.sleep(for: .milliseconds(min(50 * (1 << min(failures, 6)), 2000)))
             if Task.isCancelled { return }  // the entries stay pending for another writer
+            if let d = drain.withLock({ $0 }), ContinuousClock.now >= d.until { return }
             if ContinuousClock.now - lastRenew >= .milliseconds(Int64(lease() * 1000 / 3)) {
                 lastRenew = .now
                 try? await outbox.renew(entries.map(\.id))

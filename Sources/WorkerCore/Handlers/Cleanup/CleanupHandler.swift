@@ -43,11 +43,11 @@ struct CleanupHandler: JobHandler {
             let jobNames = entries.map(\.0).filter { JobEnvelope.isValidID($0) }
             var states: [String: String] = [:]
             if !jobNames.isEmpty {
-                let replies = try await services.redis.pipeline(jobNames.map { RedisCommand(["HGET", services.queue.keys.job($0), "state"]) })
-                for (name, reply) in zip(jobNames, replies) { if let s = reply.string { states[name] = s } }
+                let snapshots = try await services.queue.snapshots(jobIDs: jobNames, fields: [.state])
+                for (name, snapshot) in zip(jobNames, snapshots) { if let s = snapshot[.state] { states[name] = s } }
             }
             let old = entries.filter { name, modified in
-                name != context.job.id && states[name] != "active" && now - modified >= cfg.retention.temp
+                name != context.job.id && states[name] != JobState.active.rawValue && now - modified >= cfg.retention.temp
             }.map { tempRoot + "/" + $0.0 }
             let removed = try await FileSweeper.offload("cleanup-temp", stop: stop) { () -> (Int, Int64, [String]) in
                 var count = 0

@@ -4,7 +4,7 @@ import RedisClient
 /// The cleanup job's work on Redis and PostgreSQL: finished state past `retention.state`, job
 /// records past `retention.jobs`, and the files the records know.
 enum RecordSweeper {
-    static let finishedStates: Set<String> = ["completed", "failed", "cancelled"]
+    static let finishedStates = Set(JobState.allCases.filter(\.isTerminal).map(\.rawValue))
 
     struct StateReport: Sendable {
         var scanned = 0
@@ -30,7 +30,7 @@ enum RecordSweeper {
             guard !names.isEmpty else { continue }
             var reads: [RedisCommand] = []
             for name in names {
-                reads.append(RedisCommand(["HMGET", name, "state", "finishedAt", "updatedAt"]))
+                reads.append(RedisCommand(["HMGET", name] + [JobHash.Field.state, .finishedAt, .updatedAt].map(\.rawValue)))
                 reads.append(RedisCommand(["PTTL", name]))
             }
             let replies = try await redis.pipeline(reads)

@@ -67,15 +67,11 @@ struct PlaylistDownload: Sendable {
         await download.enterStage("downloading", percent: YouTubeDownload.Share.download.lowerBound)
 
         // Follow them.
-        let jobKeys = children.map { keys.job($0.jobId) }
+        let childIDs = children.map(\.jobId)
         while true {
             let states: [(state: String?, progress: Double?)]
             do {
-                let replies = try await services.redis.pipeline(jobKeys.map { RedisCommand(["HMGET", $0, "state", "progress"]) })
-                states = replies.map { reply in
-                    let fields = reply.array ?? []
-                    return (fields.first?.string, fields.count > 1 ? fields[1].string.flatMap(Double.init) : nil)
-                }
+                states = try await services.queue.snapshots(jobIDs: childIDs, fields: [.state, .progress]).map { ($0[.state], $0.progress) }
             } catch {
                 context.logger.warning("cannot read the playlist entries' state; trying again", metadata: ["error": "\(error)"])
                 try await Task.sleep(for: Self.pollInterval)
@@ -97,9 +93,9 @@ struct PlaylistDownload: Sendable {
         let context = download.context
         let request = download.request
         let keys = context.services.queue.keys
-        let replies: [RedisValue]
+        let snapshots: [JobHash.Snapshot]
         do {
-            replies = try await context.services.redis.pipeline(children.map { RedisCommand(["HMGET", keys.job($0.jobId), "state", "result", "error"]) })
+            snapshots = try await context.services.queue.snapshots(jobIDs: children.map(\.jobId), fields: [.state, .result, .error])
         } catch {
             throw JobFailure.retryable("Could not read the playlist entries' results: Redis did not answer.", detail: "\(error)")
         }
@@ -110,21 +106,19 @@ struct PlaylistDownload: Sendable {
         var cancelled = 0
         var firstError: String?
         var thumbnail: String?
-        for reply in replies {
-            let fields = reply.array ?? []
-            let state = fields.first?.string
-            switch state {
-            case "completed":
-                let result = fields.count > 1 ? fields[1].string.flatMap { JSONValue.parse($0) } : nil
+        for snapshot in snapshots {
+            switch snapshot.state {
+            case .completed?:
+                let result = snapshot.result
                 if let path = result?["path"]?.stringValue { paths.append(path) }
                 size += Int64(result?["size"]?.intValue ?? 0)
                 if result?["duplicate"]?.boolValue == true { duplicates += 1 }
                 if thumbnail == nil { thumbnail = result?["thumbnail"]?.stringValue }
-            case "cancelled":
+            case .cancelled?:
                 cancelled += 1
             default:
                 failed += 1
-                if firstError == nil { firstError = fields.count > 2 ? fields[2].string : nil }
+                if firstError == nil { firstError = snapshot[.error] }
             }
         }
         let count = children.count
@@ -174,7 +168,7 @@ struct PlaylistDownload: Sendable {
                 if let ts = entry.timestamp { hints.append(("timestamp", .number(String(Int64(ts))))) }
                 if !hints.isEmpty { payload.append(("entry", .object(hints))) }
             }
-            let envelope = JobEnvelope(id: jobId, type: EventKind.youTubeType, payloadJSON: JSONValue.object(payload).encoded,
+            let envelope = JobEnvelope(id: jobId, type: YouTubeDownloadHandler.type, payloadJSON: JSONValue.object(payload).encoded,
                                        userId: context.envelope.userId, maxAttempts: context.envelope.maxAttempts,
                                        timeoutSeconds: context.envelope.timeoutSeconds)
             return Child(jobId: jobId, downloadId: downloadId, envelope: envelope)
@@ -182,7 +176,7 @@ struct PlaylistDownload: Sendable {
     }
 
     static func isTerminal(_ state: String?) -> Bool {
-        state == "completed" || state == "failed" || state == "cancelled"
+        state.flatMap(JobState.init(rawValue:))?.isTerminal == true
     }
 
     /// The deepest folder that holds every path.

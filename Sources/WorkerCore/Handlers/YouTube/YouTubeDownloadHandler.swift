@@ -8,7 +8,8 @@ import YtDlp
 extension HandlerRegistry {
     /// `youtube.download`.
     mutating func registerYouTubeHandler() {
-        register(EventKind.youTubeType, YouTubeDownloadHandler(), schema: YouTubeRequest.schema)
+        register(YouTubeDownloadHandler.type, YouTubeDownloadHandler(), schema: YouTubeRequest.schema,
+                 events: YouTubeDownloadHandler.events)
     }
 }
 
@@ -20,6 +21,14 @@ extension HandlerRegistry {
 /// set into the library under the `youtube.output` template. A playlist link becomes one child job
 /// per entry (see `PlaylistDownload`). The `youtube_downloads` row follows every step.
 struct YouTubeDownloadHandler: JobHandler {
+    static let type = "youtube.download"
+    /// The names the MediaNest web client listens for (contract section 3): `youtube:*`, a retry is
+    /// `youtube:failed` with `willRetry: true`, every event carries `downloadId`, and the completed
+    /// one `filePath`, `fileSize` and `thumbnail`.
+    static let events = EventVocabulary(prefix: "youtube", retryAsFailed: true, correlationField: "downloadId",
+                                        completedFromResult: [.init("filePath", from: "path"), .init("fileSize", from: "size"),
+                                                              .init("thumbnail", from: "thumbnail")])
+
     func run(_ context: JobContext) async throws -> JSONValue {
         // The job's temporary folder is named after its id: "." and ".." would name the folder
         // above it (envelope ids allow them).

@@ -8,11 +8,11 @@ import RedisClient
 /// cancels its entries' jobs too.
 struct YouTubeDownloadObserver: JobObserver {
     func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool {
-        event.job.type == EventKind.youTubeType && event.outcome != .completed
+        event.job.type == YouTubeDownloadHandler.type && event.outcome != .completed
     }
 
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
-        guard event.job.type == EventKind.youTubeType else { return }
+        guard event.job.type == YouTubeDownloadHandler.type else { return }
         let downloadId = Self.downloadId(Self.refusedPayload(event) ?? event.payload, jobId: event.job.id)
         let records = DownloadRecords(pool: services.postgres, logger: services.logger)
         switch event.outcome {
