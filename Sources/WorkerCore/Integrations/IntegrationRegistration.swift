@@ -6,6 +6,7 @@ extension HandlerRegistry {
         register(PlexScanHandler.type, PlexScanHandler(), schema: PlexScanHandler.schema)
         register(OverseerrSubmitHandler.type, OverseerrSubmitHandler(), schema: OverseerrSubmitHandler.schema)
         register(OverseerrSyncHandler.type, OverseerrSyncHandler(), schema: OverseerrSyncHandler.schema)
+        register(NotificationSendHandler.type, NotificationSendHandler(), schema: NotificationSendHandler.schema)
         register(ServiceHealthHandler.type, ServiceHealthHandler(), schema: .empty)
     }
 }
