@@ -371,13 +371,15 @@ public struct ScheduleSettings: Sendable, Equatable {
         cron.flatMap { try? CronExpression($0) }
     }
 
-    /// The schedules used when `jobs.yml` has no `schedules` key: those of the contract's example,
-    /// both on the queue `default`.
+    /// The schedules used when `jobs.yml` has no `schedules` key: those of the contract's example
+    /// and `overseerr.sync` every 5 minutes, all on the queue `default`.
     public static let defaultSchedules: [ScheduleSettings] = [
         ScheduleSettings(name: "cleanup", cron: "*/15 * * * *",
                          job: ScheduledJob(type: "cleanup", queue: "default")),
         ScheduleSettings(name: "health", every: 120,
                          job: ScheduledJob(type: "service.health", queue: "default")),
+        ScheduleSettings(name: "overseerr-sync", every: 300,
+                         job: ScheduledJob(type: "overseerr.sync", queue: "default")),
     ]
 }
 

@@ -25,7 +25,7 @@ struct DefaultsTests {
         #expect(configuration.youtube.output == "{channel}/{title} [{id}].{ext}")
         #expect(configuration.plex == nil)
         #expect(configuration.overseerr == nil)
-        #expect(configuration.schedules.map(\.name) == ["cleanup", "health"])
+        #expect(configuration.schedules.map(\.name) == ["cleanup", "health", "overseerr-sync"])
         #expect(configuration.retention == RetentionSettings(state: 604_800, jobs: 2_592_000, temp: 21_600, userQuota: nil))
         #expect(configuration.cleanup.deleteOrphans == false)
         #expect(configuration.logging == LoggingSettings(level: "info", format: "auto"))

@@ -40,6 +40,7 @@ struct ExampleFileTests {
         #expect(configuration.schedules == [
             ScheduleSettings(name: "cleanup", cron: "*/15 * * * *", job: ScheduledJob(type: "cleanup", queue: "default")),
             ScheduleSettings(name: "health", every: 120, job: ScheduledJob(type: "service.health", queue: "default")),
+            ScheduleSettings(name: "overseerr-sync", every: 300, job: ScheduledJob(type: "overseerr.sync", queue: "default")),
         ])
         #expect(configuration.retention == RetentionSettings(state: 7 * 86400, jobs: 30 * 86400, temp: 6 * 3600,
                                                              userQuota: 10 * 1_073_741_824))

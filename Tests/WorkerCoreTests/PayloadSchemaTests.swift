@@ -45,7 +45,7 @@ struct PayloadSchemaTests {
             #expect(registry.schema(for: type) != nil, "\(type)")
             #expect(registry.knows(type))
         }
-        #expect(Set(registry.types) == ["cleanup", "media.convert", "media.thumbnail", "noop", "overseerr.submit", "plex.scan",
+        #expect(Set(registry.types) == ["cleanup", "media.convert", "media.thumbnail", "noop", "notification.send", "overseerr.submit", "overseerr.sync", "plex.scan",
                                         "service.health", "sleep", "youtube.download"])
         #expect(registry.schema(for: "no.such.type") == nil && !registry.knows("no.such.type"))
     }

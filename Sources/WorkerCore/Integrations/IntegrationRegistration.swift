@@ -1,10 +1,12 @@
 import WorkerConfig
 
 extension HandlerRegistry {
-    /// Registers `plex.scan`, `overseerr.submit` and `service.health`.
+    /// Registers `plex.scan`, `overseerr.submit`, `overseerr.sync`, `notification.send` and `service.health`.
     public mutating func registerIntegrationHandlers() {
         register(PlexScanHandler.type, PlexScanHandler(), schema: PlexScanHandler.schema)
         register(OverseerrSubmitHandler.type, OverseerrSubmitHandler(), schema: OverseerrSubmitHandler.schema)
+        register(OverseerrSyncHandler.type, OverseerrSyncHandler(), schema: OverseerrSyncHandler.schema)
+        register(NotificationSendHandler.type, NotificationSendHandler(), schema: NotificationSendHandler.schema)
         register(ServiceHealthHandler.type, ServiceHealthHandler(), schema: .empty)
     }
 }
