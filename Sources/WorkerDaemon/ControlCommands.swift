@@ -184,7 +184,7 @@ public final class ControlCommands: Sendable {
             ("records", .object([("pending", Self.number(s.recordsBacklog)),
                                  ("oldestSeconds", .number(String(format: "%.1f", s.recordsOldestSeconds))),
                                  ("deadLettered", Self.number(s.recordsDeadLettered))])),
-            ("circuits", .object(IntegrationHub.shared.circuitStates(configuration: worker.configuration).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            ("circuits", .object(worker.services.integrations.circuitStates(configuration: worker.configuration).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
         ]
         if let overview {
             fields.append(("leader", overview.leader.map { .string($0) } ?? .null))

@@ -127,7 +127,7 @@ public final class MetricsServer: Sendable {
             gauges.queuePaused[q.name] = paused.contains(q.name)
             gauges.queueDepth[q.name] = (try? await worker.queue.depth(queue: q.name)) ?? 0
         }
-        gauges.circuitOpen = IntegrationHub.shared.circuitOpen(configuration: cfg)
+        gauges.circuitOpen = worker.services.integrations.circuitOpen(configuration: cfg)
         let records = worker.records.backlog
         gauges.recordsPending = records.count
         gauges.recordsOldestSeconds = records.oldestSeconds

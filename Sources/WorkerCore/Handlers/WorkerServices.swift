@@ -15,6 +15,8 @@ public final class WorkerServices: Sendable {
     public let logger: Logger
     /// Told of every job outcome (see `JobObserver`).
     public let observers: [any JobObserver]
+    /// The outbound integrations' caller and circuit breakers (one set per worker).
+    public let integrations: IntegrationHub
 
     init(configuration: WorkerConfiguration, queue: JobQueue, postgres: PostgresPool,
          redis: RedisConnection, metrics: Metrics, logger: Logger, observers: [any JobObserver]) {
@@ -25,6 +27,8 @@ public final class WorkerServices: Sendable {
         self.redis = redis
         self.metrics = metrics
         self.logger = logger
+        self.integrations = IntegrationHub()
+        integrations.attach(self)
     }
 
     /// The configuration in force now (it changes on reload).

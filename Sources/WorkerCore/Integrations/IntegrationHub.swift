@@ -12,13 +12,15 @@ import WorkerConfig
 /// Breaker changes are logged and written to the `circuit` field of `P:health:<service>`; the
 /// `medianest_circuit_open{service}` gauge reads ``circuitOpen()``.
 public final class IntegrationHub: Sendable {
-    /// The process's hub.
-    public static let shared = IntegrationHub()
+    struct WeakServices: @unchecked Sendable {
+        // Invariant: only read and written under the hub's `attached` mutex.
+        weak var services: WorkerServices?
+    }
 
     /// Every outbound HTTP request goes through this caller.
     public let caller: ServiceCaller
-    /// Breakers are reported through the services of the worker that last used the hub.
-    private let attached = Mutex<WorkerServices?>(nil)
+    /// Breakers are reported through the services of the worker that owns the hub (weakly: the services own the hub).
+    private let attached = Mutex<WeakServices>(WeakServices())
 
     /// Per-request policy of Plex calls: 10 s, two more tries after 0.5 s and 1 s on 5xx and connection errors.
     public static let plexPolicy = CallPolicy(timeout: 10, retries: 2, backoff: 0.5, maxBackoff: 4)
@@ -27,7 +29,7 @@ public final class IntegrationHub: Sendable {
     /// Breakers open after 5 failures without a success within a minute; open 5 s, doubling per failed trial up to 5 min.
     public static let breakerPolicy = BreakerPolicy(failureThreshold: 5, window: 60, openDuration: 5, maxOpenDuration: 300)
 
-    /// A hub over its own caller (tests make their own; the daemon uses ``shared``).
+    /// A hub over its own caller; each worker's `WorkerServices` owns one.
     public init(caller: ServiceCaller = ServiceCaller()) {
         self.caller = caller
         caller.breakers.observeChanges { [weak self] service, state in
@@ -38,7 +40,7 @@ public final class IntegrationHub: Sendable {
     /// Makes `services` the ones breaker changes are reported through.
     func attach(_ services: WorkerServices) {
         attached.withLock { current in
-            if current !== services { current = services }
+            if current.services !== services { current.services = services }
         }
     }
 
@@ -87,7 +89,7 @@ public final class IntegrationHub: Sendable {
     }
 
     private func breakerChanged(_ service: String, _ state: BreakerState) {
-        guard let services = attached.withLock({ $0 }) else { return }
+        guard let services = attached.withLock({ $0.services }) else { return }
         let level: Logger.Level = state == .open ? .warning : .notice
         services.logger.log(level: level, "circuit breaker \(state.rawValue)", metadata: [
             "service": "\(service)",

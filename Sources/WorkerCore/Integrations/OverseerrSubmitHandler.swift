@@ -71,7 +71,7 @@ struct OverseerrSubmitHandler: JobHandler {
 
     func run(_ context: JobContext) async throws -> JSONValue {
         let request = try Self.parse(context.payload)
-        guard let client = IntegrationHub.shared.overseerr(context.services) else {
+        guard let client = context.services.integrations.overseerr(context.services) else {
             throw JobFailure.permanent("Overseerr is not configured: add an overseerr section with url and api_key to jobs.yml")
         }
         let postgres = context.services.postgres

@@ -101,7 +101,7 @@ struct OverseerrSyncHandler: JobHandler {
     func run(_ context: JobContext) async throws -> JSONValue {
         try Self.schema.check(context.payload)
         let limit = context.payload.given("limit")?.intValue ?? Self.defaultLimit
-        guard let client = IntegrationHub.shared.overseerr(context.services) else {
+        guard let client = context.services.integrations.overseerr(context.services) else {
             return .object([("skipped", .string("Overseerr is not configured"))])
         }
         let postgres = context.services.postgres

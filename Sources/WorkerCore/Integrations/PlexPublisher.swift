@@ -69,7 +69,7 @@ public enum PlexPublisher {
     ///   - jobID: the download job's id, for logs and the retry job's id.
     public static func publish(file: String, title: String?, summary: String?, date: String?, poster: String?,
                                collection: String?, jobID: String, services: WorkerServices) async -> PlexOutcome {
-        guard let (client, settings) = IntegrationHub.shared.plex(services) else { return .disabled }
+        guard let (client, settings) = services.integrations.plex(services) else { return .disabled }
         let request = PublishRequest(file: file, title: title, summary: summary, date: date, poster: poster, collection: collection)
         var log = services.logger
         log[metadataKey: "jobId"] = "\(jobID)"

@@ -30,7 +30,7 @@ struct PlexScanHandler: JobHandler {
     ])
 
     func run(_ context: JobContext) async throws -> JSONValue {
-        guard let (client, settings) = IntegrationHub.shared.plex(context.services) else {
+        guard let (client, settings) = context.services.integrations.plex(context.services) else {
             throw JobFailure.permanent("Plex is not configured: add a plex section with url and token to jobs.yml")
         }
         try Self.schema.check(context.payload)

@@ -38,10 +38,10 @@ struct ServiceHealthHandler: JobHandler {
             ("disk:library", { Self.disk("disk:library", configuration.paths.library) }),
             ("disk:temp", { Self.disk("disk:temp", configuration.paths.temp) }),
         ]
-        if let (plex, _) = IntegrationHub.shared.plex(services) {
+        if let (plex, _) = services.integrations.plex(services) {
             probes.append(("plex", { await Self.http("plex") { _ = try await plex.sections() } }))
         }
-        if let overseerr = IntegrationHub.shared.overseerr(services) {
+        if let overseerr = services.integrations.overseerr(services) {
             probes.append(("overseerr", { await Self.http("overseerr") { _ = try await overseerr.status() } }))
         }
         let checks = await withTaskGroup(of: Check.self) { group in
@@ -51,7 +51,7 @@ struct ServiceHealthHandler: JobHandler {
             return all.sorted { $0.service < $1.service }
         }
         await context.report(Progress(stage: "recording", percent: 90))
-        let circuits = IntegrationHub.shared.circuitStates()
+        let circuits = services.integrations.circuitStates()
         await Self.record(checks, circuits: circuits, services: services, context: context)
         let down = checks.filter { $0.status == "down" }.map(\.service)
         if !down.isEmpty { context.logger.warning("services down", metadata: ["services": "\(down.joined(separator: ","))"]) }

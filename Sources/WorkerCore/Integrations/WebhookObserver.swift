@@ -27,7 +27,7 @@ struct WebhookObserver: JobObserver {
         // The same id when the outcome is delivered again after a daemon died: receivers can tell.
         let deliveryID = StableID.uuid("webhook:\(event.deliveryKey)")
         let body = Array(Self.body(event, name: name, deliveryID: deliveryID).utf8)
-        let client = IntegrationHub.shared.webhooks(services)
+        let client = services.integrations.webhooks(services)
         await withTaskGroup(of: Void.self) { group in
             for hook in hooks {
                 group.addTask {

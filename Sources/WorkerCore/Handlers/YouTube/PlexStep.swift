@@ -7,7 +7,7 @@ extension YouTubeDownload {
     /// download: when Plex is away the result says `plex: "pending"` and a `plex.scan` job tries
     /// again later. Without a `plex` section the result says `plex: "off"`.
     func publishToPlex(path: String, info: VideoInfo, thumbnail: String?) async -> PlexOutcome {
-        guard IntegrationHub.shared.plex(context.services) != nil else { return .disabled }
+        guard context.services.integrations.plex(context.services) != nil else { return .disabled }
         await context.report(Progress(stage: "plex", percent: 100))
         let outcome = await PlexPublisher.publish(
             file: path, title: info.title, summary: info.description, date: info.date, poster: thumbnail,

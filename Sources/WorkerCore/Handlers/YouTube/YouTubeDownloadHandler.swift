@@ -167,13 +167,42 @@ struct YouTubeDownload: Sendable {
     }
 
     /// Converts, adds sidecars and moves the result into the library.
+    /// The steps after yt-dlp: convert (merge or remux) in-process, subtitles, thumbnail, `.nfo`, the
+    /// move into the library, then Plex.
     func finish(_ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String) async throws -> JSONValue {
-        let ext = plan.container.rawValue
-        let output = (directory as NSString).appendingPathComponent(baseName + ".out." + ext)
+        let embed = request.subtitles?.embed == true && !plan.container.isAudioOnly
+        let (output, conversion) = try await convert(info, plan: plan, files: files, directory: directory, embedSubtitles: embed)
+        var sidecars: [LibraryMover.Item] = []
+        let subtitles = embed ? [] : try await subtitleSidecars(files, directory: directory)
+        sidecars += subtitles
+        let thumbnail = try await thumbnailSidecar(output: output, conversion: conversion, files: files, directory: directory)
+        if let thumbnail { sidecars.append(thumbnail) }
+        if let nfo = nfoSidecar(info, duration: conversion.output.duration ?? info.duration, directory: directory) { sidecars.append(nfo) }
+
+        let (path, size, placed) = try await moveIntoLibrary(output, sidecars: sidecars, info: info, ext: plan.container.rawValue)
+        func placedPath(_ item: LibraryMover.Item?) -> String? {
+            item.flatMap { item in sidecars.firstIndex { $0.suffix == item.suffix }.map { placed.paths[$0] } }
+        }
+        let thumbnailPath = placedPath(thumbnail)
+        let nfoPath = sidecars.firstIndex { $0.suffix == ".nfo" }.map { placed.paths[$0] }
+        let subtitleSuffixes = Set(subtitles.map(\.suffix))
+        let subtitlePaths = sidecars.indices.filter { subtitleSuffixes.contains(sidecars[$0].suffix) }.map { placed.paths[$0] }
+        await records.completed(request.downloadId, paths: [path], size: size, duplicate: false)
+        await context.report(Progress(stage: "moving", percent: 100))
+        context.logger.info("download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])
+        let plex = await publishToPlex(path: path, info: info, thumbnail: thumbnailPath)
+        return result(info, path: path, size: size, thumbnail: thumbnailPath, nfo: nfoPath, subtitles: subtitlePaths, duplicate: false)
+            .appending(plex.resultFields)
+    }
+
+    /// Merges, remuxes or extracts the downloaded streams into the chosen container, in-process,
+    /// with tags and (when asked) embedded subtitles. Returns the output's path and what it holds.
+    func convert(_ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String,
+                 embedSubtitles: Bool) async throws -> (String, ConversionResult) {
+        let output = (directory as NSString).appendingPathComponent(baseName + ".out." + plan.container.rawValue)
         let tags = MediaTags(title: info.title, artist: info.channelName, date: info.date, description: info.description,
                              comment: sourceLink(info))
-        let embed = request.subtitles?.embed == true && !plan.container.isAudioOnly
-        let embedded = embed ? files.subtitles.map { SubtitleInput(path: $0.path, language: $0.language) } : []
+        let embedded = embedSubtitles ? files.subtitles.map { SubtitleInput(path: $0.path, language: $0.language) } : []
         let stage = plan.kind == .separate ? "merging" : "converting"
         await enterStage(stage, percent: Share.convert)
         let pump = ProgressPump(context: context)
@@ -197,59 +226,67 @@ struct YouTubeDownload: Sendable {
             converted = .failure(error)
         }
         await pump.finish()
-        let conversion: ConversionResult
         switch converted {
-        case .success(let result): conversion = result
+        case .success(let result): return (output, result)
         case .failure(let error): throw jobFailure(error)
         }
+    }
 
+    /// The downloaded subtitles as `.srt` sidecars (`<name>.<language>.srt`); one that cannot be converted is left out.
+    func subtitleSidecars(_ files: DownloadedFiles, directory: String) async throws -> [LibraryMover.Item] {
         var sidecars: [LibraryMover.Item] = []
-        var subtitleSuffixes: [String] = []
-        if !embed {
-            for (language, path) in files.subtitles {
-                let srt = (directory as NSString).appendingPathComponent("\(baseName).srt.\(language).srt")
-                do {
-                    try await Media.convertSubtitles(input: path, output: srt, format: .srt)
-                    sidecars.append(LibraryMover.Item(source: srt, suffix: ".\(language).srt"))
-                    subtitleSuffixes.append(".\(language).srt")
-                } catch MediaError.cancelled {
-                    throw CancellationError()
-                } catch {
-                    context.logger.warning("subtitles not converted", metadata: ["language": "\(language)", "error": "\(error)"])
-                }
+        for (language, path) in files.subtitles {
+            let srt = (directory as NSString).appendingPathComponent("\(baseName).srt.\(language).srt")
+            do {
+                try await Media.convertSubtitles(input: path, output: srt, format: .srt)
+                sidecars.append(LibraryMover.Item(source: srt, suffix: ".\(language).srt"))
+            } catch MediaError.cancelled {
+                throw CancellationError()
+            } catch {
+                context.logger.warning("subtitles not converted", metadata: ["language": "\(language)", "error": "\(error)"])
             }
         }
+        return sidecars
+    }
 
+    /// `-thumb.jpg`: a poster frame of the video (at most 1280 wide), or the downloaded thumbnail for audio; nil when neither works.
+    func thumbnailSidecar(output: String, conversion: ConversionResult, files: DownloadedFiles, directory: String) async throws -> LibraryMover.Item? {
         await enterStage("thumbnail", percent: Share.thumbnail)
         let thumb = (directory as NSString).appendingPathComponent(baseName + "-thumb.jpg")
-        var haveThumbnail = false
         do {
             if let video = conversion.output.videoStreams.first {
                 let width = (video.width ?? 0) > 1280 ? 1280 : nil
                 _ = try await Media.thumbnail(input: output, output: thumb, at: .fraction(0.1), width: width, format: .jpeg, mode: .poster)
-                haveThumbnail = true
             } else if let image = files.thumbnail {
                 _ = try await Media.thumbnail(input: image, output: thumb, at: .seconds(0), width: nil, format: .jpeg, mode: .keyframe)
-                haveThumbnail = true
+            } else {
+                return nil
             }
+            return LibraryMover.Item(source: thumb, suffix: "-thumb.jpg")
         } catch MediaError.cancelled {
             throw CancellationError()
         } catch {
             context.logger.warning("no thumbnail", metadata: ["error": "\(error)"])
+            return nil
         }
-        if haveThumbnail { sidecars.append(LibraryMover.Item(source: thumb, suffix: "-thumb.jpg")) }
+    }
 
+    /// The `.nfo` Plex's agents read; nil when it cannot be written.
+    func nfoSidecar(_ info: VideoInfo, duration: Double?, directory: String) -> LibraryMover.Item? {
         let nfo = (directory as NSString).appendingPathComponent(baseName + ".nfo")
         let document = NFOWriter.document(NFOWriter.Fields(
             title: info.title ?? info.id, channel: info.channelName, id: info.id, extractor: info.extractor, date: info.date,
-            description: info.description, duration: conversion.output.duration ?? info.duration,
+            description: info.description, duration: duration,
             url: sourceLink(info), tags: info.tags, playlist: request.playlist?.title,
             index: request.playlist?.index))
-        if FileManager.default.createFile(atPath: nfo, contents: Data(document.utf8)) {
-            sidecars.append(LibraryMover.Item(source: nfo, suffix: ".nfo"))
-        }
+        guard FileManager.default.createFile(atPath: nfo, contents: Data(document.utf8)) else { return nil }
+        return LibraryMover.Item(source: nfo, suffix: ".nfo")
+    }
 
-        // Into the library.
+    /// Checks the quota, then moves the media and its sidecars into the library under the output
+    /// template, atomically and never replacing a file. Returns the media's path, its size and where each went.
+    func moveIntoLibrary(_ output: String, sidecars: [LibraryMover.Item], info: VideoInfo,
+                         ext: String) async throws -> (String, Int64, LibraryMover.Placed) {
         await enterStage("moving", percent: Share.moving)
         let rendered = OutputTemplate(configuration.youtube.output).render(templateValues(info), ext: ext)
         let size = fileSize(output)
@@ -266,16 +303,7 @@ struct YouTubeDownload: Sendable {
         } catch {
             throw JobFailure.retryable("Cannot move the download into the library (\(configuration.paths.library)): \(error.localizedDescription)")
         }
-        let path = placed.paths.last!
-        let thumbnailPath = haveThumbnail ? placed.paths[sidecars.firstIndex { $0.suffix == "-thumb.jpg" }!] : nil
-        let nfoPath = sidecars.firstIndex { $0.suffix == ".nfo" }.map { placed.paths[$0] }
-        let subtitlePaths = sidecars.indices.filter { subtitleSuffixes.contains(sidecars[$0].suffix) }.map { placed.paths[$0] }
-        await records.completed(request.downloadId, paths: [path], size: size, duplicate: false)
-        await context.report(Progress(stage: "moving", percent: 100))
-        context.logger.info("download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])
-        let plex = await publishToPlex(path: path, info: info, thumbnail: thumbnailPath)
-        return result(info, path: path, size: size, thumbnail: thumbnailPath, nfo: nfoPath, subtitles: subtitlePaths, duplicate: false)
-            .appending(plex.resultFields)
+        return (placed.paths.last!, size, placed)
     }
 
     // MARK: duplicates and quota
