@@ -132,9 +132,9 @@ struct RecordBatchTests {
 @Suite("Outcomes and stable ids")
 struct OutcomeTests {
     @Test func stableIDsAreUUIDsThatDependOnlyOnTheKey() {
-        let a = StableID.uuid("notification:1-0:u1")
-        #expect(a == StableID.uuid("notification:1-0:u1"))
-        #expect(a != StableID.uuid("notification:1-1:u1"))
+        let a = DerivedID.uuid("notification:1-0:u1")
+        #expect(a == DerivedID.uuid("notification:1-0:u1"))
+        #expect(a != DerivedID.uuid("notification:1-1:u1"))
         #expect(UUID(uuidString: a) != nil)
         #expect(a.count == 36 && a == a.lowercased())
     }

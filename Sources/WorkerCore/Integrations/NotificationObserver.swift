@@ -56,7 +56,7 @@ struct NotificationObserver: JobObserver {
             ("error", .text(event.error)), ("result", event.result),
         ])
         // One row per outcome, also when the outcome is delivered again after a daemon died.
-        let id = StableID.uuid("notification:\(event.deliveryKey):\(userID)")
+        let id = DerivedID.uuid("notification:\(event.deliveryKey):\(userID)")
         var createdAt = event.at
         do {
             let row = try await services.postgres.queryStoring("""
@@ -167,7 +167,7 @@ struct ErrorLogObserver: JobObserver {
                 ON CONFLICT (id) DO NOTHING
                 """, [PostgresBind(event.job.id), PostgresBind(event.job.userId), PostgresBind(event.error ?? "the job failed"),
                       PostgresBind(event.detail), PostgresBind("job:\(event.job.type)"), PostgresBind(json: metadata.encoded),
-                      PostgresBind(StableID.uuid("error_log:\(event.deliveryKey)"))])
+                      PostgresBind(DerivedID.uuid("error_log:\(event.deliveryKey)"))])
         } catch {
             services.logger.warning("error log row not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
         }

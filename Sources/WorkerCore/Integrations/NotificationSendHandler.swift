@@ -11,7 +11,7 @@ import PostgresClient
 /// `pause` (seconds between batches, default 0, to spread a large send out).
 ///
 /// Idempotent: a row's id is made from the job id and the user
-/// (`StableID.uuid("notification.send:<jobId>:<userId>")`), so a retried attempt, or one taken
+/// (`DerivedID.uuid("notification.send:<jobId>:<userId>")`), so a retried attempt, or one taken
 /// over after its daemon died, never stores a second row for a user; it publishes only for rows
 /// it stored itself, so no user gets the message twice (a daemon killed between a batch's commit
 /// and its publish loses that batch's messages, never its rows).
@@ -81,7 +81,7 @@ struct NotificationSendHandler: JobHandler {
 
     /// The row id of `userID`'s notification from job `jobID`.
     static func rowID(jobID: String, userID: String) -> String {
-        StableID.uuid("notification.send:\(jobID):\(userID)")
+        DerivedID.uuid("notification.send:\(jobID):\(userID)")
     }
 
     struct Counts {

@@ -232,7 +232,7 @@ struct OverseerrSyncHandler: JobHandler {
             ("mediaType", .text(row.mediaType)), ("tmdbId", .text(row.tmdbID)),
             ("jobId", .string(context.job.id)), ("jobType", .string(Self.type)),
         ]).encoded
-        let noticeID = StableID.uuid("overseerr.sync:\(row.id):\(target.status)")
+        let noticeID = DerivedID.uuid("overseerr.sync:\(row.id):\(target.status)")
 
         // Only columns both the daemon's table and the API's have, plus error/updated_at where they exist.
         var sets = ["status = $2"]

@@ -25,7 +25,7 @@ struct WebhookObserver: JobObserver {
         guard !hooks.isEmpty else { return }
         let name = EventFilter.eventName(event)
         // The same id when the outcome is delivered again after a daemon died: receivers can tell.
-        let deliveryID = StableID.uuid("webhook:\(event.deliveryKey)")
+        let deliveryID = DerivedID.uuid("webhook:\(event.deliveryKey)")
         let body = Array(Self.body(event, name: name, deliveryID: deliveryID).utf8)
         let client = services.integrations.webhooks(services)
         await withTaskGroup(of: Void.self) { group in

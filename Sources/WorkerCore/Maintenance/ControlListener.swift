@@ -18,7 +18,7 @@ struct ControlListener: Service, CustomStringConvertible {
     var description: String { "control listener" }
 
     func run() async {
-        let connection = Fetcher.blockingConnection(redisConfiguration, name: "\(consumer)-control")
+        let connection = blockingConnection(redisConfiguration, name: "\(consumer)-control", blockMilliseconds: 1000)
         defer { connection.close() }
         try? await cancelWhenGracefulShutdown { [self] in
             await withTaskCancellationHandler {

@@ -45,9 +45,7 @@ final class OutcomeDispatcher: Service, CustomStringConvertible {
     }
 
     private func dispatch() async {
-        var c = redisConfiguration
-        c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
-        let connection = RedisConnection(configuration: c, name: "\(consumer)-outcomes")
+        let connection = blockingConnection(redisConfiguration, name: "\(consumer)-outcomes", blockMilliseconds: Self.blockMilliseconds)
         defer { connection.close() }
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in

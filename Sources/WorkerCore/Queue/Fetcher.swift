@@ -49,15 +49,8 @@ struct Fetcher: Service, CustomStringConvertible {
                                    isShuttingDown: { [state = core.state] in state.isShuttingDown })
     }
 
-    /// A connection of its own for blocking reads.
-    static func blockingConnection(_ configuration: RedisConfiguration, name: String) -> RedisConnection {
-        var c = configuration
-        c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
-        return RedisConnection(configuration: c, name: name)
-    }
-
     func run() async {
-        let connection = Self.blockingConnection(redisConfiguration, name: "\(consumer)-fetch-\(name)")
+        let connection = blockingConnection(redisConfiguration, name: "\(consumer)-fetch-\(name)", blockMilliseconds: Self.blockMilliseconds)
         defer { connection.close() }
         try? await cancelWhenGracefulShutdown { [self] in
             await withTaskCancellationHandler {

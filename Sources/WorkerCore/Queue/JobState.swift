@@ -101,16 +101,8 @@ enum AttemptEnd: Sendable {
         }
     }
 
-    /// The event published, if any (a hand-back publishes none).
-    var event: EventKind? {
-        switch self {
-        case .completed: return .completed
-        case .failed: return .failed
-        case .retry, .deferred: return .retrying
-        case .cancelled: return .cancelled
-        case .handedBack: return nil
-        }
-    }
+    /// The event published, if any (a hand-back publishes none): the one named like the outcome.
+    var event: EventKind? { outcome.flatMap { EventKind(rawValue: $0.rawValue) } }
 
     /// What observers and metrics see (nil: a hand-back, which is not an outcome).
     var outcome: JobOutcome? {

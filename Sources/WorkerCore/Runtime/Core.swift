@@ -27,3 +27,11 @@ struct Core: Sendable {
     let state: WorkerState
     let blockingReads: Counter
 }
+
+/// A connection of its own for blocking reads (`XREADGROUP BLOCK`, `XREAD BLOCK`): its socket timeout
+/// outlasts the block, and it is never shared, so a blocked read holds up nothing else.
+func blockingConnection(_ configuration: RedisConfiguration, name: String, blockMilliseconds: Int) -> RedisConnection {
+    var c = configuration
+    c.socketTimeout = max(c.socketTimeout, Double(blockMilliseconds) / 1000 + 5)
+    return RedisConnection(configuration: c, name: name)
+}

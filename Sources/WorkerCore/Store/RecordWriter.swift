@@ -82,9 +82,7 @@ public final class RecordWriter: Service, CustomStringConvertible {
     /// Writes records until cancelled, or until a graceful shutdown reaches it and the outbox is empty
     /// (at most the shutdown reserve later). What it has not written stays in the outbox.
     public func run() async {
-        var c = redisConfiguration
-        c.socketTimeout = max(c.socketTimeout, Double(Self.blockMilliseconds) / 1000 + 5)
-        let connection = RedisConnection(configuration: c, name: "\(consumer)-records")
+        let connection = blockingConnection(redisConfiguration, name: "\(consumer)-records", blockMilliseconds: Self.blockMilliseconds)
         defer { connection.close() }
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in
