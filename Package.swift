@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers (a lower layer never imports a higher one):
 //   1. C module maps: CHiredis, CLibPQ, CLibAV (+ CAVShims for libav macros), CLibSSL
-//   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media, YtDlp, ServiceClients
+//   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media, YtDlp, ServiceClients;
+//      JSON (the one JSON value, parser and escaper; no dependencies)
 //   3. The worker core: WorkerConfig, WorkerCore
 //   4. The daemon: WorkerDaemon
 //   5. Executables: medianest-worker; Benchmarks/: queue-bench, media-bench
@@ -40,25 +41,27 @@ let package = Package(
         .target(name: "Media", dependencies: ["CLibAV", "CAVShims"]),
         .target(name: "YtDlp"),
         .target(name: "ServiceClients", dependencies: ["CLibSSL"]),
+        .target(name: "JSON"),
 
         // Layer 3: worker core
         .target(name: "WorkerConfig", dependencies: [
+            "JSON",
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "WorkerCore", dependencies: [
-            "RedisClient", "PostgresClient", "Media", "YtDlp", "ServiceClients", "WorkerConfig",
+            "RedisClient", "PostgresClient", "Media", "YtDlp", "ServiceClients", "JSON", "WorkerConfig",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Layer 4: the daemon
         .target(name: "WorkerDaemon", dependencies: [
-            "WorkerCore",
+            "JSON", "WorkerCore",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Layer 5: executables
         .executableTarget(name: "medianest-worker", dependencies: [
-            "WorkerDaemon",
+            "JSON", "WorkerDaemon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -76,9 +79,10 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "WorkerConfigTests", dependencies: ["WorkerConfig"]),
         .testTarget(name: "YtDlpTests", dependencies: ["YtDlp"]),
         .testTarget(name: "ServiceClientsTests", dependencies: ["ServiceClients"]),
-        .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore", "WorkerDaemon"]),
+        .testTarget(name: "WorkerCoreTests", dependencies: ["JSON", "WorkerCore", "WorkerDaemon"]),
     ]
 )

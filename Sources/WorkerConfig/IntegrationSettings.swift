@@ -1,3 +1,6 @@
+import JSON
+
+import JSON
 /// The reserved sections `webhooks`, `smtp` and `notifications` of `jobs.yml`, typed.
 ///
 ///     webhooks:
@@ -161,7 +164,7 @@ extension IntegrationSettings {
                 let recipients = try reader.strings(to, key: "notifications.mail.to", allowSingle: true)
                 guard !recipients.isEmpty else { throw reader.error("notifications.mail.to", "needs at least one address") }
                 for address in recipients where !address.contains("@") || address.contains(where: { $0 == "\r" || $0 == "\n" }) {
-                    throw reader.error("notifications.mail.to", "\(JSONValue.quoted(address)) is not a mail address")
+                    throw reader.error("notifications.mail.to", "\(JSONText.quote(address, escapingNonPrintable: true)) is not a mail address")
                 }
                 let events = try m["events"].map { v throws(ConfigError) in try reader.events(v, key: "notifications.mail.events") }
                     ?? defaultMailEvents
@@ -199,13 +202,13 @@ extension IntegrationSettings {
         guard let from = m["from"] else { throw reader.error("smtp.from", "is required: the sender, e.g. \"MediaNest <medianest@example.com>\"") }
         let fromText = try reader.string(from, key: "smtp.from")
         guard fromText.contains("@"), !fromText.contains(where: { $0 == "\r" || $0 == "\n" }) else {
-            throw reader.error("smtp.from", "\(JSONValue.quoted(fromText)) is not a mail address")
+            throw reader.error("smtp.from", "\(JSONText.quote(fromText, escapingNonPrintable: true)) is not a mail address")
         }
         var settings = SMTPSettings(host: try reader.string(host, key: "smtp.host"), from: fromText)
         if let tls = m["tls"] {
             let mode = try reader.string(tls, key: "smtp.tls")
             guard SMTPSettings.tlsModes.contains(mode) else {
-                throw reader.error("smtp.tls", "expected one of \(SMTPSettings.tlsModes.joined(separator: ", ")), got \(JSONValue.quoted(mode))")
+                throw reader.error("smtp.tls", "expected one of \(SMTPSettings.tlsModes.joined(separator: ", ")), got \(JSONText.quote(mode, escapingNonPrintable: true))")
             }
             settings.tls = mode
         }
@@ -239,11 +242,11 @@ struct ExtrasReader {
     func object(_ value: JSONValue, key: String, known: [String]) throws(ConfigError) -> [String: JSONValue] {
         guard case .object(let members) = value else { throw error(key, "expected a map, got \(value.kindName)") }
         var out: [String: JSONValue] = [:]
-        for member in members {
-            guard known.contains(member.name) else {
-                throw error("\(key).\(member.name)", "unknown key; expected one of \(known.joined(separator: ", "))")
+        for (name, member) in members {
+            guard known.contains(name) else {
+                throw error("\(key).\(name)", "unknown key; expected one of \(known.joined(separator: ", "))")
             }
-            out[member.name] = member.value
+            out[name] = member
         }
         return out
     }
@@ -273,7 +276,7 @@ struct ExtrasReader {
         for name in names {
             let valid = name == "*" || ["completed", "failed", "cancelled", "retrying"].contains(name) || name.contains(":")
             guard valid else {
-                throw error(key, "\(JSONValue.quoted(name)) is not an event: use completed, failed, cancelled, retrying, an event name such as job:failed, <type>:<outcome>, or *")
+                throw error(key, "\(JSONText.quote(name, escapingNonPrintable: true)) is not an event: use completed, failed, cancelled, retrying, an event name such as job:failed, <type>:<outcome>, or *")
             }
         }
         return names
@@ -299,7 +302,7 @@ struct ExtrasReader {
         default: throw error(key, "expected a duration such as 10s, got \(value.kindName)")
         }
         guard let seconds = DurationParser.parse(text), seconds > 0 else {
-            throw error(key, "expected a duration such as 10s or 1m, got \(JSONValue.quoted(text))")
+            throw error(key, "expected a duration such as 10s or 1m, got \(JSONText.quote(text, escapingNonPrintable: true))")
         }
         return seconds
     }

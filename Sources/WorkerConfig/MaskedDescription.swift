@@ -1,3 +1,6 @@
+import JSON
+
+import JSON
 extension WorkerConfiguration {
     /// A YAML rendering of the resolved configuration, every default included, with secrets
     /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, and in the reserved
@@ -159,7 +162,7 @@ struct YAMLWriter {
               value.allSatisfy(plainCharacters.contains),
               !value.allSatisfy(numberLike.contains),
               !reserved.contains(value.lowercased())
-        else { return JSONValue.quoted(value) }
+        else { return JSONText.quote(value, escapingNonPrintable: true) }
         return value
     }
 
@@ -173,7 +176,7 @@ struct YAMLWriter {
         case .array(let items): return "[" + items.map(flow).joined(separator: ", ") + "]"
         case .object(let members):
             if members.isEmpty { return "{}" }
-            return "{ " + members.map { quote($0.name) + ": " + flow($0.value) }.joined(separator: ", ") + " }"
+            return "{ " + members.map { quote($0.0) + ": " + flow($0.1) }.joined(separator: ", ") + " }"
         }
     }
 
@@ -183,11 +186,9 @@ struct YAMLWriter {
         case .string(let string): return .string(ServiceURL.masked(string))
         case .array(let items): return .array(items.map(masked))
         case .object(let members):
-            return .object(members.map { member in
-                if SecretNames.isSecret(member.name), member.value != .null {
-                    return JSONValue.Member(name: member.name, value: .string("***"))
-                }
-                return JSONValue.Member(name: member.name, value: masked(member.value))
+            return .object(members.map { name, member in
+                if SecretNames.isSecret(name), member != .null { return (name, .string("***")) }
+                return (name, masked(member))
             })
         default: return value
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JSON
 import RedisClient
 import Synchronization
 import WorkerConfig

@@ -1,3 +1,4 @@
+import JSON
 /// What the daemon knows about a job while it holds it: enough to name its keys and build its events.
 public struct JobDescriptor: Sendable, Equatable {
     public var id: String
