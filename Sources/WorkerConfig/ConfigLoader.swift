@@ -5,9 +5,7 @@ import Yams
 /// Reads, checks and resolves `jobs.yml`.
 ///
 /// A file is refused as a whole at the first problem, with a ``ConfigError`` that names the file,
-/// the key, the line and what was expected. Unknown keys are errors everywhere, except the
-/// top-level sections reserved for later features (``WorkerConfiguration/reservedKeys``), which
-/// are kept as JSON text in ``WorkerConfiguration/extras``.
+/// the key, the line and what was expected. Unknown keys are errors everywhere.
 public enum ConfigLoader {
     /// Environment variable naming the configuration file when `--config` is not given.
     public static let configPathVariable = "MEDIANEST_CONFIG"
@@ -118,7 +116,8 @@ public enum ConfigLoader {
     static let topLevelKeys = [
         "redis", "postgres", "paths", "control", "metrics", "shutdown_timeout", "lease", "queues",
         "youtube", "plex", "overseerr", "schedules", "retention", "cleanup", "logging",
-    ] + WorkerConfiguration.reservedKeys
+        "webhooks", "smtp", "notifications",
+    ]
 
     static func decode(_ root: Node?, reader: ConfigReader) throws(ConfigError) -> WorkerConfiguration {
         var configuration = WorkerConfiguration()
@@ -242,13 +241,15 @@ public enum ConfigLoader {
             }
         }
 
-        for key in WorkerConfiguration.reservedKeys {
-            if let node = top[key] {
-                configuration.extras[key] = try reader.json(node, key: key).encoded
-            }
+        if let node = top["webhooks"] {
+            configuration.webhooks = try webhooks(node, reader: reader)
         }
-        // webhooks, smtp and notifications are refused here, before anything starts, like every other key.
-        _ = try IntegrationSettings.parse(extras: configuration.extras, file: reader.file)
+        if let node = top["smtp"] {
+            configuration.smtp = try smtp(node, reader: reader)
+        }
+        if let node = top["notifications"] {
+            configuration.notifications = try notifications(node, smtp: configuration.smtp, reader: reader)
+        }
         return configuration
     }
 

@@ -3,8 +3,8 @@ import JSON
 import JSON
 extension WorkerConfiguration {
     /// A YAML rendering of the resolved configuration, every default included, with secrets
-    /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, and in the reserved
-    /// sections any key whose name contains `password`, `secret`, `token` or `key`.
+    /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, `webhooks[].secret`
+    /// and `smtp.password`.
     /// This is what `medianest-worker check-config` prints; it is itself a valid `jobs.yml`.
     public func maskedDescription() -> String {
         var out = YAMLWriter()
@@ -111,14 +111,40 @@ extension WorkerConfiguration {
         out.scalar("format", logging.format)
         out.close()
 
-        for key in extras.keys.sorted() {
-            let value = extras[key]!
-            guard let json = JSONValue.parse(value) else {
-                out.scalar(key, "***")
-                continue
+        if webhooks.isEmpty {
+            out.raw("webhooks", "[]")
+        } else {
+            out.open("webhooks")
+            for hook in webhooks {
+                out.item([
+                    ("url", YAMLWriter.quote(ServiceURL.masked(hook.url))), ("secret", YAMLWriter.quote("***")),
+                    ("events", YAMLWriter.list(hook.events)), ("timeout", DurationParser.format(hook.timeout)),
+                    ("attempts", String(hook.attempts)),
+                ])
             }
-            out.raw(key, YAMLWriter.flow(YAMLWriter.masked(json)))
+            out.close()
         }
+        if let smtp {
+            out.open("smtp")
+            out.scalar("host", smtp.host)
+            out.raw("port", String(smtp.port))
+            out.scalar("tls", smtp.tls)
+            if let username = smtp.username { out.scalar("username", username) }
+            if smtp.password != nil { out.scalar("password", "***") }
+            out.scalar("from", smtp.from)
+            if let caFile = smtp.caFile { out.scalar("ca_file", caFile) }
+            out.raw("verify", smtp.verify ? "true" : "false")
+            out.raw("timeout", DurationParser.format(smtp.timeout))
+            out.close()
+        } else {
+            out.comment("smtp: off (no smtp section)")
+        }
+        out.open("notifications")
+        out.raw("users", notifications.users ? "true" : "false")
+        if let mail = notifications.mail {
+            out.raw("mail", "{ to: \(YAMLWriter.list(mail.to)), events: \(YAMLWriter.list(mail.events)) }")
+        }
+        out.close()
         return out.text
     }
 }
@@ -144,6 +170,18 @@ struct YAMLWriter {
     /// A string value, quoted when YAML would read it as something else.
     mutating func scalar(_ key: String, _ value: String) {
         raw(key, Self.quote(value))
+    }
+
+    /// One entry of a list of maps, its values already written as YAML.
+    mutating func item(_ pairs: [(String, String)]) {
+        for (index, (key, value)) in pairs.enumerated() {
+            text += indent + (index == 0 ? "- " : "  ") + Self.quote(key) + ": " + value + "\n"
+        }
+    }
+
+    /// Strings as a YAML flow list (`[a, "job:failed"]`).
+    static func list(_ values: [String]) -> String {
+        "[" + values.map(quote).joined(separator: ", ") + "]"
     }
 
     /// A value already written as YAML.
@@ -177,20 +215,6 @@ struct YAMLWriter {
         case .object(let members):
             if members.isEmpty { return "{}" }
             return "{ " + members.map { quote($0.0) + ": " + flow($0.1) }.joined(separator: ", ") + " }"
-        }
-    }
-
-    /// `value` with the values of secret-named keys replaced by `***` and URL passwords masked.
-    static func masked(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .string(let string): return .string(ServiceURL.masked(string))
-        case .array(let items): return .array(items.map(masked))
-        case .object(let members):
-            return .object(members.map { name, member in
-                if SecretNames.isSecret(name), member != .null { return (name, .string("***")) }
-                return (name, masked(member))
-            })
-        default: return value
         }
     }
 }
