@@ -7,7 +7,8 @@ import PackageDescription
 //      JSON (the one JSON value, parser and escaper; no dependencies)
 //   3. The worker core: WorkerConfig, WorkerCore
 //   4. The daemon: WorkerDaemon
-//   5. Executables: medianest-worker; Benchmarks/: queue-bench, media-bench
+//   5. Executables: medianest-worker (argument parsing and printing only); Benchmarks/: queue-bench, media-bench
+// Every target declares each module it imports.
 let package = Package(
     name: "medianest-worker",
     platforms: [.macOS(.v14)],
@@ -55,14 +56,15 @@ let package = Package(
 
         // Layer 4: the daemon
         .target(name: "WorkerDaemon", dependencies: [
-            "JSON", "WorkerCore",
+            "RedisClient", "PostgresClient", "JSON", "WorkerConfig", "WorkerCore",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Layer 5: executables
         .executableTarget(name: "medianest-worker", dependencies: [
-            "JSON", "WorkerDaemon",
+            "JSON", "WorkerConfig", "WorkerCore", "WorkerDaemon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Benchmarks: print figures, never pass/fail (`swift run -c release queue-bench`, `media-bench`)
