@@ -85,6 +85,12 @@ let package = Package(
         .testTarget(name: "WorkerConfigTests", dependencies: ["WorkerConfig"]),
         .testTarget(name: "YtDlpTests", dependencies: ["YtDlp"]),
         .testTarget(name: "ServiceClientsTests", dependencies: ["ServiceClients"]),
-        .testTarget(name: "WorkerCoreTests", dependencies: ["JSON", "WorkerCore", "WorkerDaemon"]),
+        .testTarget(name: "WorkerCoreTests", dependencies: [
+            "PostgresClient", "YtDlp", "JSON", "WorkerConfig", "WorkerCore",
+        ]),
+        .testTarget(name: "WorkerDaemonTests", dependencies: [
+            "RedisClient", "WorkerConfig", "WorkerCore", "WorkerDaemon",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )
