@@ -1,5 +1,4 @@
 import JSON
-import JSON
 import Yams
 
 /// Reads YAML nodes into typed values. Every failure names the file, the dotted key, the line,

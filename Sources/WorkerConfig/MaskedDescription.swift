@@ -1,6 +1,5 @@
 import JSON
 
-import JSON
 extension WorkerConfiguration {
     /// A YAML rendering of the resolved configuration, every default included, with secrets
     /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, `webhooks[].secret`
