@@ -3,10 +3,12 @@ import PackageDescription
 
 // Layers (a lower layer never imports a higher one):
 //   1. C module maps: CHiredis, CLibPQ, CLibAV (+ CAVShims for libav macros), CLibSSL
-//   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media, YtDlp, ServiceClients
+//   2. Clients that know nothing of jobs: RedisClient, PostgresClient, Media, YtDlp, ServiceClients;
+//      JSON (the one JSON value, parser and escaper; no dependencies)
 //   3. The worker core: WorkerConfig, WorkerCore
 //   4. The daemon: WorkerDaemon
-//   5. Executables: medianest-worker; Benchmarks/: queue-bench, media-bench
+//   5. Executables: medianest-worker (argument parsing and printing only); Benchmarks/: queue-bench, media-bench
+// Every target declares each module it imports.
 let package = Package(
     name: "medianest-worker",
     platforms: [.macOS(.v14)],
@@ -41,27 +43,30 @@ let package = Package(
         .target(name: "Media", dependencies: ["CLibAV", "CAVShims"]),
         .target(name: "YtDlp"),
         .target(name: "ServiceClients", dependencies: ["CLibSSL"]),
+        .target(name: "JSON"),
 
         // Layer 3: worker core
         .target(name: "WorkerConfig", dependencies: [
+            "JSON",
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "WorkerCore", dependencies: [
-            "RedisClient", "PostgresClient", "Media", "YtDlp", "ServiceClients", "WorkerConfig",
+            "RedisClient", "PostgresClient", "Media", "YtDlp", "ServiceClients", "JSON", "WorkerConfig",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         // Layer 4: the daemon
         .target(name: "WorkerDaemon", dependencies: [
-            "WorkerCore",
+            "RedisClient", "PostgresClient", "JSON", "WorkerConfig", "WorkerCore",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Layer 5: executables
         .executableTarget(name: "medianest-worker", dependencies: [
-            "WorkerDaemon",
+            "JSON", "WorkerConfig", "WorkerCore", "WorkerDaemon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Benchmarks: print figures, never pass/fail (`swift run -c release queue-bench`, `media-bench`)
@@ -78,9 +83,16 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "WorkerConfigTests", dependencies: ["WorkerConfig"]),
         .testTarget(name: "YtDlpTests", dependencies: ["YtDlp"]),
         .testTarget(name: "ServiceClientsTests", dependencies: ["ServiceClients"]),
-        .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore", "WorkerDaemon"]),
+        .testTarget(name: "WorkerCoreTests", dependencies: [
+            "PostgresClient", "YtDlp", "JSON", "WorkerConfig", "WorkerCore",
+        ]),
+        .testTarget(name: "WorkerDaemonTests", dependencies: [
+            "RedisClient", "WorkerConfig", "WorkerCore", "WorkerDaemon",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

@@ -1,12 +1,11 @@
 import Foundation
+import JSON
 import Yams
 
 /// Reads, checks and resolves `jobs.yml`.
 ///
 /// A file is refused as a whole at the first problem, with a ``ConfigError`` that names the file,
-/// the key, the line and what was expected. Unknown keys are errors everywhere, except the
-/// top-level sections reserved for later features (``WorkerConfiguration/reservedKeys``), which
-/// are kept as JSON text in ``WorkerConfiguration/extras``.
+/// the key, the line and what was expected. Unknown keys are errors everywhere.
 public enum ConfigLoader {
     /// Environment variable naming the configuration file when `--config` is not given.
     public static let configPathVariable = "MEDIANEST_CONFIG"
@@ -117,7 +116,8 @@ public enum ConfigLoader {
     static let topLevelKeys = [
         "redis", "postgres", "paths", "control", "metrics", "shutdown_timeout", "lease", "queues",
         "youtube", "plex", "overseerr", "schedules", "retention", "cleanup", "logging",
-    ] + WorkerConfiguration.reservedKeys
+        "webhooks", "smtp", "notifications",
+    ]
 
     static func decode(_ root: Node?, reader: ConfigReader) throws(ConfigError) -> WorkerConfiguration {
         var configuration = WorkerConfiguration()
@@ -241,13 +241,15 @@ public enum ConfigLoader {
             }
         }
 
-        for key in WorkerConfiguration.reservedKeys {
-            if let node = top[key] {
-                configuration.extras[key] = try reader.json(node, key: key).text
-            }
+        if let node = top["webhooks"] {
+            configuration.webhooks = try webhooks(node, reader: reader)
         }
-        // webhooks, smtp and notifications are refused here, before anything starts, like every other key.
-        _ = try IntegrationSettings.parse(extras: configuration.extras, file: reader.file)
+        if let node = top["smtp"] {
+            configuration.smtp = try smtp(node, reader: reader)
+        }
+        if let node = top["notifications"] {
+            configuration.notifications = try notifications(node, smtp: configuration.smtp, reader: reader)
+        }
         return configuration
     }
 
@@ -260,7 +262,7 @@ public enum ConfigLoader {
         for entry in entries {
             let key = "queues.\(entry.name)"
             guard matches(entry.name, allowed: queueNameCharacters, length: 1...64) else {
-                throw reader.error(key, "a queue name is 1–64 of a-z 0-9 _ -, got \(JSONValue.quoted(entry.name))", at: entry.keyNode)
+                throw reader.error(key, "a queue name is 1–64 of a-z 0-9 _ -, got \(JSONText.quote(entry.name, escapingNonPrintable: true))", at: entry.keyNode)
             }
             var queue = QueueSettings(name: entry.name)
             let known = ["concurrency", "max_attempts", "backoff", "timeout", "rate_limit"]
@@ -366,7 +368,7 @@ public enum ConfigLoader {
         for entry in try reader.entries(node, key: "schedules", expected: "a map of schedule names to their settings") {
             let key = "schedules.\(entry.name)"
             guard matches(entry.name, allowed: prefixCharacters, length: 1...64) else {
-                throw reader.error(key, "a schedule name is 1–64 of A-Z a-z 0-9 _ . : -, got \(JSONValue.quoted(entry.name))", at: entry.keyNode)
+                throw reader.error(key, "a schedule name is 1–64 of A-Z a-z 0-9 _ . : -, got \(JSONText.quote(entry.name, escapingNonPrintable: true))", at: entry.keyNode)
             }
             guard let section = try reader.section(entry.value, key: key, known: ["cron", "every", "job"]) else { continue }
             let cronNode = section["cron"].flatMap { reader.isNull($0) ? nil : $0 }
@@ -402,14 +404,14 @@ public enum ConfigLoader {
             let queue = try reader.string(queueNode, key: job.path("queue"), expected: "a queue name")
             guard queues.contains(where: { $0.name == queue }) else {
                 let names = queues.map(\.name).joined(separator: ", ")
-                throw reader.error(job.path("queue"), "no queue named \(JSONValue.quoted(queue)) (the queues are: \(names))", at: queueNode)
+                throw reader.error(job.path("queue"), "no queue named \(JSONText.quote(queue, escapingNonPrintable: true)) (the queues are: \(names))", at: queueNode)
             }
             var payload = "{}"
             if let node = job["payload"], !reader.isNull(node) {
                 guard case .mapping = node else {
                     throw reader.error(job.path("payload"), "expected a map of the job's fields, got \(reader.describe(node))", at: node)
                 }
-                payload = try reader.json(node, key: job.path("payload")).text
+                payload = try reader.json(node, key: job.path("payload")).encoded
             }
             schedule.job = ScheduledJob(type: type, queue: queue, payloadJSON: payload)
             schedules.append(schedule)
@@ -445,29 +447,29 @@ public enum ConfigLoader {
     }
 
     static func redisURLProblem(_ text: String) -> String? {
-        let expected = "expected a redis:// URL such as redis://127.0.0.1:6379/0, got \(JSONValue.quoted(ServiceURL.masked(text)))"
+        let expected = "expected a redis:// URL such as redis://127.0.0.1:6379/0, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
         guard let url = ServiceURL(text) else { return expected }
         if url.scheme == "rediss" { return expected + " (TLS connections are not supported)" }
         guard url.scheme == "redis" else { return expected }
-        guard !url.host.isEmpty else { return "the URL has no host: \(JSONValue.quoted(ServiceURL.masked(text)))" }
+        guard !url.host.isEmpty else { return "the URL has no host: \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))" }
         let path = url.rest.prefix { $0 != "?" && $0 != "#" }
         let database = path.drop { $0 == "/" }
         if !database.isEmpty, Int(database).map({ $0 >= 0 }) != true {
-            return "the part after the host must be a database number such as /0, got \(JSONValue.quoted(String(path)))"
+            return "the part after the host must be a database number such as /0, got \(JSONText.quote(String(path), escapingNonPrintable: true))"
         }
         return nil
     }
 
     static func postgresURLProblem(_ text: String) -> String? {
-        let expected = "expected a postgres:// or postgresql:// URL such as postgres://medianest@127.0.0.1:5432/medianest, got \(JSONValue.quoted(ServiceURL.masked(text)))"
+        let expected = "expected a postgres:// or postgresql:// URL such as postgres://medianest@127.0.0.1:5432/medianest, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
         guard let url = ServiceURL(text), url.scheme == "postgres" || url.scheme == "postgresql" else { return expected }
         return nil
     }
 
     static func httpURLProblem(_ text: String) -> String? {
-        let expected = "expected an http:// or https:// URL, got \(JSONValue.quoted(ServiceURL.masked(text)))"
+        let expected = "expected an http:// or https:// URL, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
         guard let url = ServiceURL(text), url.scheme == "http" || url.scheme == "https" else { return expected }
-        guard !url.host.isEmpty else { return "the URL has no host: \(JSONValue.quoted(ServiceURL.masked(text)))" }
+        guard !url.host.isEmpty else { return "the URL has no host: \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))" }
         return nil
     }
 
@@ -547,11 +549,11 @@ public enum ConfigLoader {
             index = template.index(after: index)
         }
         if template.hasPrefix("/") {
-            return "must be relative to paths.library, got \(JSONValue.quoted(template))"
+            return "must be relative to paths.library, got \(JSONText.quote(template, escapingNonPrintable: true))"
         }
         let parts = template.split(separator: "/", omittingEmptySubsequences: false)
         if parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
-            return "must not contain empty, . or .. path parts, got \(JSONValue.quoted(template))"
+            return "must not contain empty, . or .. path parts, got \(JSONText.quote(template, escapingNonPrintable: true))"
         }
         guard let last = parts.last, last.contains("{ext}") else {
             return "the file name (after the last /) must contain {ext}, e.g. \"{channel}/{title} [{id}].{ext}\""

@@ -1,3 +1,4 @@
+import JSON
 import Yams
 
 /// Reads YAML nodes into typed values. Every failure names the file, the dotted key, the line,
@@ -29,7 +30,7 @@ struct ConfigReader {
             if isNull(node) { return "nothing" }
             var shown = ServiceURL.masked(text ?? scalar.string)
             if shown.count > 80 { shown = String(shown.prefix(77)) + "..." }
-            return JSONValue.quoted(shown)
+            return JSONText.quote(shown, escapingNonPrintable: true)
         }
     }
 
@@ -197,14 +198,14 @@ struct ConfigReader {
 
     // MARK: JSON
 
-    /// Any YAML value as JSON, for payloads and reserved sections. Plain scalars become null,
+    /// Any YAML value as JSON, for schedule payloads. Plain scalars become null,
     /// booleans (`true`/`false`) or numbers when they look like them; everything else is a string.
     func json(_ node: Node, key: String) throws(ConfigError) -> JSONValue {
         switch node {
         case .mapping:
-            var members: [JSONValue.Member] = []
+            var members: [(String, JSONValue)] = []
             for entry in try entries(node, key: key, expected: "a map") {
-                members.append(.init(name: entry.name, value: try json(entry.value, key: Self.join(key, entry.name))))
+                members.append((entry.name, try json(entry.value, key: Self.join(key, entry.name))))
             }
             return .object(members)
         case .sequence(let sequence):

@@ -1,4 +1,9 @@
-/// The reserved sections `webhooks`, `smtp` and `notifications` of `jobs.yml`, typed.
+import JSON
+import Yams
+
+/// The sections `webhooks`, `smtp` and `notifications` of `jobs.yml`, decoded by
+/// ``ConfigLoader`` into ``WorkerConfiguration/webhooks``, ``WorkerConfiguration/smtp`` and
+/// ``WorkerConfiguration/notifications``:
 ///
 ///     webhooks:
 ///       - url: https://hooks.example.com/medianest
@@ -22,26 +27,6 @@
 ///
 /// An event list names outcomes (`completed`, `failed`, `cancelled`, `retrying`), event names
 /// (`job:failed`, `youtube:completed`), `<type>:<outcome>` (`overseerr.submit:failed`) or `*`.
-public struct IntegrationSettings: Sendable, Equatable {
-    /// Webhook receivers, in file order.
-    public var webhooks: [WebhookSettings]
-    /// The mail server; nil when there is no `smtp` section.
-    public var smtp: SMTPSettings?
-    /// What users and admins are told.
-    public var notifications: NotificationSettings
-
-    /// No webhooks, no mail, user notifications on.
-    public init(webhooks: [WebhookSettings] = [], smtp: SMTPSettings? = nil, notifications: NotificationSettings = NotificationSettings()) {
-        self.webhooks = webhooks
-        self.smtp = smtp
-        self.notifications = notifications
-    }
-
-    /// The outcomes webhooks get when their `events` is left out.
-    public static let defaultWebhookEvents = ["completed", "failed", "cancelled"]
-    /// The outcomes mail is sent for when `notifications.mail.events` is left out.
-    public static let defaultMailEvents = ["failed"]
-}
 
 /// One entry of `webhooks`.
 public struct WebhookSettings: Sendable, Equatable {
@@ -57,13 +42,16 @@ public struct WebhookSettings: Sendable, Equatable {
     public var attempts: Int
 
     /// A receiver.
-    public init(url: String, secret: String, events: [String] = IntegrationSettings.defaultWebhookEvents, timeout: Double = 10, attempts: Int = 5) {
+    public init(url: String, secret: String, events: [String] = WebhookSettings.defaultEvents, timeout: Double = 10, attempts: Int = 5) {
         self.url = url
         self.secret = secret
         self.events = events
         self.timeout = timeout
         self.attempts = attempts
     }
+
+    /// The outcomes a receiver gets when its `events` is left out.
+    public static let defaultEvents = ["completed", "failed", "cancelled"]
 }
 
 /// Key `smtp`.
@@ -125,195 +113,136 @@ public struct MailNotificationSettings: Sendable, Equatable {
     public var events: [String]
 
     /// Settings with the given values.
-    public init(to: [String], events: [String] = IntegrationSettings.defaultMailEvents) {
+    public init(to: [String], events: [String] = MailNotificationSettings.defaultEvents) {
         self.to = to
         self.events = events
     }
+
+    /// The outcomes mail is sent for when `notifications.mail.events` is left out.
+    public static let defaultEvents = ["failed"]
 }
 
-extension WorkerConfiguration {
-    /// The reserved sections typed and checked. Throws ``ConfigError`` naming the key and what is wrong.
-    public func integrationSettings() throws(ConfigError) -> IntegrationSettings {
-        try IntegrationSettings.parse(extras: extras, file: sourcePath ?? "<string>")
-    }
-}
+// MARK: - Decoding
 
-extension IntegrationSettings {
-    /// Reads the reserved sections from their JSON text (``WorkerConfiguration/extras``).
-    public static func parse(extras: [String: String], file: String) throws(ConfigError) -> IntegrationSettings {
-        var settings = IntegrationSettings()
-        let reader = ExtrasReader(file: file)
-        if let text = extras["webhooks"], let value = try reader.document(text, key: "webhooks"), value != .null {
-            guard case .array(let items) = value else { throw reader.error("webhooks", "expected a list of {url, secret, events}, got \(value.kindName)") }
-            for (index, item) in items.enumerated() {
-                settings.webhooks.append(try webhook(item, key: "webhooks[\(index)]", reader: reader))
-            }
+extension ConfigLoader {
+    /// Key `webhooks`: a list of receivers; null is none.
+    static func webhooks(_ node: Node, reader: ConfigReader) throws(ConfigError) -> [WebhookSettings] {
+        if reader.isNull(node) { return [] }
+        guard case .sequence(let sequence) = node else {
+            throw reader.error("webhooks", "expected a list of {url, secret, events}, got \(reader.describe(node))", at: node)
         }
-        if let text = extras["smtp"], let value = try reader.document(text, key: "smtp"), value != .null {
-            settings.smtp = try smtp(value, reader: reader)
+        var hooks: [WebhookSettings] = []
+        for (index, item) in sequence.enumerated() {
+            hooks.append(try webhook(item, key: "webhooks[\(index)]", reader: reader))
         }
-        if let text = extras["notifications"], let value = try reader.document(text, key: "notifications"), value != .null {
-            let members = try reader.object(value, key: "notifications", known: ["users", "mail"])
-            if let users = members["users"] { settings.notifications.users = try reader.bool(users, key: "notifications.users") }
-            if let mail = members["mail"], mail != .null {
-                let m = try reader.object(mail, key: "notifications.mail", known: ["to", "events"])
-                guard let to = m["to"] else { throw reader.error("notifications.mail.to", "is required: the addresses that get mail") }
-                let recipients = try reader.strings(to, key: "notifications.mail.to", allowSingle: true)
-                guard !recipients.isEmpty else { throw reader.error("notifications.mail.to", "needs at least one address") }
-                for address in recipients where !address.contains("@") || address.contains(where: { $0 == "\r" || $0 == "\n" }) {
-                    throw reader.error("notifications.mail.to", "\(JSONValue.quoted(address)) is not a mail address")
-                }
-                let events = try m["events"].map { v throws(ConfigError) in try reader.events(v, key: "notifications.mail.events") }
-                    ?? defaultMailEvents
-                settings.notifications.mail = MailNotificationSettings(to: recipients, events: events)
-                if settings.smtp == nil {
-                    throw reader.error("notifications.mail", "mail needs an smtp section with the server to send through")
-                }
-            }
-        }
-        return settings
+        return hooks
     }
 
-    static func webhook(_ value: JSONValue, key: String, reader: ExtrasReader) throws(ConfigError) -> WebhookSettings {
-        let m = try reader.object(value, key: key, known: ["url", "secret", "events", "timeout", "attempts"])
-        guard let urlValue = m["url"] else { throw reader.error("\(key).url", "is required: the receiver's http(s) address") }
-        let url = try reader.string(urlValue, key: "\(key).url")
-        if let problem = ConfigLoader.httpURLProblem(url) { throw reader.error("\(key).url", problem) }
-        guard let secretValue = m["secret"] else {
-            throw reader.error("\(key).secret", "is required: the key deliveries are signed with (e.g. \"${WEBHOOK_SECRET}\")")
-        }
-        let secret = try reader.string(secretValue, key: "\(key).secret")
+    static func webhook(_ node: Node, key: String, reader: ConfigReader) throws(ConfigError) -> WebhookSettings {
+        let section = try reader.section(node, key: key, known: ["url", "secret", "events", "timeout", "attempts"])!
+        let url = try httpURL(need(section, "url", "the receiver's http(s) address", reader), key: section.path("url"), reader: reader)
+        let secretNode = try need(section, "secret", "the key deliveries are signed with (e.g. \"${WEBHOOK_SECRET}\")", reader)
+        let secret = try reader.string(secretNode, key: section.path("secret"), expected: "a secret")
         guard secret.utf8.count >= 16 else {
-            throw reader.error("\(key).secret", "must be at least 16 characters (a random string, e.g. from `openssl rand -hex 32`)")
+            throw reader.error(section.path("secret"), "must be at least 16 characters (a random string, e.g. from `openssl rand -hex 32`)", at: secretNode)
         }
         var webhook = WebhookSettings(url: url, secret: secret)
-        if let events = m["events"] { webhook.events = try reader.events(events, key: "\(key).events") }
-        if let timeout = m["timeout"] { webhook.timeout = try reader.duration(timeout, key: "\(key).timeout") }
-        if let attempts = m["attempts"] { webhook.attempts = try reader.int(attempts, key: "\(key).attempts", range: 1...20) }
+        if let node = section["events"] { webhook.events = try events(node, key: section.path("events"), reader: reader) }
+        if let node = section["timeout"] { webhook.timeout = try reader.duration(node, key: section.path("timeout")) }
+        if let node = section["attempts"] { webhook.attempts = try reader.int(node, key: section.path("attempts"), range: 1...20) }
         return webhook
     }
 
-    static func smtp(_ value: JSONValue, reader: ExtrasReader) throws(ConfigError) -> SMTPSettings {
-        let m = try reader.object(value, key: "smtp", known: ["host", "port", "tls", "username", "password", "from", "ca_file", "verify", "timeout"])
-        guard let host = m["host"] else { throw reader.error("smtp.host", "is required: the mail server's host name") }
-        guard let from = m["from"] else { throw reader.error("smtp.from", "is required: the sender, e.g. \"MediaNest <medianest@example.com>\"") }
-        let fromText = try reader.string(from, key: "smtp.from")
-        guard fromText.contains("@"), !fromText.contains(where: { $0 == "\r" || $0 == "\n" }) else {
-            throw reader.error("smtp.from", "\(JSONValue.quoted(fromText)) is not a mail address")
+    /// Key `smtp`; null is no mail server.
+    static func smtp(_ node: Node, reader: ConfigReader) throws(ConfigError) -> SMTPSettings? {
+        if reader.isNull(node) { return nil }
+        let section = try reader.section(node, key: "smtp", known: [
+            "host", "port", "tls", "username", "password", "from", "ca_file", "verify", "timeout",
+        ])!
+        let host = try reader.string(need(section, "host", "the mail server's host name", reader), key: section.path("host"),
+                                     expected: "a host name")
+        let fromNode = try need(section, "from", "the sender, e.g. \"MediaNest <medianest@example.com>\"", reader)
+        let from = try reader.string(fromNode, key: section.path("from"), expected: "a mail address")
+        guard isMailAddress(from) else {
+            throw reader.error(section.path("from"), "\(JSONText.quote(from, escapingNonPrintable: true)) is not a mail address", at: fromNode)
         }
-        var settings = SMTPSettings(host: try reader.string(host, key: "smtp.host"), from: fromText)
-        if let tls = m["tls"] {
-            let mode = try reader.string(tls, key: "smtp.tls")
-            guard SMTPSettings.tlsModes.contains(mode) else {
-                throw reader.error("smtp.tls", "expected one of \(SMTPSettings.tlsModes.joined(separator: ", ")), got \(JSONValue.quoted(mode))")
-            }
-            settings.tls = mode
-        }
+        var settings = SMTPSettings(host: host, from: from)
+        if let node = section["tls"] { settings.tls = try reader.choice(node, key: section.path("tls"), SMTPSettings.tlsModes) }
         settings.port = settings.tls == "tls" ? 465 : settings.tls == "none" ? 25 : 587
-        if let port = m["port"] { settings.port = try reader.int(port, key: "smtp.port", range: 1...65535) }
-        if let user = m["username"], user != .null { settings.username = try reader.string(user, key: "smtp.username") }
-        if let password = m["password"], password != .null { settings.password = try reader.string(password, key: "smtp.password", allowEmpty: true) }
-        if settings.password != nil && settings.username == nil {
-            throw reader.error("smtp.username", "is required when smtp.password is set")
+        if let node = section["port"] { settings.port = try reader.int(node, key: section.path("port"), range: 1...65535) }
+        if let node = section["username"], !reader.isNull(node) {
+            settings.username = try reader.string(node, key: section.path("username"), expected: "a user name")
         }
-        if let ca = m["ca_file"], ca != .null { settings.caFile = try reader.string(ca, key: "smtp.ca_file") }
-        if let verify = m["verify"] { settings.verify = try reader.bool(verify, key: "smtp.verify") }
-        if let timeout = m["timeout"] { settings.timeout = try reader.duration(timeout, key: "smtp.timeout") }
+        if let node = section["password"], !reader.isNull(node) {
+            settings.password = try reader.string(node, key: section.path("password"), expected: "a password", allowEmpty: true)
+            if settings.username == nil {
+                throw reader.error(section.path("username"), "is required when smtp.password is set", at: section.node)
+            }
+        }
+        if let node = section["ca_file"], !reader.isNull(node) {
+            settings.caFile = try reader.string(node, key: section.path("ca_file"), expected: "a PEM file of CA certificates")
+        }
+        if let node = section["verify"] { settings.verify = try reader.bool(node, key: section.path("verify")) }
+        if let node = section["timeout"] { settings.timeout = try reader.duration(node, key: section.path("timeout")) }
         return settings
     }
-}
 
-/// Reads values of the reserved sections, with errors that name the key.
-struct ExtrasReader {
-    let file: String
-
-    func error(_ key: String, _ message: String) -> ConfigError {
-        ConfigError(file: file, key: key, message: message)
-    }
-
-    func document(_ text: String, key: String) throws(ConfigError) -> JSONValue? {
-        guard let value = JSONValue.parse(text) else { throw error(key, "cannot be read") }
-        return value
-    }
-
-    func object(_ value: JSONValue, key: String, known: [String]) throws(ConfigError) -> [String: JSONValue] {
-        guard case .object(let members) = value else { throw error(key, "expected a map, got \(value.kindName)") }
-        var out: [String: JSONValue] = [:]
-        for member in members {
-            guard known.contains(member.name) else {
-                throw error("\(key).\(member.name)", "unknown key; expected one of \(known.joined(separator: ", "))")
+    /// Key `notifications`; mail needs `smtp`, so that is decoded first.
+    static func notifications(_ node: Node, smtp: SMTPSettings?, reader: ConfigReader) throws(ConfigError) -> NotificationSettings {
+        var settings = NotificationSettings()
+        guard !reader.isNull(node), let section = try reader.section(node, key: "notifications", known: ["users", "mail"]) else {
+            return settings
+        }
+        if let node = section["users"] { settings.users = try reader.bool(node, key: section.path("users")) }
+        if let node = section["mail"], !reader.isNull(node),
+           let mail = try reader.section(node, key: section.path("mail"), known: ["to", "events"]) {
+            let toNode = try need(mail, "to", "the addresses that get mail", reader)
+            let recipients = try strings(toNode, key: mail.path("to"), expected: "mail addresses", reader: reader)
+            guard !recipients.isEmpty else { throw reader.error(mail.path("to"), "needs at least one address", at: toNode) }
+            for (address, item) in recipients where !isMailAddress(address) {
+                throw reader.error(mail.path("to"), "\(JSONText.quote(address, escapingNonPrintable: true)) is not a mail address", at: item)
             }
-            out[member.name] = member.value
+            let events = try mail["events"].map { node throws(ConfigError) in try Self.events(node, key: mail.path("events"), reader: reader) }
+                ?? MailNotificationSettings.defaultEvents
+            settings.mail = MailNotificationSettings(to: recipients.map(\.0), events: events)
+            if smtp == nil {
+                throw reader.error(mail.key, "mail needs an smtp section with the server to send through", at: mail.node)
+            }
         }
-        return out
+        return settings
     }
 
-    func string(_ value: JSONValue, key: String, allowEmpty: Bool = false) throws(ConfigError) -> String {
-        let text: String
-        switch value {
-        case .string(let s): text = s
-        case .number(let n): text = n
-        default: throw error(key, "expected text, got \(value.kindName)")
-        }
-        guard allowEmpty || !text.isEmpty else { throw error(key, "must not be empty") }
-        return text
-    }
-
-    func strings(_ value: JSONValue, key: String, allowSingle: Bool) throws(ConfigError) -> [String] {
-        if allowSingle, case .string(let single) = value { return [single] }
-        guard case .array(let items) = value else { throw error(key, "expected a list, got \(value.kindName)") }
-        var out: [String] = []
-        for (index, item) in items.enumerated() { out.append(try string(item, key: "\(key)[\(index)]")) }
-        return out
-    }
-
-    func events(_ value: JSONValue, key: String) throws(ConfigError) -> [String] {
-        let names = try strings(value, key: key, allowSingle: true)
-        guard !names.isEmpty else { throw error(key, "needs at least one event (or \"*\")") }
-        for name in names {
+    /// An event list: one name or a list of them, each an outcome, an event name, `<type>:<outcome>` or `*`.
+    static func events(_ node: Node, key: String, reader: ConfigReader) throws(ConfigError) -> [String] {
+        let names = try strings(node, key: key, expected: "event names", reader: reader)
+        guard !names.isEmpty else { throw reader.error(key, "needs at least one event (or \"*\")", at: node) }
+        for (name, item) in names {
             let valid = name == "*" || ["completed", "failed", "cancelled", "retrying"].contains(name) || name.contains(":")
             guard valid else {
-                throw error(key, "\(JSONValue.quoted(name)) is not an event: use completed, failed, cancelled, retrying, an event name such as job:failed, <type>:<outcome>, or *")
+                throw reader.error(key, "\(JSONText.quote(name, escapingNonPrintable: true)) is not an event: use completed, failed, cancelled, retrying, an event name such as job:failed, <type>:<outcome>, or *", at: item)
             }
         }
-        return names
+        return names.map(\.0)
     }
 
-    func bool(_ value: JSONValue, key: String) throws(ConfigError) -> Bool {
-        guard case .bool(let b) = value else { throw error(key, "expected true or false, got \(value.kindName)") }
-        return b
+    /// One string or a list of strings.
+    static func strings(_ node: Node, key: String, expected: String, reader: ConfigReader) throws(ConfigError) -> [(String, Node)] {
+        if case .scalar = node, !reader.isNull(node) {
+            return [(try reader.string(node, key: key, expected: expected), node)]
+        }
+        return try reader.stringList(node, key: key, expected: expected)
     }
 
-    func int(_ value: JSONValue, key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int {
-        guard case .number(let n) = value, let i = Int(n), range.contains(i) else {
-            throw error(key, "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+    /// `section[name]`, or an error that says what the key is for, at the section's line.
+    static func need(_ section: Section, _ name: String, _ what: String, _ reader: ConfigReader) throws(ConfigError) -> Node {
+        guard let node = section[name] else {
+            throw reader.error(section.path(name), "is required: \(what)", at: section.node)
         }
-        return i
+        return node
     }
 
-    func duration(_ value: JSONValue, key: String) throws(ConfigError) -> Double {
-        let text: String
-        switch value {
-        case .number(let n): text = n
-        case .string(let s): text = s
-        default: throw error(key, "expected a duration such as 10s, got \(value.kindName)")
-        }
-        guard let seconds = DurationParser.parse(text), seconds > 0 else {
-            throw error(key, "expected a duration such as 10s or 1m, got \(JSONValue.quoted(text))")
-        }
-        return seconds
-    }
-}
-
-extension JSONValue {
-    var kindName: String {
-        switch self {
-        case .null: return "nothing"
-        case .bool: return "true/false"
-        case .number: return "a number"
-        case .string: return "text"
-        case .array: return "a list"
-        case .object: return "a map"
-        }
+    /// `addr` or `Name <addr>`, on one line.
+    static func isMailAddress(_ text: String) -> Bool {
+        text.contains("@") && !text.contains(where: { $0 == "\r" || $0 == "\n" })
     }
 }

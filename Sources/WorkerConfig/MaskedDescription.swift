@@ -1,7 +1,9 @@
+import JSON
+
 extension WorkerConfiguration {
     /// A YAML rendering of the resolved configuration, every default included, with secrets
-    /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, and in the reserved
-    /// sections any key whose name contains `password`, `secret`, `token` or `key`.
+    /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, `webhooks[].secret`
+    /// and `smtp.password`.
     /// This is what `medianest-worker check-config` prints; it is itself a valid `jobs.yml`.
     public func maskedDescription() -> String {
         var out = YAMLWriter()
@@ -108,14 +110,40 @@ extension WorkerConfiguration {
         out.scalar("format", logging.format)
         out.close()
 
-        for key in extras.keys.sorted() {
-            let value = extras[key]!
-            guard let json = JSONValue.parse(value) else {
-                out.scalar(key, "***")
-                continue
+        if webhooks.isEmpty {
+            out.raw("webhooks", "[]")
+        } else {
+            out.open("webhooks")
+            for hook in webhooks {
+                out.item([
+                    ("url", YAMLWriter.quote(ServiceURL.masked(hook.url))), ("secret", YAMLWriter.quote("***")),
+                    ("events", YAMLWriter.list(hook.events)), ("timeout", DurationParser.format(hook.timeout)),
+                    ("attempts", String(hook.attempts)),
+                ])
             }
-            out.raw(key, YAMLWriter.flow(YAMLWriter.masked(json)))
+            out.close()
         }
+        if let smtp {
+            out.open("smtp")
+            out.scalar("host", smtp.host)
+            out.raw("port", String(smtp.port))
+            out.scalar("tls", smtp.tls)
+            if let username = smtp.username { out.scalar("username", username) }
+            if smtp.password != nil { out.scalar("password", "***") }
+            out.scalar("from", smtp.from)
+            if let caFile = smtp.caFile { out.scalar("ca_file", caFile) }
+            out.raw("verify", smtp.verify ? "true" : "false")
+            out.raw("timeout", DurationParser.format(smtp.timeout))
+            out.close()
+        } else {
+            out.comment("smtp: off (no smtp section)")
+        }
+        out.open("notifications")
+        out.raw("users", notifications.users ? "true" : "false")
+        if let mail = notifications.mail {
+            out.raw("mail", "{ to: \(YAMLWriter.list(mail.to)), events: \(YAMLWriter.list(mail.events)) }")
+        }
+        out.close()
         return out.text
     }
 }
@@ -143,6 +171,18 @@ struct YAMLWriter {
         raw(key, Self.quote(value))
     }
 
+    /// One entry of a list of maps, its values already written as YAML.
+    mutating func item(_ pairs: [(String, String)]) {
+        for (index, (key, value)) in pairs.enumerated() {
+            text += indent + (index == 0 ? "- " : "  ") + Self.quote(key) + ": " + value + "\n"
+        }
+    }
+
+    /// Strings as a YAML flow list (`[a, "job:failed"]`).
+    static func list(_ values: [String]) -> String {
+        "[" + values.map(quote).joined(separator: ", ") + "]"
+    }
+
     /// A value already written as YAML.
     mutating func raw(_ key: String, _ value: String) {
         text += indent + Self.quote(key) + ": " + value + "\n"
@@ -159,7 +199,7 @@ struct YAMLWriter {
               value.allSatisfy(plainCharacters.contains),
               !value.allSatisfy(numberLike.contains),
               !reserved.contains(value.lowercased())
-        else { return JSONValue.quoted(value) }
+        else { return JSONText.quote(value, escapingNonPrintable: true) }
         return value
     }
 
@@ -173,23 +213,7 @@ struct YAMLWriter {
         case .array(let items): return "[" + items.map(flow).joined(separator: ", ") + "]"
         case .object(let members):
             if members.isEmpty { return "{}" }
-            return "{ " + members.map { quote($0.name) + ": " + flow($0.value) }.joined(separator: ", ") + " }"
-        }
-    }
-
-    /// `value` with the values of secret-named keys replaced by `***` and URL passwords masked.
-    static func masked(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .string(let string): return .string(ServiceURL.masked(string))
-        case .array(let items): return .array(items.map(masked))
-        case .object(let members):
-            return .object(members.map { member in
-                if SecretNames.isSecret(member.name), member.value != .null {
-                    return JSONValue.Member(name: member.name, value: .string("***"))
-                }
-                return JSONValue.Member(name: member.name, value: masked(member.value))
-            })
-        default: return value
+            return "{ " + members.map { quote($0.0) + ": " + flow($0.1) }.joined(separator: ", ") + " }"
         }
     }
 }

@@ -38,12 +38,12 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var cleanup: CleanupSettings
     /// Log level and format.
     public var logging: LoggingSettings
-    /// Top-level sections reserved for later features (`webhooks`, `smtp`, `notifications`),
-    /// accepted as they are and kept as JSON text, keyed by section name.
-    public var extras: [String: String]
-
-    /// The top-level keys kept raw in ``extras``.
-    public static let reservedKeys: [String] = ["webhooks", "smtp", "notifications"]
+    /// Receivers of signed job outcomes, in file order (key `webhooks`; none by default).
+    public var webhooks: [WebhookSettings]
+    /// The mail server; `nil` when there is no `smtp` section.
+    public var smtp: SMTPSettings?
+    /// What users and admins are told of their jobs (key `notifications`).
+    public var notifications: NotificationSettings
 
     /// The built-in defaults, with no file and no environment.
     public init() {
@@ -63,7 +63,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
         retention = RetentionSettings()
         cleanup = CleanupSettings()
         logging = LoggingSettings()
-        extras = [:]
+        webhooks = []
+        smtp = nil
+        notifications = NotificationSettings()
     }
 
     /// The queue with this name, if the configuration has one.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JSON
 import WorkerConfig
 import WorkerCore
 
@@ -14,7 +15,7 @@ struct Ctl: ParsableCommand {
 
             Exit status: 0 done, 1 refused by the daemon, 2 the daemon could not be reached.
 
-            `ctl top` reads Redis instead and shows every daemon of the cluster.
+            `ctl top` reads the cluster's Redis instead and shows every daemon.
             """,
         subcommands: [CtlStatus.self, CtlJobs.self, CtlPause.self, CtlResume.self, CtlDrain.self, CtlUndrain.self,
                       CtlCancel.self, CtlRetry.self, CtlReload.self, CtlTop.self])

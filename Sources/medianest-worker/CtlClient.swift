@@ -1,5 +1,4 @@
 import Foundation
-import WorkerConfig
 
 /// Why `ctl` could not talk to the daemon; each says what to check.
 struct CtlConnectionError: Error, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import WorkerCore
 
 /// Plain-text tables and the little number formats `ctl` prints.

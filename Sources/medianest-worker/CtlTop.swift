@@ -1,12 +1,11 @@
 import ArgumentParser
 import Foundation
-import RedisClient
 import Synchronization
-import WorkerConfig
 import WorkerCore
+import WorkerDaemon
 
-/// `ctl top`: a live view of the whole cluster, read from Redis (queue streams, heartbeats
-/// `P:worker:*`, job hashes), drawn with plain ANSI escapes so it works over SSH in any terminal.
+/// `ctl top`: a live view of the whole cluster (``ClusterOverview``, read from Redis by the core),
+/// drawn with plain ANSI escapes so it works over SSH in any terminal.
 struct CtlTop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "top",
         abstract: "A live view of queues and running jobs across every daemon (q or Ctrl-C quits).")
@@ -17,9 +16,8 @@ struct CtlTop: AsyncParsableCommand {
 
     func run() async throws {
         let (cfg, _) = options.load()
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: cfg.redis.url), name: "medianest-ctl-top")
-        defer { redis.close() }
-        let source = TopSource(redis: redis, keys: RedisKeys(prefix: cfg.redis.prefix), queues: cfg.queues.map(\.name))
+        let source = try ClusterClient(configuration: cfg, name: "medianest-ctl-top")
+        defer { source.close() }
         let interactive = !once && isatty(1) == 1
         let color = interactive && !noColor && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
             && ProcessInfo.processInfo.environment["TERM"] != "dumb"
@@ -38,12 +36,12 @@ struct CtlTop: AsyncParsableCommand {
         let terminal = Terminal()
         terminal.enter()
         defer { terminal.leave() }
-        var previous: TopSnapshot?
+        var previous: ClusterOverview?
         var lastError: String?
         while !terminal.quit {
             var lines: [String]
             do {
-                var snapshot = try await source.read()
+                var snapshot = try await source.overview()
                 snapshot.rates(from: previous)
                 previous = snapshot
                 lastError = nil
@@ -60,169 +58,13 @@ struct CtlTop: AsyncParsableCommand {
         }
     }
 
-    private func sample(_ source: TopSource) async throws -> TopSnapshot {
+    private func sample(_ source: ClusterClient) async throws -> ClusterOverview {
         do {
-            return try await source.read()
+            return try await source.overview()
         } catch {
             FileHandle.standardError.write(Data("medianest-worker ctl top: cannot read Redis: \(error)\n".utf8))
             throw ExitCode(2)
         }
-    }
-}
-
-/// One look at the cluster.
-struct TopSnapshot {
-    struct Queue {
-        var name: String
-        var depth: Int?
-        var pending: Int
-        var active = 0
-        var slots = 0
-        var paused: Bool
-        var entriesRead: Int?
-        var startsPerMinute: Double?
-    }
-    struct Daemon {
-        var consumer: String
-        var host: String
-        var pid: String
-        var active: String
-        var draining: Bool
-        var seenAgo: Double?
-    }
-    struct Job {
-        var id: String
-        var queue: String
-        var type: String
-        var holder: String
-        var stage: String?
-        var progress: Double?
-        var downloaded: Double?
-        var total: Double?
-        var speed: Double?
-        var eta: Double?
-        var attempt: String
-        var startedAt: Int64?
-    }
-    var at = Date()
-    var queues: [Queue] = []
-    var daemons: [Daemon] = []
-    var jobs: [Job] = []
-
-    /// Start rates from the group's `entries-read` counter between two looks.
-    mutating func rates(from previous: TopSnapshot?) {
-        guard let previous else { return }
-        let seconds = at.timeIntervalSince(previous.at)
-        guard seconds > 0.05 else { return }
-        for i in queues.indices {
-            guard let now = queues[i].entriesRead,
-                  let before = previous.queues.first(where: { $0.name == queues[i].name })?.entriesRead else { continue }
-            queues[i].startsPerMinute = Double(max(now - before, 0)) / seconds * 60
-        }
-    }
-}
-
-/// Reads a `TopSnapshot` from Redis in three pipelined round trips.
-struct TopSource {
-    let redis: RedisConnection
-    let keys: RedisKeys
-    let queues: [String]
-    /// Running jobs looked up per queue, at most.
-    let jobsPerQueue = 200
-
-    func read() async throws -> TopSnapshot {
-        var snapshot = TopSnapshot()
-        var first: [RedisCommand] = [RedisCommand(["SMEMBERS", keys.paused]), RedisCommand(["ZRANGE", keys.workers, "0", "-1"])]
-        for q in queues {
-            first.append(RedisCommand(["XINFO", "GROUPS", keys.queue(q)]))
-            first.append(RedisCommand(["XPENDING", keys.queue(q), RedisKeys.group, "-", "+", String(jobsPerQueue)]))
-        }
-        let r1 = try await redis.pipeline(first)
-        let paused = Set((r1[0].array ?? []).compactMap(\.string))
-        let consumers = (r1[1].array ?? []).compactMap(\.string)
-
-        var second: [RedisCommand] = consumers.map { RedisCommand(["HGETALL", keys.worker($0)]) }
-        var pendingEntries: [(queue: String, entry: String, holder: String)] = []
-        for (i, q) in queues.enumerated() {
-            var queue = TopSnapshot.Queue(name: q, depth: nil, pending: 0, paused: paused.contains(q))
-            for group in r1[2 + 2 * i].array ?? [] {
-                let info = Self.pairs(group)
-                guard info["name"]?.string == RedisKeys.group else { continue }
-                queue.depth = info["lag"]?.int.map { Int($0) }
-                queue.pending = Int(info["pending"]?.int ?? 0)
-                queue.entriesRead = info["entries-read"]?.int.map { Int($0) }
-            }
-            for item in r1[3 + 2 * i].array ?? [] {
-                guard let parts = item.array, parts.count >= 2, let id = parts[0].string, let holder = parts[1].string else { continue }
-                pendingEntries.append((q, id, holder))
-            }
-            snapshot.queues.append(queue)
-        }
-        second += pendingEntries.map { RedisCommand(["XRANGE", keys.queue($0.queue), $0.entry, $0.entry]) }
-        let r2 = second.isEmpty ? [] : try await redis.pipeline(second)
-
-        let now = Date()
-        for (i, consumer) in consumers.enumerated() {
-            let h = Self.hash(r2[i])
-            guard !h.isEmpty else { continue }   // no heartbeat for 30 s: gone
-            let seen = h["seenAt"].flatMap(Timestamp.parse).map { now.timeIntervalSince1970 - Double($0) / 1000 }
-            snapshot.daemons.append(TopSnapshot.Daemon(consumer: consumer, host: h["host"] ?? "?", pid: h["pid"] ?? "?",
-                                                       active: h["active"] ?? "0", draining: h["draining"] == "1", seenAgo: seen))
-            for part in (h["queues"] ?? "").split(separator: ",") {
-                // name:active/concurrency
-                let fields = part.split(separator: ":")
-                guard fields.count == 2, let index = snapshot.queues.firstIndex(where: { $0.name == fields[0] }) else { continue }
-                let counts = fields[1].split(separator: "/")
-                if counts.count == 2 {
-                    snapshot.queues[index].active += Int(counts[0]) ?? 0
-                    snapshot.queues[index].slots += Int(counts[1]) ?? 0
-                }
-            }
-        }
-
-        var jobIDs: [(id: String, queue: String, holder: String)] = []
-        for (k, pending) in pendingEntries.enumerated() {
-            let reply = r2[consumers.count + k]
-            guard let entry = reply.array?.first?.array, entry.count == 2, let flat = entry[1].array else { continue }
-            var i = 0
-            while i + 1 < flat.count {
-                if flat[i].string == "job", let bytes = flat[i + 1].bytes, let id = JSONValue.parse(bytes: bytes)?["id"]?.stringValue {
-                    jobIDs.append((id, pending.queue, pending.holder))
-                }
-                i += 2
-            }
-        }
-        if !jobIDs.isEmpty {
-            let r3 = try await redis.pipeline(jobIDs.map { RedisCommand(["HGETALL", keys.job($0.id)]) })
-            for (job, reply) in zip(jobIDs, r3) {
-                let h = Self.hash(reply)
-                guard h["state"] == "active" else { continue }
-                snapshot.jobs.append(TopSnapshot.Job(
-                    id: job.id, queue: job.queue, type: h["type"] ?? "?", holder: h["worker"] ?? job.holder,
-                    stage: h["stage"], progress: h["progress"].flatMap(Double.init),
-                    downloaded: h["downloadedBytes"].flatMap(Double.init), total: h["totalBytes"].flatMap(Double.init),
-                    speed: h["speed"].flatMap(Double.init), eta: h["eta"].flatMap(Double.init),
-                    attempt: "\(h["attempt"] ?? "?")/\(h["maxAttempts"] ?? "?")", startedAt: h["startedAt"].flatMap(Timestamp.parse)))
-            }
-        }
-        snapshot.jobs.sort { ($0.startedAt ?? 0) < ($1.startedAt ?? 0) }
-        snapshot.daemons.sort { $0.consumer < $1.consumer }
-        return snapshot
-    }
-
-    static func pairs(_ value: RedisValue) -> [String: RedisValue] {
-        let flat = value.array ?? []
-        var out: [String: RedisValue] = [:]
-        var i = 0
-        while i + 1 < flat.count {
-            out[flat[i].string ?? ""] = flat[i + 1]
-            i += 2
-        }
-        return out
-    }
-
-    static func hash(_ value: RedisValue) -> [String: String] {
-        pairs(value).compactMapValues(\.string)
     }
 }
 
@@ -239,7 +81,7 @@ struct TopRenderer {
     func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
     func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
 
-    func render(_ s: TopSnapshot, size: TerminalSize) -> [String] {
+    func render(_ s: ClusterOverview, size: TerminalSize) -> [String] {
         var lines: [String] = []
         let clock = DateFormatter()
         clock.dateFormat = "HH:mm:ss"

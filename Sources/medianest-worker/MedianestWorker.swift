@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
+import JSON
 import Logging
-import PostgresClient
-import RedisClient
 import WorkerConfig
 import WorkerCore
 import WorkerDaemon
@@ -64,13 +63,10 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let (cfg, _) = options.load()
-        let pool = PostgresPool(configuration: try PostgresConfiguration(url: cfg.postgres.url), size: 1)
         do {
-            let applied = try await Migrator.migrate(pool, migrations: Schema.migrations, lockKey: Schema.lockKey)
+            let applied = try await ClusterClient.migrate(configuration: cfg)
             print(applied.isEmpty ? "schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
-            await pool.close()
         } catch {
-            await pool.close()
             FileHandle.standardError.write(Data("medianest-worker: migration failed: \(error)\n".utf8))
             throw ExitCode(1)
         }
@@ -114,11 +110,10 @@ struct Enqueue: AsyncParsableCommand {
         }
         let envelope = JobEnvelope(id: jobID, type: type, payloadJSON: payloadValue.encoded, userId: user,
                                    maxAttempts: maxAttempts, runAt: runAtMs)
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: cfg.redis.url), name: "medianest-enqueue")
-        defer { redis.close() }
-        let keys = RedisKeys(prefix: cfg.redis.prefix)
+        let cluster = try ClusterClient(configuration: cfg, name: "medianest-enqueue")
+        defer { cluster.close() }
         do {
-            _ = try await redis.send(RedisCommand(["XADD", keys.queue(queue), "*", "job", envelope.raw]))
+            try await cluster.enqueue(envelope, on: queue)
         } catch {
             FileHandle.standardError.write(Data("medianest-worker: could not enqueue: \(error)\n".utf8))
             throw ExitCode(1)

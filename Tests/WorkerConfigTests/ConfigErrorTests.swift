@@ -21,7 +21,7 @@ struct ConfigErrorTests {
         #expect(error?.line == 2)
     }
 
-    @Test func reservedSectionsAreKeptAsJSON() throws {
+    @Test func integrationSectionsAreTyped() throws {
         let configuration = try parse("""
             webhooks:
               - url: https://hooks.example.com/x
@@ -30,9 +30,11 @@ struct ConfigErrorTests {
             smtp: { host: mail.example.com, port: 587, from: worker@example.com, username: worker, password: "${SMTP_PASSWORD:-}" }
             notifications: ~
             """)
-        #expect(configuration.extras["webhooks"] == #"[{"url":"https://hooks.example.com/x","secret":"a-secret-of-24-characters","events":["youtube:completed"]}]"#)
-        #expect(configuration.extras["smtp"] == #"{"host":"mail.example.com","port":587,"from":"worker@example.com","username":"worker","password":""}"#)
-        #expect(configuration.extras["notifications"] == "null")
+        #expect(configuration.webhooks == [WebhookSettings(url: "https://hooks.example.com/x", secret: "a-secret-of-24-characters",
+                                                           events: ["youtube:completed"])])
+        #expect(configuration.smtp == SMTPSettings(host: "mail.example.com", port: 587, username: "worker", password: "",
+                                                   from: "worker@example.com"))
+        #expect(configuration.notifications == NotificationSettings())
     }
 
     @Test func wrongTypeSaysWhatWasExpected() {

@@ -29,7 +29,9 @@ struct DefaultsTests {
         #expect(configuration.retention == RetentionSettings(state: 604_800, jobs: 2_592_000, temp: 21_600, userQuota: nil))
         #expect(configuration.cleanup.deleteOrphans == false)
         #expect(configuration.logging == LoggingSettings(level: "info", format: "auto"))
-        #expect(configuration.extras.isEmpty)
+        #expect(configuration.webhooks.isEmpty)
+        #expect(configuration.smtp == nil)
+        #expect(configuration.notifications == NotificationSettings(users: true, mail: nil))
     }
 
     @Test func emptyFileGivesTheDefaults() throws {

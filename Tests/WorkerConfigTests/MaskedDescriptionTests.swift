@@ -41,7 +41,7 @@ struct MaskedDescriptionTests {
         reread.postgres.url = configuration.postgres.url
         reread.plex?.token = configuration.plex!.token
         reread.overseerr?.apiKey = configuration.overseerr!.apiKey
-        reread.extras = configuration.extras
+        reread.smtp?.password = configuration.smtp!.password
         #expect(reread == configuration)
     }
 

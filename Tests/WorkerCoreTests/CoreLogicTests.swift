@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Testing
 @testable import WorkerCore
 
@@ -67,33 +68,6 @@ struct EnvelopeTests {
         #expect(!JobEnvelope.isValidQueueName("YouTube"))
         #expect(!JobEnvelope.isValidQueueName(""))
         #expect(!JobEnvelope.isValidQueueName(String(repeating: "a", count: 65)))
-    }
-}
-
-@Suite("JSON")
-struct JSONTests {
-    @Test func roundTripsKeepingOrderAndNumbers() throws {
-        let text = #"{"b":1,"a":[true,false,null,-0.5e3,12345678901234567890],"s":"é\n\"\u0001"}"#
-        let v = try #require(JSONValue.parse(text))
-        #expect(v.encoded == #"{"b":1,"a":[true,false,null,-0.5e3,12345678901234567890],"s":"é\n\"\u0001"}"#)
-        #expect(v["b"]?.intValue == 1)
-        #expect(v["a"]?.kind == "an array")
-    }
-
-    @Test func refusesInvalidDocuments() {
-        for bad in ["", "{", "[1,]", "{\"a\":}", "01", "1.", "\"\\x\"", "\"a", "tru", "{} x", "\"\\ud800\""] {
-            #expect(JSONValue.parse(bad) == nil, "accepted \(bad)")
-        }
-        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
-        #expect(JSONValue.parse(deep) == nil)
-    }
-
-    @Test func surrogatePairs() {
-        #expect(JSONValue.parse(#""\ud83d\ude00""#)?.stringValue == "😀")
-    }
-
-    @Test func quoteEscapesControlCharacters() {
-        #expect(JSONText.quote("a\u{7}b\u{2028}") == #""a\u0007b\u2028""#)
     }
 }
 

@@ -1,3 +1,5 @@
+import JSON
+
 /// A job as the API enqueues it (contract section 1), validated.
 public struct JobEnvelope: Sendable, Equatable {
     public var id: String

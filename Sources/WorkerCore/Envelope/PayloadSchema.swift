@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What a job type's payload must hold (contract sections 1 and 5): its fields with their types,
 /// ranges, allowed values and patterns, which are required, and rules that tie fields together.

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import PostgresClient
 import RedisClient
 import WorkerConfig
@@ -41,14 +42,7 @@ struct NotificationObserver: JobObserver {
             title = settled.title
         }
         guard let userID else { return }
-        let settings: IntegrationSettings
-        do {
-            settings = try services.configuration.integrationSettings()
-        } catch {
-            services.logger.error("notifications: configuration refused", metadata: ["error": "\(error)"])
-            return
-        }
-        guard settings.notifications.users else { return }
+        guard services.configuration.notifications.users else { return }
         let message = Self.message(for: event, requestTitle: title)
         let metadata = JSONValue.compact([
             ("jobId", .string(event.job.id)), ("jobType", .string(event.job.type)), ("queue", .string(event.job.queue)),

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Logging
 import ServiceClients
 import WorkerConfig
@@ -12,16 +13,10 @@ import WorkerConfig
 /// "job": {"id", "type", "queue", "userId", "downloadId", "attempt", "maxAttempts", "error",
 /// "result", "payload"}}`.
 struct WebhookObserver: JobObserver {
-    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { configuration.extras["webhooks"] != nil }
+    func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { !configuration.webhooks.isEmpty }
 
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
-        let hooks: [WebhookSettings]
-        do {
-            hooks = try services.configuration.integrationSettings().webhooks.filter { EventFilter.matches($0.events, event) }
-        } catch {
-            services.logger.error("webhooks: configuration refused", metadata: ["error": "\(error)"])
-            return
-        }
+        let hooks = services.configuration.webhooks.filter { EventFilter.matches($0.events, event) }
         guard !hooks.isEmpty else { return }
         let name = EventFilter.eventName(event)
         // The same id when the outcome is delivered again after a daemon died: receivers can tell.
@@ -91,17 +86,11 @@ struct WebhookObserver: JobObserver {
 /// `smtp` server, on a thread of its own; up to 3 tries with backoff (2 s, 4 s).
 struct MailObserver: JobObserver {
     func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool {
-        configuration.extras["smtp"] != nil && configuration.extras["notifications"] != nil
+        configuration.smtp != nil && configuration.notifications.mail != nil
     }
 
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
-        let settings: IntegrationSettings
-        do {
-            settings = try services.configuration.integrationSettings()
-        } catch {
-            services.logger.error("mail: configuration refused", metadata: ["error": "\(error)"])
-            return
-        }
+        let settings = services.configuration
         guard let mail = settings.notifications.mail, let smtp = settings.smtp, EventFilter.matches(mail.events, event) else { return }
         let message = Self.message(event, from: smtp.from, to: mail.to)
         let configuration = SMTPConfiguration(host: smtp.host, port: smtp.port, security: SMTPSecurity(rawValue: smtp.tls) ?? .auto,

@@ -1,3 +1,4 @@
+import JSON
 import WorkerConfig
 
 /// How an attempt ended, as observers see it.

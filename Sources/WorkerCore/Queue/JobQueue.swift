@@ -1,3 +1,4 @@
+import JSON
 import RedisClient
 
 /// A stream entry as read from a queue: its id and field/value pairs.

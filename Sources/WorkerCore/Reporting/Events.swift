@@ -1,3 +1,4 @@
+import JSON
 /// What the daemon knows about a job while it holds it: enough to name its keys and build its events.
 /// A job as events and observers name it.
 public struct JobDescriptor: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import JSON
 import PostgresClient
 
 /// Text and JSON as PostgreSQL can store them.

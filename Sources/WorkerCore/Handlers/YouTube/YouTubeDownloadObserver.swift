@@ -1,3 +1,4 @@
+import JSON
 import WorkerConfig
 import Foundation
 import RedisClient

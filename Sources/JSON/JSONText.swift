@@ -1,9 +1,20 @@
 import Foundation
 
-/// Small, allocation-light JSON writing for the hot path (events, results).
+/// Small, allocation-light JSON writing for the hot path (events, results), and the one string
+/// escaper (``quote(_:)``) that ``JSONValue/encoded`` uses too.
 public enum JSONText {
-    /// `s` as a JSON string literal, quotes included.
+    /// `s` as a JSON string literal, quotes included: `"` and `\` escaped, `\n` `\r` `\t` by
+    /// name, the other C0 controls and U+2028/U+2029 as `\u00XX`/`\u2028`/`\u2029` (so the
+    /// text is also safe inside JavaScript); everything else as it is. This is what every event,
+    /// record, answer and webhook body is written with.
     public static func quote(_ s: String) -> String {
+        quote(s, escapingNonPrintable: false)
+    }
+
+    /// Like ``quote(_:)``; with `escapingNonPrintable` DEL and the C1 controls (U+007F–U+009F)
+    /// are written as `\u` escapes too, so the result is also a YAML double-quoted scalar and
+    /// safe to show on a terminal (configuration messages and `check-config`).
+    public static func quote(_ s: String, escapingNonPrintable: Bool) -> String {
         var out = "\""
         out.reserveCapacity(s.utf8.count + 2)
         for scalar in s.unicodeScalars {
@@ -13,7 +24,8 @@ public enum JSONText {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029:
+            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029
+                || (escapingNonPrintable && (0x7F...0x9F).contains(scalar.value)):
                 let hex = String(scalar.value, radix: 16)
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(scalar)

@@ -1,105 +1,13 @@
-/// A parsed JSON document. Objects keep their key order.
-public enum JSONValue: Sendable, Equatable {
-    case null
-    case bool(Bool)
-    /// A number; `text` is its exact source form (so integers of any size survive a round trip).
-    case number(String)
-    case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
-
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        switch (lhs, rhs) {
-        case (.null, .null): return true
-        case let (.bool(a), .bool(b)): return a == b
-        case let (.number(a), .number(b)): return a == b || Double(a) == Double(b)
-        case let (.string(a), .string(b)): return a == b
-        case let (.array(a), .array(b)): return a == b
-        case let (.object(a), .object(b)):
-            return a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-
-    /// The member `key` of an object (the last one when repeated).
-    public subscript(key: String) -> JSONValue? {
-        guard case .object(let pairs) = self else { return nil }
-        return pairs.last(where: { $0.0 == key })?.1
-    }
-
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var doubleValue: Double? { if case .number(let n) = self { return Double(n) }; return nil }
-    /// The number as an integer when it is one exactly (`3`, `3.0`, `3e0`).
-    public var intValue: Int? {
-        guard case .number(let n) = self else { return nil }
-        if let i = Int(n) { return i }
-        if let d = Double(n), d == d.rounded(), abs(d) < 9.0e15 { return Int(d) }
-        return nil
-    }
-    public var isObject: Bool { if case .object = self { return true }; return false }
-
-    /// What kind of value this is, for error messages ("an array", "a string", …).
-    public var kind: String {
-        switch self {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .number: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-
-    /// Compact JSON text.
-    public var encoded: String {
-        var out = ""
-        encode(into: &out)
-        return out
-    }
-
-    private func encode(into out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
-        case .string(let s): out += JSONText.quote(s)
-        case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.encode(into: &out)
-            }
-            out += "]"
-        case .object(let pairs):
-            out += "{"
-            for (i, (k, v)) in pairs.enumerated() {
-                if i > 0 { out += "," }
-                out += JSONText.quote(k)
-                out += ":"
-                v.encode(into: &out)
-            }
-            out += "}"
-        }
-    }
-
-    /// Parses a complete JSON text (RFC 8259). Nesting deeper than 512 levels is refused.
-    public static func parse(_ text: String) -> JSONValue? {
-        var parser = JSONParser(bytes: Array(text.utf8))
-        return parser.parseDocument()
-    }
-
-    /// Parses UTF-8 bytes.
-    public static func parse(bytes: [UInt8]) -> JSONValue? {
-        var parser = JSONParser(bytes: bytes)
-        return parser.parseDocument()
-    }
-}
-
-private struct JSONParser {
+/// A recursive-descent parser over UTF-8 bytes (RFC 8259).
+///
+/// Strings must be valid UTF-8 with no raw control characters; `\u` escapes must pair their
+/// surrogates; numbers are kept as their source text; nesting deeper than ``maximumDepth`` is refused.
+struct JSONParser {
     let bytes: [UInt8]
     var i = 0
     var depth = 0
+    /// Arrays and objects may nest this deep, no deeper.
+    static let maximumDepth = 512
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -138,7 +46,7 @@ private struct JSONParser {
     mutating func parseObject() -> JSONValue? {
         depth += 1
         defer { depth -= 1 }
-        guard depth <= 512 else { return nil }
+        guard depth <= Self.maximumDepth else { return nil }
         i += 1
         var pairs: [(String, JSONValue)] = []
         skipSpace()
@@ -163,7 +71,7 @@ private struct JSONParser {
     mutating func parseArray() -> JSONValue? {
         depth += 1
         defer { depth -= 1 }
-        guard depth <= 512 else { return nil }
+        guard depth <= Self.maximumDepth else { return nil }
         i += 1
         var items: [JSONValue] = []
         skipSpace()
