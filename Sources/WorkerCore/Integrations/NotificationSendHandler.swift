@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import PostgresClient
 
 /// `notification.send`: one notification to many users (the seed's "Batch Notification

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import PostgresClient
 import ServiceClients
 import WorkerConfig
@@ -224,7 +225,7 @@ struct OverseerrSyncHandler: JobHandler {
     func move(_ row: Row, to target: MediaRequestProgress.Target, shape: UserNotices.Shape,
               context: JobContext) async throws -> Moved? {
         let services = context.services
-        let settings = (try? services.configuration.integrationSettings()) ?? IntegrationSettings()
+        let settings = services.configuration
         let message = Self.message(row, target: target)
         let metadata = JSONValue.compact([
             ("requestId", .string(row.id)), ("overseerrId", .string(row.overseerrID)), ("status", .string(target.status)),
@@ -281,7 +282,7 @@ struct OverseerrSyncHandler: JobHandler {
     /// Mail to the request's user when `notifications.mail.events` asks for sync changes and the
     /// `users` table has the user's address.
     func mailUser(_ userID: String, message: NotificationObserver.Message, target: MediaRequestProgress.Target,
-                  shape: UserNotices.Shape, settings: IntegrationSettings, context: JobContext) async {
+                  shape: UserNotices.Shape, settings: WorkerConfiguration, context: JobContext) async {
         guard let mail = settings.notifications.mail, let smtp = settings.smtp, shape.hasUserEmail,
               mail.events.contains(where: { $0 == "*" || $0 == Self.type || $0 == "\(Self.type):\(target.status)" }) else { return }
         let address: String?

@@ -1,3 +1,5 @@
+import JSON
+
 /// A job's state (contract section 2), as its hash and its PostgreSQL row say it.
 public enum JobState: String, Sendable, CaseIterable {
     case queued, scheduled, active, completed, failed, cancelled
