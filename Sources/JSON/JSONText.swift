@@ -2,19 +2,19 @@ import Foundation
 
 /// Small, allocation-light JSON writing for the hot path (events, results), and the one string
 /// escaper (``quote(_:)``) that ``JSONValue/encoded`` uses too.
-public enum JSONText {
+package enum JSONText {
     /// `s` as a JSON string literal, quotes included: `"` and `\` escaped, `\n` `\r` `\t` by
     /// name, the other C0 controls and U+2028/U+2029 as `\u00XX`/`\u2028`/`\u2029` (so the
     /// text is also safe inside JavaScript); everything else as it is. This is what every event,
     /// record, answer and webhook body is written with.
-    public static func quote(_ s: String) -> String {
+    package static func quote(_ s: String) -> String {
         quote(s, escapingNonPrintable: false)
     }
 
     /// Like ``quote(_:)``; with `escapingNonPrintable` DEL and the C1 controls (U+007F–U+009F)
     /// are written as `\u` escapes too, so the result is also a YAML double-quoted scalar and
     /// safe to show on a terminal (configuration messages and `check-config`).
-    public static func quote(_ s: String, escapingNonPrintable: Bool) -> String {
+    package static func quote(_ s: String, escapingNonPrintable: Bool) -> String {
         var out = "\""
         out.reserveCapacity(s.utf8.count + 2)
         for scalar in s.unicodeScalars {
@@ -36,7 +36,7 @@ public enum JSONText {
     }
 
     /// A JSON value for the writer.
-    public enum Value: Sendable, Equatable {
+    package enum Value: Sendable, Equatable {
         case string(String)
         case int(Int64)
         case double(Double)
@@ -61,7 +61,7 @@ public enum JSONText {
     }
 
     /// An object from ordered pairs (nil values are left out).
-    public static func object(_ pairs: [(String, Value?)]) -> String {
+    package static func object(_ pairs: [(String, Value?)]) -> String {
         var out = "{"
         var first = true
         for (key, value) in pairs {

@@ -5,7 +5,7 @@
 /// last one, as JavaScript does). Numbers keep their source text, so integers of any size and
 /// exact decimals survive a round trip. ``encoded`` is compact JSON with strings escaped by
 /// ``JSONText/quote(_:)``.
-public enum JSONValue: Sendable, Equatable {
+package enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     /// A number; `text` is its exact source form (so integers of any size survive a round trip).
@@ -14,7 +14,7 @@ public enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([(String, JSONValue)])
 
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case let (.bool(a), .bool(b)): return a == b
@@ -28,25 +28,25 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// The member `key` of an object (the last one when repeated).
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case .object(let pairs) = self else { return nil }
         return pairs.last(where: { $0.0 == key })?.1
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var doubleValue: Double? { if case .number(let n) = self { return Double(n) }; return nil }
+    package var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    package var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    package var doubleValue: Double? { if case .number(let n) = self { return Double(n) }; return nil }
     /// The number as an integer when it is one exactly (`3`, `3.0`, `3e0`).
-    public var intValue: Int? {
+    package var intValue: Int? {
         guard case .number(let n) = self else { return nil }
         if let i = Int(n) { return i }
         if let d = Double(n), d == d.rounded(), abs(d) < 9.0e15 { return Int(d) }
         return nil
     }
-    public var isObject: Bool { if case .object = self { return true }; return false }
+    package var isObject: Bool { if case .object = self { return true }; return false }
 
     /// What kind of value this is, for error messages ("an array", "a string", …).
-    public var kind: String {
+    package var kind: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -58,7 +58,7 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// Compact JSON text.
-    public var encoded: String {
+    package var encoded: String {
         var out = ""
         encode(into: &out)
         return out
@@ -90,20 +90,20 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// Parses a complete JSON text (RFC 8259). Nesting deeper than 512 levels is refused.
-    public static func parse(_ text: String) -> JSONValue? {
+    package static func parse(_ text: String) -> JSONValue? {
         var parser = JSONParser(bytes: Array(text.utf8))
         return parser.parseDocument()
     }
 
     /// Parses UTF-8 bytes; `nil` when they are not one complete JSON text (invalid UTF-8 in a
     /// string, a lone surrogate escape and nesting deeper than 512 levels included).
-    public static func parse(bytes: [UInt8]) -> JSONValue? {
+    package static func parse(bytes: [UInt8]) -> JSONValue? {
         var parser = JSONParser(bytes: bytes)
         return parser.parseDocument()
     }
 
     /// Whether `text` is exactly one JSON number (`-0.5e3`, `12`; not `01`, `1.`, `+1`, `.5`).
-    public static func isNumber(_ text: String) -> Bool {
+    package static func isNumber(_ text: String) -> Bool {
         var parser = JSONParser(bytes: Array(text.utf8))
         guard case .number? = parser.parseNumber() else { return false }
         return parser.i == parser.bytes.count

@@ -3,19 +3,19 @@
 /// Its ``description`` is the line `medianest-worker` prints before exiting with EX_CONFIG, e.g.
 /// `jobs.yml:14: queues.youtube.concurrency: expected a whole number ≥ 1, got "three"`.
 /// Messages never contain secrets: URLs are shown with their passwords masked.
-public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The configuration file's path, or the `source` given to ``ConfigLoader/parse(yaml:source:environment:)``
     /// (`"<string>"` by convention).
-    public var file: String
+    package var file: String
     /// Dotted path of the offending key, e.g. `queues.youtube.concurrency`; `""` for the whole file.
-    public var key: String
+    package var key: String
     /// What is wrong and what is expected.
-    public var message: String
+    package var message: String
     /// 1-based line in the file when known.
-    public var line: Int?
+    package var line: Int?
 
     /// An error about `key` in `file`.
-    public init(file: String, key: String, message: String, line: Int? = nil) {
+    package init(file: String, key: String, message: String, line: Int? = nil) {
         self.file = file
         self.key = key
         self.message = message
@@ -23,7 +23,7 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `file[:line]: key: message` (the key part is left out for errors about the whole file).
-    public var description: String {
+    package var description: String {
         var text = file
         if let line { text += ":\(line)" }
         text += ": "

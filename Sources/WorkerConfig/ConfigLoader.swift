@@ -6,18 +6,18 @@ import Yams
 ///
 /// A file is refused as a whole at the first problem, with a ``ConfigError`` that names the file,
 /// the key, the line and what was expected. Unknown keys are errors everywhere.
-public enum ConfigLoader {
+package enum ConfigLoader {
     /// Environment variable naming the configuration file when `--config` is not given.
-    public static let configPathVariable = "MEDIANEST_CONFIG"
+    package static let configPathVariable = "MEDIANEST_CONFIG"
     /// Environment variable that overrides `redis.url`.
-    public static let redisURLVariable = "MEDIANEST_REDIS_URL"
+    package static let redisURLVariable = "MEDIANEST_REDIS_URL"
     /// Environment variable that overrides `postgres.url`.
-    public static let databaseURLVariable = "MEDIANEST_DATABASE_URL"
+    package static let databaseURLVariable = "MEDIANEST_DATABASE_URL"
 
     /// Reads the file at `path`, expands `${VAR}` (and `${VAR:-default}`) from `environment` in
     /// every scalar value, applies the `MEDIANEST_REDIS_URL` and `MEDIANEST_DATABASE_URL`
     /// overrides and checks everything. The result's ``WorkerConfiguration/sourcePath`` is `path`.
-    public static func load(path: String, environment: [String: String]) throws(ConfigError) -> WorkerConfiguration {
+    package static func load(path: String, environment: [String: String]) throws(ConfigError) -> WorkerConfiguration {
         let text = try readFile(path)
         var configuration = try parse(yaml: text, source: path, environment: environment)
         configuration.sourcePath = path
@@ -26,7 +26,7 @@ public enum ConfigLoader {
 
     /// Like ``load(path:environment:)`` for YAML text; `source` names it in errors (`"<string>"`
     /// by convention). An empty document gives the defaults.
-    public static func parse(yaml: String, source: String, environment: [String: String]) throws(ConfigError) -> WorkerConfiguration {
+    package static func parse(yaml: String, source: String, environment: [String: String]) throws(ConfigError) -> WorkerConfiguration {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -41,7 +41,7 @@ public enum ConfigLoader {
 
     /// The configuration with every default, when no file is given; the URL overrides from
     /// `environment` are applied as they are. ``resolve(commandLinePath:environment:)`` also checks them.
-    public static func defaults(environment: [String: String]) -> WorkerConfiguration {
+    package static func defaults(environment: [String: String]) -> WorkerConfiguration {
         var configuration = WorkerConfiguration()
         if let url = environment[redisURLVariable], !url.isEmpty { configuration.redis.url = url }
         if let url = environment[databaseURLVariable], !url.isEmpty { configuration.postgres.url = url }
@@ -50,7 +50,7 @@ public enum ConfigLoader {
 
     /// The configuration the daemon runs with: the file given on the command line, else the one
     /// `MEDIANEST_CONFIG` names, else the defaults (with the URL overrides checked too).
-    public static func resolve(commandLinePath: String?, environment: [String: String]) throws(ConfigError) -> WorkerConfiguration {
+    package static func resolve(commandLinePath: String?, environment: [String: String]) throws(ConfigError) -> WorkerConfiguration {
         if let path = configPath(commandLinePath: commandLinePath, environment: environment) {
             return try load(path: path, environment: environment)
         }
@@ -58,7 +58,7 @@ public enum ConfigLoader {
     }
 
     /// The file to read: `commandLinePath`, else `MEDIANEST_CONFIG` when set and not empty, else `nil`.
-    public static func configPath(commandLinePath: String?, environment: [String: String]) -> String? {
+    package static func configPath(commandLinePath: String?, environment: [String: String]) -> String? {
         if let commandLinePath, !commandLinePath.isEmpty { return commandLinePath }
         if let path = environment[configPathVariable], !path.isEmpty { return path }
         return nil

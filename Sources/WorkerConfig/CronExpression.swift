@@ -7,17 +7,17 @@ import Foundation
 /// Sunday). The macros `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily` (`@midnight`) and
 /// `@hourly` stand for their usual expressions. As in Vixie cron, when both day fields are
 /// restricted (neither starts with `*`) a day matches if either matches.
-public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
+package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     /// Why a cron text was refused.
-    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    package struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         /// What is wrong, e.g. `minute field: 61 is out of range 0–59`.
-        public var message: String
+        package var message: String
         /// `message`.
-        public var description: String { message }
+        package var description: String { message }
     }
 
     /// The text as written (trimmed).
-    public let text: String
+    package let text: String
     private let minutes: UInt64
     private let hours: UInt64
     private let daysOfMonth: UInt64
@@ -27,10 +27,10 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     private let dayOfWeekRestricted: Bool
 
     /// `text`.
-    public var description: String { text }
+    package var description: String { text }
 
     /// Parses `text`, throwing a ``ParseError`` that says which field is wrong and why.
-    public init(_ text: String) throws(ParseError) {
+    package init(_ text: String) throws(ParseError) {
         let trimmed = text.trimmingWhitespace()
         self.text = trimmed
         var expression = trimmed
@@ -68,7 +68,7 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether the expression fires in the minute that contains `date`, in `timeZone`.
-    public func matches(_ date: Date, timeZone: TimeZone = .current) -> Bool {
+    package func matches(_ date: Date, timeZone: TimeZone = .current) -> Bool {
         let parts = calendar(timeZone).dateComponents([.month, .day, .hour, .minute, .weekday], from: date)
         return months & (1 << parts.month!) != 0 && dayMatches(day: parts.day!, weekday: parts.weekday! - 1)
             && hours & (1 << parts.hour!) != 0 && minutes & (1 << parts.minute!) != 0
@@ -76,7 +76,7 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 
     /// The first minute strictly after `date` at which the expression fires, in `timeZone`;
     /// `nil` if none comes within eight years.
-    public func next(after date: Date, timeZone: TimeZone = .current) -> Date? {
+    package func next(after date: Date, timeZone: TimeZone = .current) -> Date? {
         let calendar = calendar(timeZone)
         let start = date.timeIntervalSinceReferenceDate
         var time = Date(timeIntervalSinceReferenceDate: (start / 60).rounded(.down) * 60 + 60)

@@ -3,9 +3,9 @@
 ///
 /// Units: `ms`, `s`, `m` (minutes), `h`, `d`, `w`; lower case. Negative, empty, unit-less
 /// multi-part and otherwise malformed text is refused.
-public enum DurationParser {
+package enum DurationParser {
     /// The duration in seconds, or `nil` when `text` is not a duration.
-    public static func parse(_ text: String) -> Double? {
+    package static func parse(_ text: String) -> Double? {
         let scalars = Array(text.trimmingWhitespace().unicodeScalars)
         guard !scalars.isEmpty else { return nil }
 
@@ -36,7 +36,7 @@ public enum DurationParser {
 
     /// `seconds` written the way `jobs.yml` writes durations: `7d`, `1h30m`, `250ms`, `0s`;
     /// ``parse(_:)`` reads it back to the same value.
-    public static func format(_ seconds: Double) -> String {
+    package static func format(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return String(seconds) }
         if seconds == 0 { return "0s" }
         let milliseconds = (seconds * 1000).rounded()

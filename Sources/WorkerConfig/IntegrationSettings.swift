@@ -29,20 +29,20 @@ import Yams
 /// (`job:failed`, `youtube:completed`), `<type>:<outcome>` (`overseerr.submit:failed`) or `*`.
 
 /// One entry of `webhooks`.
-public struct WebhookSettings: Sendable, Equatable {
+package struct WebhookSettings: Sendable, Equatable {
     /// Where deliveries are POSTed (http or https).
-    public var url: String
+    package var url: String
     /// The HMAC-SHA256 key of the signature; a secret.
-    public var secret: String
+    package var secret: String
     /// Which events are sent.
-    public var events: [String]
+    package var events: [String]
     /// Seconds one delivery may take (key `timeout`, default 10 s).
-    public var timeout: Double
+    package var timeout: Double
     /// Tries of one delivery before it is given up (key `attempts`, default 5).
-    public var attempts: Int
+    package var attempts: Int
 
     /// A receiver.
-    public init(url: String, secret: String, events: [String] = WebhookSettings.defaultEvents, timeout: Double = 10, attempts: Int = 5) {
+    package init(url: String, secret: String, events: [String] = WebhookSettings.defaultEvents, timeout: Double = 10, attempts: Int = 5) {
         self.url = url
         self.secret = secret
         self.events = events
@@ -51,29 +51,29 @@ public struct WebhookSettings: Sendable, Equatable {
     }
 
     /// The outcomes a receiver gets when its `events` is left out.
-    public static let defaultEvents = ["completed", "failed", "cancelled"]
+    package static let defaultEvents = ["completed", "failed", "cancelled"]
 }
 
 /// Key `smtp`.
-public struct SMTPSettings: Sendable, Equatable {
-    public var host: String
-    public var port: Int
+package struct SMTPSettings: Sendable, Equatable {
+    package var host: String
+    package var port: Int
     /// `auto` (STARTTLS when offered), `starttls` (required), `tls` (from the first byte) or `none`.
-    public var tls: String
-    public var username: String?
+    package var tls: String
+    package var username: String?
     /// A secret.
-    public var password: String?
+    package var password: String?
     /// The sender, `addr` or `Name <addr>`.
-    public var from: String
+    package var from: String
     /// PEM file of CA certificates trusted for the server (key `ca_file`).
-    public var caFile: String?
+    package var caFile: String?
     /// Whether the server's certificate is checked (key `verify`, default true).
-    public var verify: Bool
+    package var verify: Bool
     /// Seconds for connecting and for each reply (default 30 s).
-    public var timeout: Double
+    package var timeout: Double
 
     /// Settings with the given values.
-    public init(host: String, port: Int = 587, tls: String = "auto", username: String? = nil, password: String? = nil,
+    package init(host: String, port: Int = 587, tls: String = "auto", username: String? = nil, password: String? = nil,
                 from: String, caFile: String? = nil, verify: Bool = true, timeout: Double = 30) {
         self.host = host
         self.port = port
@@ -87,39 +87,39 @@ public struct SMTPSettings: Sendable, Equatable {
     }
 
     /// The accepted `tls` values.
-    public static let tlsModes = ["auto", "starttls", "tls", "none"]
+    package static let tlsModes = ["auto", "starttls", "tls", "none"]
 }
 
 /// Key `notifications`.
-public struct NotificationSettings: Sendable, Equatable {
+package struct NotificationSettings: Sendable, Equatable {
     /// Whether terminal events of jobs with a userId become `notifications` rows and
     /// messages on `P:user:<id>` (key `users`, default true).
-    public var users: Bool
+    package var users: Bool
     /// Mail to admins; nil for none.
-    public var mail: MailNotificationSettings?
+    package var mail: MailNotificationSettings?
 
     /// Settings with the given values.
-    public init(users: Bool = true, mail: MailNotificationSettings? = nil) {
+    package init(users: Bool = true, mail: MailNotificationSettings? = nil) {
         self.users = users
         self.mail = mail
     }
 }
 
 /// Key `notifications.mail`.
-public struct MailNotificationSettings: Sendable, Equatable {
+package struct MailNotificationSettings: Sendable, Equatable {
     /// Recipients.
-    public var to: [String]
+    package var to: [String]
     /// Which events are mailed.
-    public var events: [String]
+    package var events: [String]
 
     /// Settings with the given values.
-    public init(to: [String], events: [String] = MailNotificationSettings.defaultEvents) {
+    package init(to: [String], events: [String] = MailNotificationSettings.defaultEvents) {
         self.to = to
         self.events = events
     }
 
     /// The outcomes mail is sent for when `notifications.mail.events` is left out.
-    public static let defaultEvents = ["failed"]
+    package static let defaultEvents = ["failed"]
 }
 
 // MARK: - Decoding

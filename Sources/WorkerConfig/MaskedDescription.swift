@@ -5,7 +5,7 @@ extension WorkerConfiguration {
     /// replaced by `***`: passwords in URLs, `plex.token`, `overseerr.api_key`, `webhooks[].secret`
     /// and `smtp.password`.
     /// This is what `medianest-worker check-config` prints; it is itself a valid `jobs.yml`.
-    public func maskedDescription() -> String {
+    package func maskedDescription() -> String {
         var out = YAMLWriter()
         out.comment("medianest-worker configuration" + (sourcePath.map { " from \($0)" } ?? "")
                     + ", with every default; secrets are shown as ***")

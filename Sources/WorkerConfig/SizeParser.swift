@@ -2,9 +2,9 @@
 /// `KiB` `MiB` `GiB` `TiB` `PiB` (powers of 1024) or `KB` `MB` `GB` `TB` `PB` (powers of 1000),
 /// the final `B` optional (`10Gi`, `10G`), case ignored, a space allowed before the unit
 /// (`10 GiB`), fractions allowed (`1.5GB`). A fractional byte count is rounded down.
-public enum SizeParser {
+package enum SizeParser {
     /// The size in bytes, or `nil` when `text` is not a size or does not fit in `Int64`.
-    public static func parse(_ text: String) -> Int64? {
+    package static func parse(_ text: String) -> Int64? {
         let scalars = Array(text.trimmingWhitespace().unicodeScalars)
         var index = 0
         while index < scalars.count, scalars[index] == "." || ("0"..."9").contains(scalars[index]) { index += 1 }
@@ -27,7 +27,7 @@ public enum SizeParser {
     }
 
     /// `bytes` in the largest binary unit that divides it exactly (`10GiB`, `512MiB`), or plain bytes.
-    public static func format(_ bytes: Int64) -> String {
+    package static func format(_ bytes: Int64) -> String {
         for (unit, size) in [("PiB", Int64(1) << 50), ("TiB", Int64(1) << 40), ("GiB", Int64(1) << 30),
                              ("MiB", Int64(1) << 20), ("KiB", Int64(1) << 10)]
         where bytes != 0 && bytes % size == 0 {

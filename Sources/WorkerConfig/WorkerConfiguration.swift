@@ -5,48 +5,48 @@
 /// Build one with ``ConfigLoader/load(path:environment:)``,
 /// ``ConfigLoader/parse(yaml:source:environment:)`` or ``ConfigLoader/defaults(environment:)``;
 /// ``init()`` gives the built-in defaults for tests. Every time value is in seconds.
-public struct WorkerConfiguration: Sendable, Equatable {
+package struct WorkerConfiguration: Sendable, Equatable {
     /// The file the configuration was read from; `nil` when it came from a string or the defaults.
-    public var sourcePath: String?
+    package var sourcePath: String?
     /// Where the queues, job state and events live.
-    public var redis: RedisSettings
+    package var redis: RedisSettings
     /// The durable job record.
-    public var postgres: PostgresSettings
+    package var postgres: PostgresSettings
     /// The media library and the working directory for downloads in progress.
-    public var paths: PathSettings
+    package var paths: PathSettings
     /// The admin control socket.
-    public var control: ControlSettings
+    package var control: ControlSettings
     /// The Prometheus endpoint.
-    public var metrics: MetricsSettings
+    package var metrics: MetricsSettings
     /// How long running jobs may finish after SIGTERM before they are handed back (key `shutdown_timeout`).
-    public var shutdownTimeout: Double
+    package var shutdownTimeout: Double
     /// How long a job stays claimed by a host that stops renewing it (key `lease`, at least 2 s).
-    public var lease: Double
+    package var lease: Double
     /// The queues, in file order (key `queues`, a map of name to settings).
-    public var queues: [QueueSettings]
+    package var queues: [QueueSettings]
     /// Defaults and limits for `youtube.download` jobs.
-    public var youtube: YouTubeSettings
+    package var youtube: YouTubeSettings
     /// The Plex server to refresh after downloads; `nil` when absent or its token is empty.
-    public var plex: PlexSettings?
+    package var plex: PlexSettings?
     /// The Overseerr server; `nil` when absent or its API key is empty.
-    public var overseerr: OverseerrSettings?
+    package var overseerr: OverseerrSettings?
     /// Jobs fired on a timetable, in file order.
-    public var schedules: [ScheduleSettings]
+    package var schedules: [ScheduleSettings]
     /// How long finished state, job records and temporary files are kept, and the per-user quota.
-    public var retention: RetentionSettings
+    package var retention: RetentionSettings
     /// What the `cleanup` job may do.
-    public var cleanup: CleanupSettings
+    package var cleanup: CleanupSettings
     /// Log level and format.
-    public var logging: LoggingSettings
+    package var logging: LoggingSettings
     /// Receivers of signed job outcomes, in file order (key `webhooks`; none by default).
-    public var webhooks: [WebhookSettings]
+    package var webhooks: [WebhookSettings]
     /// The mail server; `nil` when there is no `smtp` section.
-    public var smtp: SMTPSettings?
+    package var smtp: SMTPSettings?
     /// What users and admins are told of their jobs (key `notifications`).
-    public var notifications: NotificationSettings
+    package var notifications: NotificationSettings
 
     /// The built-in defaults, with no file and no environment.
-    public init() {
+    package init() {
         sourcePath = nil
         redis = RedisSettings()
         postgres = PostgresSettings()
@@ -69,122 +69,122 @@ public struct WorkerConfiguration: Sendable, Equatable {
     }
 
     /// The queue with this name, if the configuration has one.
-    public func queue(named name: String) -> QueueSettings? {
+    package func queue(named name: String) -> QueueSettings? {
         queues.first { $0.name == name }
     }
 
     /// The names of the configured queues, in file order.
-    public var queueNames: [String] { queues.map(\.name) }
+    package var queueNames: [String] { queues.map(\.name) }
 }
 
 /// Key `redis`.
-public struct RedisSettings: Sendable, Equatable {
+package struct RedisSettings: Sendable, Equatable {
     /// A `redis://[[user]:password@]host[:port][/db]` URL (default `redis://127.0.0.1:6379/0`).
-    public var url: String
+    package var url: String
     /// The prefix of every key, `P` in the contract (default `medianest`, `[A-Za-z0-9_.:-]{1,64}`).
-    public var prefix: String
+    package var prefix: String
 
     /// The default Redis URL.
-    public static let defaultURL = "redis://127.0.0.1:6379/0"
+    package static let defaultURL = "redis://127.0.0.1:6379/0"
 
     /// Settings with the given values, defaults for the rest.
-    public init(url: String = RedisSettings.defaultURL, prefix: String = "medianest") {
+    package init(url: String = RedisSettings.defaultURL, prefix: String = "medianest") {
         self.url = url
         self.prefix = prefix
     }
 }
 
 /// Key `postgres`.
-public struct PostgresSettings: Sendable, Equatable {
+package struct PostgresSettings: Sendable, Equatable {
     /// A `postgres://` or `postgresql://` URL (default `postgres://medianest@127.0.0.1:5432/medianest`).
-    public var url: String
+    package var url: String
     /// How many connections the daemon keeps open (key `pool_size`, default 4).
-    public var poolSize: Int
+    package var poolSize: Int
 
     /// The default Postgres URL.
-    public static let defaultURL = "postgres://medianest@127.0.0.1:5432/medianest"
+    package static let defaultURL = "postgres://medianest@127.0.0.1:5432/medianest"
 
     /// Settings with the given values, defaults for the rest.
-    public init(url: String = PostgresSettings.defaultURL, poolSize: Int = 4) {
+    package init(url: String = PostgresSettings.defaultURL, poolSize: Int = 4) {
         self.url = url
         self.poolSize = poolSize
     }
 }
 
 /// Key `paths`; both absolute.
-public struct PathSettings: Sendable, Equatable {
+package struct PathSettings: Sendable, Equatable {
     /// The media library that finished files are moved into (default `/srv/media/youtube`).
-    public var library: String
+    package var library: String
     /// Where downloads and conversions work before the move (default `/var/lib/medianest-worker/tmp`).
-    public var temp: String
+    package var temp: String
 
     /// Settings with the given values, defaults for the rest.
-    public init(library: String = "/srv/media/youtube", temp: String = "/var/lib/medianest-worker/tmp") {
+    package init(library: String = "/srv/media/youtube", temp: String = "/var/lib/medianest-worker/tmp") {
         self.library = library
         self.temp = temp
     }
 }
 
 /// Key `control`.
-public struct ControlSettings: Sendable, Equatable {
+package struct ControlSettings: Sendable, Equatable {
     /// Path of the Unix socket (default `/run/medianest-worker/control.sock`).
-    public var socket: String
+    package var socket: String
     /// Permission bits the socket is created with, written as an octal string such as `"0660"` (default `0o660`).
-    public var mode: UInt16
+    package var mode: UInt16
 
     /// Settings with the given values, defaults for the rest.
-    public init(socket: String = "/run/medianest-worker/control.sock", mode: UInt16 = 0o660) {
+    package init(socket: String = "/run/medianest-worker/control.sock", mode: UInt16 = 0o660) {
         self.socket = socket
         self.mode = mode
     }
 
     /// ``mode`` as the four-digit octal text used in `jobs.yml`, e.g. `"0660"`.
-    public var modeText: String {
+    package var modeText: String {
         let digits = String(mode, radix: 8)
         return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 }
 
 /// Key `metrics`: `listen: host:port`, or `listen: off` (or `""`) to serve no metrics.
-public struct MetricsSettings: Sendable, Equatable {
+package struct MetricsSettings: Sendable, Equatable {
     /// Whether `/metrics` and `/healthz` are served.
-    public var enabled: Bool
+    package var enabled: Bool
     /// Address to bind (default `127.0.0.1`); an IPv6 address without brackets.
-    public var host: String
+    package var host: String
     /// TCP port (default 9464).
-    public var port: Int
+    package var port: Int
 
     /// Settings with the given values, defaults for the rest.
-    public init(enabled: Bool = true, host: String = "127.0.0.1", port: Int = 9464) {
+    package init(enabled: Bool = true, host: String = "127.0.0.1", port: Int = 9464) {
         self.enabled = enabled
         self.host = host
         self.port = port
     }
 
     /// The `listen` value as written in `jobs.yml`: `host:port`, `[v6]:port`, or `off`.
-    public var listen: String {
+    package var listen: String {
         guard enabled else { return "off" }
         return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 
 /// One entry of `queues`.
-public struct QueueSettings: Sendable, Equatable {
+package struct QueueSettings: Sendable, Equatable {
     /// The queue's name, `[a-z0-9_-]{1,64}`; jobs are enqueued on `P:queue:<name>`.
-    public var name: String
+    package var name: String
     /// How many jobs of this queue one daemon runs at once (1–1024, default 1).
-    public var concurrency: Int
+    package var concurrency: Int
     /// Attempts before a job fails for good (key `max_attempts`, at least 1, default 3).
-    public var maxAttempts: Int
+    package var maxAttempts: Int
     /// Delay between attempts.
-    public var backoff: BackoffSettings
+    package var backoff: BackoffSettings
     /// Time allowed per attempt, in seconds (default 1 h).
-    public var timeout: Double
+    package var timeout: Double
     /// At most `max` job starts per `per` seconds across all daemons (key `rate_limit`); `nil` for no limit.
-    public var rateLimit: RateLimitSettings?
+    package var rateLimit: RateLimitSettings?
 
     /// Settings with the given values, defaults for the rest.
-    public init(
+    package init(
         name: String,
         concurrency: Int = 1,
         maxAttempts: Int = 3,
@@ -201,7 +201,7 @@ public struct QueueSettings: Sendable, Equatable {
     }
 
     /// The queues used when `jobs.yml` has no `queues` key: those of the contract's example.
-    public static let defaultQueues: [QueueSettings] = [
+    package static let defaultQueues: [QueueSettings] = [
         QueueSettings(
             name: "youtube", concurrency: 3, maxAttempts: 3,
             backoff: BackoffSettings(initial: 5, max: 600), timeout: 7200,
@@ -212,61 +212,61 @@ public struct QueueSettings: Sendable, Equatable {
 }
 
 /// Key `backoff` of a queue: the delay grows from `initial` towards `max`.
-public struct BackoffSettings: Sendable, Equatable {
+package struct BackoffSettings: Sendable, Equatable {
     /// Delay before the second attempt, in seconds (default 5 s).
-    public var initial: Double
+    package var initial: Double
     /// Longest delay between attempts, in seconds (default 10 min).
-    public var max: Double
+    package var max: Double
 
     /// Settings with the given values, defaults for the rest.
-    public init(initial: Double = 5, max: Double = 600) {
+    package init(initial: Double = 5, max: Double = 600) {
         self.initial = initial
         self.max = max
     }
 }
 
 /// Key `rate_limit` of a queue.
-public struct RateLimitSettings: Sendable, Equatable {
+package struct RateLimitSettings: Sendable, Equatable {
     /// Jobs that may start in one window (at least 1).
-    public var max: Int
+    package var max: Int
     /// Length of the window, in seconds.
-    public var per: Double
+    package var per: Double
 
     /// A limit of `max` starts per `per` seconds.
-    public init(max: Int, per: Double) {
+    package init(max: Int, per: Double) {
         self.max = max
         self.per = per
     }
 }
 
 /// Key `youtube`.
-public struct YouTubeSettings: Sendable, Equatable {
+package struct YouTubeSettings: Sendable, Equatable {
     /// The yt-dlp executable, a name looked up in `PATH` or a path (key `yt_dlp`, default `yt-dlp`).
-    public var ytDlp: String
+    package var ytDlp: String
     /// Quality when a job names none (default `1080p`).
-    public var quality: String
+    package var quality: String
     /// Container when a job names none (default `mp4`).
-    public var format: String
+    package var format: String
     /// Hosts allowed besides YouTube's own (key `allowed_hosts`, default none).
-    public var allowedHosts: [String]
+    package var allowedHosts: [String]
     /// File name template inside the library (default `{channel}/{title} [{id}].{ext}`).
-    public var output: String
+    package var output: String
     /// Pause between yt-dlp's metadata requests, in seconds (key `sleep_requests`); `nil` for none.
-    public var sleepRequests: Double?
+    package var sleepRequests: Double?
     /// JavaScript runtime yt-dlp uses for YouTube's player (key `js_runtime`, e.g. `deno` or `node:/usr/bin/node`); `nil` for yt-dlp's own choice.
-    public var jsRuntime: String?
+    package var jsRuntime: String?
 
     /// The qualities a job or the configuration may ask for.
-    public static let qualities = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"]
+    package static let qualities = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"]
     /// The formats a job or the configuration may ask for.
-    public static let formats = ["mp4", "mkv", "webm", "m4a", "mp3"]
+    package static let formats = ["mp4", "mkv", "webm", "m4a", "mp3"]
     /// The placeholders ``output`` may use.
-    public static let outputPlaceholders = ["channel", "title", "id", "date", "ext", "user", "playlist", "index"]
+    package static let outputPlaceholders = ["channel", "title", "id", "date", "ext", "user", "playlist", "index"]
     /// The default ``output`` template.
-    public static let defaultOutput = "{channel}/{title} [{id}].{ext}"
+    package static let defaultOutput = "{channel}/{title} [{id}].{ext}"
 
     /// Settings with the given values, defaults for the rest.
-    public init(
+    package init(
         ytDlp: String = "yt-dlp",
         quality: String = "1080p",
         format: String = "mp4",
@@ -286,18 +286,18 @@ public struct YouTubeSettings: Sendable, Equatable {
 }
 
 /// Key `plex`.
-public struct PlexSettings: Sendable, Equatable {
+package struct PlexSettings: Sendable, Equatable {
     /// Base URL of the server, `http` or `https`.
-    public var url: String
+    package var url: String
     /// The `X-Plex-Token`; a secret.
-    public var token: String
+    package var token: String
     /// Title or key of the library section to refresh; `nil` to find it from the path.
-    public var section: String?
+    package var section: String?
     /// How library paths on this host appear to Plex (key `path_map`, local → remote, in file order).
-    public var pathMap: [PathMapping]
+    package var pathMap: [PathMapping]
 
     /// Settings with the given values.
-    public init(url: String, token: String, section: String? = nil, pathMap: [PathMapping] = []) {
+    package init(url: String, token: String, section: String? = nil, pathMap: [PathMapping] = []) {
         self.url = url
         self.token = token
         self.section = section
@@ -306,7 +306,7 @@ public struct PlexSettings: Sendable, Equatable {
 
     /// `path` as Plex sees it: the first mapping whose `local` is `path` or one of its parent
     /// folders replaces that prefix; a path no mapping covers is returned unchanged.
-    public func remotePath(for path: String) -> String {
+    package func remotePath(for path: String) -> String {
         for mapping in pathMap {
             let local = mapping.local.hasSuffix("/") && mapping.local.count > 1
                 ? String(mapping.local.dropLast()) : mapping.local
@@ -322,46 +322,46 @@ public struct PlexSettings: Sendable, Equatable {
 }
 
 /// One entry of `plex.path_map`.
-public struct PathMapping: Sendable, Equatable {
+package struct PathMapping: Sendable, Equatable {
     /// An absolute path on this host.
-    public var local: String
+    package var local: String
     /// The same folder as the Plex server sees it.
-    public var remote: String
+    package var remote: String
 
     /// A mapping of `local` to `remote`.
-    public init(local: String, remote: String) {
+    package init(local: String, remote: String) {
         self.local = local
         self.remote = remote
     }
 }
 
 /// Key `overseerr`.
-public struct OverseerrSettings: Sendable, Equatable {
+package struct OverseerrSettings: Sendable, Equatable {
     /// Base URL of the server, `http` or `https`.
-    public var url: String
+    package var url: String
     /// The `X-Api-Key`; a secret (key `api_key`).
-    public var apiKey: String
+    package var apiKey: String
 
     /// Settings with the given values.
-    public init(url: String, apiKey: String) {
+    package init(url: String, apiKey: String) {
         self.url = url
         self.apiKey = apiKey
     }
 }
 
 /// One entry of `schedules`: a job enqueued on a timetable, once per cluster.
-public struct ScheduleSettings: Sendable, Equatable {
+package struct ScheduleSettings: Sendable, Equatable {
     /// The schedule's name (its key in `schedules`).
-    public var name: String
+    package var name: String
     /// A five-field cron expression or `@hourly`-style macro; exactly one of ``cron`` and ``every`` is set.
-    public var cron: String?
+    package var cron: String?
     /// Interval in seconds; exactly one of ``cron`` and ``every`` is set.
-    public var every: Double?
+    package var every: Double?
     /// What is enqueued.
-    public var job: ScheduledJob
+    package var job: ScheduledJob
 
     /// A schedule with the given values.
-    public init(name: String, cron: String? = nil, every: Double? = nil, job: ScheduledJob) {
+    package init(name: String, cron: String? = nil, every: Double? = nil, job: ScheduledJob) {
         self.name = name
         self.cron = cron
         self.every = every
@@ -369,13 +369,13 @@ public struct ScheduleSettings: Sendable, Equatable {
     }
 
     /// ``cron`` parsed; `nil` for an `every` schedule (a loaded configuration's cron text always parses).
-    public var cronExpression: CronExpression? {
+    package var cronExpression: CronExpression? {
         cron.flatMap { try? CronExpression($0) }
     }
 
     /// The schedules used when `jobs.yml` has no `schedules` key: those of the contract's example
     /// and `overseerr.sync` every 5 minutes, all on the queue `default`.
-    public static let defaultSchedules: [ScheduleSettings] = [
+    package static let defaultSchedules: [ScheduleSettings] = [
         ScheduleSettings(name: "cleanup", cron: "*/15 * * * *",
                          job: ScheduledJob(type: "cleanup", queue: "default")),
         ScheduleSettings(name: "health", every: 120,
@@ -386,16 +386,16 @@ public struct ScheduleSettings: Sendable, Equatable {
 }
 
 /// Key `job` of a schedule.
-public struct ScheduledJob: Sendable, Equatable {
+package struct ScheduledJob: Sendable, Equatable {
     /// The job type, e.g. `cleanup`.
-    public var type: String
+    package var type: String
     /// The queue it is enqueued on; always one of the configured queues.
-    public var queue: String
+    package var queue: String
     /// The payload as compact JSON object text (key `payload`, default `{}`).
-    public var payloadJSON: String
+    package var payloadJSON: String
 
     /// A job with the given values.
-    public init(type: String, queue: String, payloadJSON: String = "{}") {
+    package init(type: String, queue: String, payloadJSON: String = "{}") {
         self.type = type
         self.queue = queue
         self.payloadJSON = payloadJSON
@@ -403,18 +403,18 @@ public struct ScheduledJob: Sendable, Equatable {
 }
 
 /// Key `retention`.
-public struct RetentionSettings: Sendable, Equatable {
+package struct RetentionSettings: Sendable, Equatable {
     /// How long the Redis hash of a finished job is kept, in seconds (default 7 days).
-    public var state: Double
+    package var state: Double
     /// How long finished jobs are kept in Postgres, in seconds (default 30 days).
-    public var jobs: Double
+    package var jobs: Double
     /// Age after which leftovers in `paths.temp` are removed, in seconds (default 6 h).
-    public var temp: Double
+    package var temp: Double
     /// Library bytes one user may fill (key `user_quota`, e.g. `10GiB`); `nil` for no quota.
-    public var userQuota: Int64?
+    package var userQuota: Int64?
 
     /// Settings with the given values, defaults for the rest.
-    public init(state: Double = 7 * 86400, jobs: Double = 30 * 86400, temp: Double = 6 * 3600, userQuota: Int64? = nil) {
+    package init(state: Double = 7 * 86400, jobs: Double = 30 * 86400, temp: Double = 6 * 3600, userQuota: Int64? = nil) {
         self.state = state
         self.jobs = jobs
         self.temp = temp
@@ -423,30 +423,30 @@ public struct RetentionSettings: Sendable, Equatable {
 }
 
 /// Key `cleanup`.
-public struct CleanupSettings: Sendable, Equatable {
+package struct CleanupSettings: Sendable, Equatable {
     /// Whether the `cleanup` job deletes library files no job record knows (key `delete_orphans`, default false).
-    public var deleteOrphans: Bool
+    package var deleteOrphans: Bool
 
     /// Settings with the given values, defaults for the rest.
-    public init(deleteOrphans: Bool = false) {
+    package init(deleteOrphans: Bool = false) {
         self.deleteOrphans = deleteOrphans
     }
 }
 
 /// Key `logging`.
-public struct LoggingSettings: Sendable, Equatable {
+package struct LoggingSettings: Sendable, Equatable {
     /// One of ``levels`` (default `info`).
-    public var level: String
+    package var level: String
     /// `auto` (the daemon picks by where the log goes), `json` or `text` (default `auto`).
-    public var format: String
+    package var format: String
 
     /// The accepted levels, most verbose first.
-    public static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+    package static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     /// The accepted formats.
-    public static let formats = ["auto", "json", "text"]
+    package static let formats = ["auto", "json", "text"]
 
     /// Settings with the given values, defaults for the rest.
-    public init(level: String = "info", format: String = "auto") {
+    package init(level: String = "info", format: String = "auto") {
         self.level = level
         self.format = format
     }

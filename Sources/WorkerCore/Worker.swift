@@ -7,19 +7,19 @@ import Synchronization
 import WorkerConfig
 
 /// What the daemon reports about itself (control socket `status`, heartbeats).
-public struct WorkerStatus: Sendable {
-    public var consumer: String
-    public var draining: Bool
-    public var shuttingDown: Bool
-    public var paused: Set<String>
-    public var queues: [(name: String, concurrency: Int, active: Int)]
-    public var redisConnected: Bool
-    public var postgresHealthy: Bool
+package struct WorkerStatus: Sendable {
+    package var consumer: String
+    package var draining: Bool
+    package var shuttingDown: Bool
+    package var paused: Set<String>
+    package var queues: [(name: String, concurrency: Int, active: Int)]
+    package var redisConnected: Bool
+    package var postgresHealthy: Bool
     /// Records waiting in the outbox (the whole cluster's), and the age of the oldest, as last sampled.
-    public var recordsBacklog: Int
-    public var recordsOldestSeconds: Double
+    package var recordsBacklog: Int
+    package var recordsOldestSeconds: Double
     /// Records this daemon set aside in `P:records:dead`.
-    public var recordsDeadLettered: Int
+    package var recordsDeadLettered: Int
 }
 
 /// The job daemon's core, as a group of services (swift-service-lifecycle): one `Fetcher` per queue
@@ -33,16 +33,16 @@ public struct WorkerStatus: Sendable {
 /// A graceful shutdown stops them in the reverse of that order: the fetchers first, then the
 /// `JobDrain` lets running jobs finish (handing back what does not finish in time) while leases are
 /// still renewed and cancels still applied, then maintenance, and the record writer last.
-public final class Worker: Sendable {
-    public let consumer: String
-    public let logger: Logger
-    public let metrics: Metrics
-    public let queue: JobQueue
+package final class Worker: Sendable {
+    package let consumer: String
+    package let logger: Logger
+    package let metrics: Metrics
+    package let queue: JobQueue
     /// Moves records from the outbox into PostgreSQL.
-    public let records: RecordWriter
+    package let records: RecordWriter
     /// Calls the observers for the outcomes in `P:outcomes`.
     let dispatcher: OutcomeDispatcher
-    public let pool: WorkerPool
+    package let pool: WorkerPool
     let registry: HandlerRegistry
     let redis: RedisConnection
     let postgres: PostgresPool
@@ -55,12 +55,12 @@ public final class Worker: Sendable {
     private let fetching = Mutex<Set<String>>([])
     private let group = Mutex<ServiceGroup?>(nil)
     /// What handlers get besides their job.
-    public let services: WorkerServices
+    package let services: WorkerServices
     /// Blocking reads made by the fetchers (each one round trip), for the round-trips-per-job figure.
     let blockingReads = Counter()
 
     /// Makes a worker. Connections are opened when `run()` starts.
-    public init(configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
+    package init(configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
                 consumer: String? = nil, observers: [any JobObserver] = []) throws {
         let state = WorkerState(configuration: configuration, logger: logger)
         self.state = state
@@ -92,13 +92,13 @@ public final class Worker: Sendable {
                          blockingReads: blockingReads)
     }
 
-    public var configuration: WorkerConfiguration { state.configuration }
-    public var isDraining: Bool { state.isDraining }
-    public var isShuttingDown: Bool { state.isShuttingDown }
-    public func isPaused(_ queue: String) -> Bool { state.isPaused(queue) }
+    package var configuration: WorkerConfiguration { state.configuration }
+    package var isDraining: Bool { state.isDraining }
+    package var isShuttingDown: Bool { state.isShuttingDown }
+    package func isPaused(_ queue: String) -> Bool { state.isPaused(queue) }
 
     /// Waits until the worker consumes its queues.
-    public func waitUntilReady() async { await state.ready.wait() }
+    package func waitUntilReady() async { await state.ready.wait() }
 
     /// The services, in start order (a graceful shutdown stops them in the reverse order).
     private func services(_ cfg: WorkerConfiguration) -> [ServiceGroupConfiguration.ServiceConfiguration] {
@@ -127,7 +127,7 @@ public final class Worker: Sendable {
     /// Runs until `shutdown()`, then stops gracefully: no new jobs, running ones get `shutdown_timeout`
     /// to finish, the rest go back to the queue, the records that wait are written. `onReady` is called
     /// once the queues are consumed.
-    public func run(onReady: @Sendable () -> Void = {}) async {
+    package func run(onReady: @Sendable () -> Void = {}) async {
         let cfg = configuration
         logger.info("starting", metadata: ["consumer": "\(consumer)", "redis": "\(redisConfiguration.redactedURL)",
                                           "queues": "\(cfg.queues.map(\.name).joined(separator: ","))"])
@@ -157,21 +157,21 @@ public final class Worker: Sendable {
     }
 
     /// Begins a graceful shutdown (SIGTERM).
-    public func shutdown() {
+    package func shutdown() {
         state.stopping.open()
         let serviceGroup = group.withLock { $0 }
         Task { await serviceGroup?.triggerGracefulShutdown() }
     }
 
     /// Stops or resumes taking jobs on this daemon only (control socket `drain`/`undrain`).
-    public func setDraining(_ on: Bool) {
+    package func setDraining(_ on: Bool) {
         state.setDraining(on)
         logger.notice(on ? "draining: this daemon takes no new jobs" : "undrained: taking jobs again")
     }
 
     /// Applies a re-read configuration: queue sizes, limits and timeouts change at once; new queues
     /// start, removed ones stop taking jobs. Connection URLs and the prefix need a restart.
-    public func reload(_ newConfiguration: WorkerConfiguration) async {
+    package func reload(_ newConfiguration: WorkerConfiguration) async {
         let old = configuration
         var applied = newConfiguration
         if applied.redis != old.redis || applied.postgres != old.postgres {
@@ -190,12 +190,12 @@ public final class Worker: Sendable {
     }
 
     /// Whether Redis answers a PING now.
-    public func ping() async throws -> Bool {
+    package func ping() async throws -> Bool {
         try await redis.send(RedisCommand(["PING"])).string == "PONG"
     }
 
     /// Current status.
-    public func status() -> WorkerStatus {
+    package func status() -> WorkerStatus {
         let cfg = configuration
         return WorkerStatus(consumer: consumer, draining: isDraining, shuttingDown: isShuttingDown,
                             paused: state.paused,
@@ -206,24 +206,24 @@ public final class Worker: Sendable {
     }
 
     /// Outcomes waiting for their observers in `P:outcomes`, and the age of the oldest.
-    public func outcomesBacklog() async throws -> (count: Int, oldestSeconds: Double) { try await dispatcher.backlog() }
+    package func outcomesBacklog() async throws -> (count: Int, oldestSeconds: Double) { try await dispatcher.backlog() }
 
     /// Sends a command to every daemon through `P:control`.
-    public func broadcast(_ fields: [(String, String)]) async throws -> String {
+    package func broadcast(_ fields: [(String, String)]) async throws -> String {
         try await queue.sendControl(fields)
     }
 
     /// Runs a failed or cancelled job again. Returns the state that refused it, or nil when it was queued.
-    public func retry(jobID: String) async throws -> String? { try await commands.retry(jobID: jobID) }
+    package func retry(jobID: String) async throws -> String? { try await commands.retry(jobID: jobID) }
 
     /// Cancels a job wherever it is, on this daemon directly (every daemon does the same for `P:control` commands).
-    public func cancel(jobID: String) async throws -> CancelResult { try await commands.cancel(jobID: jobID) }
+    package func cancel(jobID: String) async throws -> CancelResult { try await commands.cancel(jobID: jobID) }
 
     /// Writes one control action to the audit trail and the log.
-    public func recordAudit(_ entry: AuditEntry) async { await audit.record(entry) }
+    package func recordAudit(_ entry: AuditEntry) async { await audit.record(entry) }
 
     /// The leader and every configured schedule with its last and next tick (for `status`).
-    public func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
+    package func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
         let auditor = ControlAuditor(redis: redis, keys: queue.keys, trail: audit)
         return try await Scheduler(redis: redis, queue: queue, services: services, state: state, auditor: auditor,
                                    consumer: consumer, logger: logger).scheduleOverview()

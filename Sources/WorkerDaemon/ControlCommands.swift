@@ -11,9 +11,9 @@ import WorkerCore
 /// Every answer is one JSON object: `{"ok":true,"cmd":…,…}` or `{"ok":false,"error":"…"}`; a request's
 /// `id` member, when it has one, is echoed back. Actions (everything but `status` and `jobs`) are
 /// written to the audit trail with the peer that asked.
-public final class ControlCommands: Sendable {
+package final class ControlCommands: Sendable {
     /// The commands, as named in errors and `ctl --help`.
-    public static let commands = ["status", "pause", "resume", "drain", "undrain", "cancel", "retry", "jobs", "reload"]
+    package static let commands = ["status", "pause", "resume", "drain", "undrain", "cancel", "retry", "jobs", "reload"]
     /// Longest a request may take before it is answered with a timeout.
     static let requestTimeout: Duration = .seconds(10)
 
@@ -22,13 +22,13 @@ public final class ControlCommands: Sendable {
     let startedAt = Date()
 
     /// `reload` re-reads jobs.yml and returns nil when applied, else why it was refused.
-    public init(worker: Worker, reload: @escaping @Sendable () async -> String?) {
+    package init(worker: Worker, reload: @escaping @Sendable () async -> String?) {
         self.worker = worker
         self.reloadConfiguration = reload
     }
 
     /// Answers one request line.
-    public func handle(_ line: [UInt8], peer: ControlPeer) async -> String {
+    package func handle(_ line: [UInt8], peer: ControlPeer) async -> String {
         guard let request = JSONValue.parse(bytes: line) else {
             return Self.failure(nil, "the request is not valid JSON; send one JSON object per line, e.g. {\"cmd\":\"status\"}")
         }

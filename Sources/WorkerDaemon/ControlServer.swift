@@ -5,14 +5,14 @@ import Synchronization
 import WorkerCore
 
 /// Who is at the other end of a control connection, as the kernel says (`SO_PEERCRED`).
-public struct ControlPeer: Sendable, Equatable, CustomStringConvertible {
-    public var pid: Int32
-    public var uid: UInt32
-    public var gid: UInt32
+package struct ControlPeer: Sendable, Equatable, CustomStringConvertible {
+    package var pid: Int32
+    package var uid: UInt32
+    package var gid: UInt32
     /// Supplementary groups (`SO_PEERGROUPS`, else `/proc/<pid>/status`).
-    public var groups: [UInt32]
+    package var groups: [UInt32]
 
-    public init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32]) {
+    package init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32]) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
@@ -20,10 +20,10 @@ public struct ControlPeer: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The user's login name, when the uid has one.
-    public var userName: String? { ControlPeer.name(ofUser: uid) }
+    package var userName: String? { ControlPeer.name(ofUser: uid) }
 
     /// `uid 1000 (alice)`.
-    public var description: String { "uid \(uid)" + (userName.map { " (\($0))" } ?? "") }
+    package var description: String { "uid \(uid)" + (userName.map { " (\($0))" } ?? "") }
 
     static func name(ofUser uid: UInt32) -> String? {
         var entry = passwd()
@@ -43,8 +43,8 @@ public struct ControlPeer: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Why the control socket could not be opened; each says what to change.
-public struct ControlServerError: Error, Sendable, CustomStringConvertible {
-    public let description: String
+package struct ControlServerError: Error, Sendable, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 
@@ -59,14 +59,14 @@ public struct ControlServerError: Error, Sendable, CustomStringConvertible {
 /// Only the daemon's own user, root, and members of the socket file's group may talk to it; any
 /// other peer gets one refusal line and is disconnected. A malformed or oversized line gets an
 /// error answer on its own connection and harms nothing else.
-public final class ControlServer: Sendable {
+package final class ControlServer: Sendable {
     /// Answers one request line (without its newline) with one JSON object (without a newline).
-    public typealias Handler = @Sendable (_ line: [UInt8], _ peer: ControlPeer) async -> String
+    package typealias Handler = @Sendable (_ line: [UInt8], _ peer: ControlPeer) async -> String
 
     /// Longest request line accepted.
-    public static let maxLineBytes = 65_536
+    package static let maxLineBytes = 65_536
     /// Connections beyond this are refused with an answer.
-    public static let maxConnections = 1024
+    package static let maxConnections = 1024
     /// A connection with nothing to do for this long is closed.
     static let idleTimeout: Double = 600
 
@@ -86,7 +86,7 @@ public final class ControlServer: Sendable {
     }
     private let shared = Mutex(Shared())
 
-    public init(path: String, mode: UInt16, logger: Logger, handler: @escaping Handler) {
+    package init(path: String, mode: UInt16, logger: Logger, handler: @escaping Handler) {
         self.path = path
         self.mode = mode
         self.logger = logger
@@ -94,7 +94,7 @@ public final class ControlServer: Sendable {
     }
 
     /// Creates the socket and starts serving it.
-    public func start() throws(ControlServerError) {
+    package func start() throws(ControlServerError) {
         guard path.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
             throw ControlServerError("control.socket '\(path)' is longer than a Unix socket path may be (107 bytes); choose a shorter path")
         }
@@ -151,7 +151,7 @@ public final class ControlServer: Sendable {
     }
 
     /// Stops serving: the socket file goes at once, the loop thread closes the connections.
-    public func stop() {
+    package func stop() {
         let (wake, identity) = shared.withLock { s -> (Int32, (dev: UInt64, ino: UInt64)?) in
             s.stopping = true
             return (s.wakeWrite, s.socketIdentity)

@@ -6,14 +6,14 @@ import WorkerCore
 
 /// The daemon process: a `Worker` plus what belongs to a process — signals, systemd notification,
 /// the watchdog, and re-reading jobs.yml on SIGHUP.
-public final class Daemon: Sendable {
-    public let worker: Worker
+package final class Daemon: Sendable {
+    package let worker: Worker
     let configPath: String?
     let environment: [String: String]
     let notifier: SystemdNotifier
     let logger: Logger
 
-    public init(configuration: WorkerConfiguration, configPath: String?, environment: [String: String],
+    package init(configuration: WorkerConfiguration, configPath: String?, environment: [String: String],
                 registry: HandlerRegistry, logger: Logger) throws {
         self.worker = try Worker(configuration: configuration, registry: registry, logger: logger,
                                  observers: WorkerServices.standardObservers(configuration))
@@ -24,7 +24,7 @@ public final class Daemon: Sendable {
     }
 
     /// Runs until SIGTERM/SIGINT, then shuts down gracefully. Returns the exit status (0).
-    public func run() async -> Int32 {
+    package func run() async -> Int32 {
         let signals = SignalWatcher(
             onTerminate: { [worker, notifier, logger] sig in
                 logger.notice("received \(sig == SIGTERM ? "SIGTERM" : "SIGINT"); shutting down")

@@ -6,17 +6,17 @@ import WorkerCore
 
 /// Writes one JSON object per line: `ts`, `level`, `msg`, `logger`, then the metadata
 /// (job lines carry `jobId`, `queue` and `type`). Used when stdout is not a terminal.
-public struct JSONLogHandler: LineLogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+package struct JSONLogHandler: LineLogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level
     let label: String
 
-    public init(label: String, level: Logger.Level) {
+    package init(label: String, level: Logger.Level) {
         self.label = label
         self.logLevel = level
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         let level = event.level, message = event.message
         var pairs: [(String, JSONText.Value?)] = [
             ("ts", .string(Timestamp.now())), ("level", .string(level.rawValue)), ("msg", .string(message.description)),
@@ -30,17 +30,17 @@ public struct JSONLogHandler: LineLogHandler {
 }
 
 /// Human-readable lines for a terminal: `time level message key=value…`.
-public struct TextLogHandler: LineLogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+package struct TextLogHandler: LineLogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level
     let label: String
 
-    public init(label: String, level: Logger.Level) {
+    package init(label: String, level: Logger.Level) {
         self.label = label
         self.logLevel = level
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         let level = event.level, message = event.message
         let extra = merged(event).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         OutputLock.write("\(Timestamp.now()) \(level.rawValue.uppercased()) \(message)\(extra.isEmpty ? "" : " " + extra)\n")
@@ -48,10 +48,10 @@ public struct TextLogHandler: LineLogHandler {
 }
 
 /// What both line handlers share: metadata storage and merging.
-public protocol LineLogHandler: LogHandler {}
+package protocol LineLogHandler: LogHandler {}
 
 extension LineLogHandler {
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
@@ -84,8 +84,8 @@ enum OutputLock {
 }
 
 /// Sets up swift-log for the process: JSON lines when stdout is not a terminal (or `format: json`).
-public enum Logs {
-    public static func bootstrap(level: String, format: String) {
+package enum Logs {
+    package static func bootstrap(level: String, format: String) {
         let lvl = Logger.Level(rawValue: level) ?? .info
         let json = format == "json" || (format != "text" && isatty(STDOUT_FILENO) == 0)
         LoggingSystem.bootstrap { label in

@@ -7,14 +7,14 @@ import WorkerCore
 /// `GET /metrics` (Prometheus text format 0.0.4) and `GET /healthz` (200 while Redis answers, else 503)
 /// on `metrics.listen`. A small HTTP/1.1 server on a thread of its own: one request per connection,
 /// requests read with a timeout and a size limit, so a slow or hostile client cannot hold it.
-public final class MetricsServer: Sendable {
+package final class MetricsServer: Sendable {
     let host: String
     let port: Int
     let worker: Worker
     let logger: Logger
     private let listener = Mutex<Int32>(-1)
 
-    public init(host: String, port: Int, worker: Worker, logger: Logger) {
+    package init(host: String, port: Int, worker: Worker, logger: Logger) {
         self.host = host
         self.port = port
         self.worker = worker
@@ -22,7 +22,7 @@ public final class MetricsServer: Sendable {
     }
 
     /// Binds and starts serving. Throws when the address cannot be bound.
-    public func start() throws {
+    package func start() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw MetricsServerError("cannot create a socket: \(String(cString: strerror(errno)))") }
         var yes: Int32 = 1
@@ -50,7 +50,7 @@ public final class MetricsServer: Sendable {
         logger.info("metrics listening", metadata: ["address": "\(host):\(port)"])
     }
 
-    public func stop() {
+    package func stop() {
         let fd = listener.withLock { fd -> Int32 in defer { fd = -1 }; return fd }
         if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
     }
@@ -149,8 +149,8 @@ public final class MetricsServer: Sendable {
     }
 }
 
-public struct MetricsServerError: Error, CustomStringConvertible {
-    public let description: String
+package struct MetricsServerError: Error, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 

@@ -2,12 +2,12 @@ import Dispatch
 import Foundation
 
 /// Turns SIGTERM/SIGINT and SIGHUP into callbacks (on a dispatch queue, never in a signal handler).
-public final class SignalWatcher: @unchecked Sendable {
+package final class SignalWatcher: @unchecked Sendable {
     // Invariant: `sources` is written only in init and read only in deinit; DispatchSource is thread-safe.
     private var sources: [DispatchSourceSignal] = []
     private let queue = DispatchQueue(label: "medianest.signals")
 
-    public init(onTerminate: @escaping @Sendable (Int32) -> Void, onReload: @escaping @Sendable () -> Void) {
+    package init(onTerminate: @escaping @Sendable (Int32) -> Void, onReload: @escaping @Sendable () -> Void) {
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)

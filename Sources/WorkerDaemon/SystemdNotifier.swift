@@ -2,18 +2,18 @@ import Foundation
 
 /// Talks to systemd through `$NOTIFY_SOCKET` (sd_notify's datagram protocol, without libsystemd):
 /// READY=1, STATUS=…, RELOADING=1, STOPPING=1 and WATCHDOG=1 pings.
-public final class SystemdNotifier: Sendable {
+package final class SystemdNotifier: Sendable {
     private let path: String?
 
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+    package init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Whether systemd is listening.
-    public var isEnabled: Bool { path != nil }
+    package var isEnabled: Bool { path != nil }
 
     /// The watchdog ping period: half of `WATCHDOG_USEC`, when systemd asks for pings (and for this process).
-    public static func watchdogInterval(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration? {
+    package static func watchdogInterval(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration? {
         guard let usec = environment["WATCHDOG_USEC"].flatMap(UInt64.init), usec > 0 else { return nil }
         if let pid = environment["WATCHDOG_PID"].flatMap(Int32.init), pid != getpid() { return nil }
         return .microseconds(Int64(usec / 2))
@@ -21,7 +21,7 @@ public final class SystemdNotifier: Sendable {
 
     /// Sends one notification (e.g. "READY=1\nSTATUS=…"). Returns false when it could not be sent.
     @discardableResult
-    public func notify(_ message: String) -> Bool {
+    package func notify(_ message: String) -> Bool {
         guard let path else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }

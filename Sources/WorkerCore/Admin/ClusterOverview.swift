@@ -5,68 +5,68 @@ import RedisClient
 /// One look at the whole cluster, as `ctl top` shows it: every queue (depth, entries taken,
 /// active and total slots across daemons, pause), every daemon with a live heartbeat, and the
 /// jobs that run now with their progress. Read from Redis by ``read(redis:keys:queues:jobsPerQueue:)``.
-public struct ClusterOverview: Sendable {
+package struct ClusterOverview: Sendable {
     /// One queue across every daemon.
-    public struct Queue: Sendable, Equatable {
-        public var name: String
+    package struct Queue: Sendable, Equatable {
+        package var name: String
         /// Entries not yet delivered to any daemon (the group's `lag`); nil when the queue has no group yet.
-        public var depth: Int?
+        package var depth: Int?
         /// Entries delivered and not yet acknowledged.
-        public var pending: Int
+        package var pending: Int
         /// Jobs running, summed over the daemons' heartbeats.
-        public var active = 0
+        package var active = 0
         /// Concurrency, summed over the daemons' heartbeats.
-        public var slots = 0
-        public var paused: Bool
+        package var slots = 0
+        package var paused: Bool
         /// The group's `entries-read` counter, for ``startsPerMinute``.
-        public var entriesRead: Int?
+        package var entriesRead: Int?
         /// Entries read per minute between two looks (``rates(from:)``).
-        public var startsPerMinute: Double?
+        package var startsPerMinute: Double?
     }
 
     /// A daemon that sent a heartbeat (`P:worker:<consumer>`) in the last 30 s.
-    public struct Daemon: Sendable, Equatable {
-        public var consumer: String
-        public var host: String
-        public var pid: String
-        public var active: String
-        public var draining: Bool
+    package struct Daemon: Sendable, Equatable {
+        package var consumer: String
+        package var host: String
+        package var pid: String
+        package var active: String
+        package var draining: Bool
         /// Seconds since its last heartbeat.
-        public var seenAgo: Double?
+        package var seenAgo: Double?
     }
 
     /// A job in state `active`, from its hash.
-    public struct Job: Sendable, Equatable {
-        public var id: String
-        public var queue: String
-        public var type: String
+    package struct Job: Sendable, Equatable {
+        package var id: String
+        package var queue: String
+        package var type: String
         /// The daemon running it.
-        public var holder: String
-        public var stage: String?
-        public var progress: Double?
-        public var downloaded: Double?
-        public var total: Double?
-        public var speed: Double?
-        public var eta: Double?
+        package var holder: String
+        package var stage: String?
+        package var progress: Double?
+        package var downloaded: Double?
+        package var total: Double?
+        package var speed: Double?
+        package var eta: Double?
         /// `attempt/maxAttempts`.
-        public var attempt: String
+        package var attempt: String
         /// Epoch milliseconds.
-        public var startedAt: Int64?
+        package var startedAt: Int64?
     }
 
     /// When the look was taken.
-    public var at = Date()
+    package var at = Date()
     /// The configured queues, in configuration order.
-    public var queues: [Queue] = []
+    package var queues: [Queue] = []
     /// Live daemons, by consumer name.
-    public var daemons: [Daemon] = []
+    package var daemons: [Daemon] = []
     /// Running jobs, oldest start first.
-    public var jobs: [Job] = []
+    package var jobs: [Job] = []
 
-    public init() {}
+    package init() {}
 
     /// Start rates from the group's `entries-read` counter between two looks.
-    public mutating func rates(from previous: ClusterOverview?) {
+    package mutating func rates(from previous: ClusterOverview?) {
         guard let previous else { return }
         let seconds = at.timeIntervalSince(previous.at)
         guard seconds > 0.05 else { return }
@@ -80,7 +80,7 @@ public struct ClusterOverview: Sendable {
     /// Reads the overview in three pipelined round trips: pause set, heartbeats and queue groups;
     /// heartbeat hashes and pending entries; job hashes. At most `jobsPerQueue` running jobs are
     /// looked up per queue.
-    public static func read(redis: RedisConnection, keys: RedisKeys, queues: [String], jobsPerQueue: Int = 200) async throws -> ClusterOverview {
+    package static func read(redis: RedisConnection, keys: RedisKeys, queues: [String], jobsPerQueue: Int = 200) async throws -> ClusterOverview {
         var overview = ClusterOverview()
         var first: [RedisCommand] = [RedisCommand(["SMEMBERS", keys.paused]), RedisCommand(["ZRANGE", keys.workers, "0", "-1"])]
         for q in queues {

@@ -1,23 +1,23 @@
 import JSON
 
 /// A job as the API enqueues it (contract section 1), validated.
-public struct JobEnvelope: Sendable, Equatable {
-    public var id: String
-    public var type: String
+package struct JobEnvelope: Sendable, Equatable {
+    package var id: String
+    package var type: String
     /// The payload object, re-encoded compactly.
-    public var payloadJSON: String
-    public var userId: String?
-    public var maxAttempts: Int?
+    package var payloadJSON: String
+    package var userId: String?
+    package var maxAttempts: Int?
     /// `runAt` as epoch milliseconds.
-    public var runAt: Int64?
-    public var timeoutSeconds: Int?
+    package var runAt: Int64?
+    package var timeoutSeconds: Int?
     /// The envelope exactly as it arrived (kept in the state hash so retries and hand-backs re-enqueue it unchanged).
-    public var raw: String
+    package var raw: String
 
     /// Largest accepted stream entry (contract: 64 KiB).
-    public static let maxEntryBytes = 64 * 1024
+    package static let maxEntryBytes = 64 * 1024
 
-    public init(id: String, type: String, payloadJSON: String = "{}", userId: String? = nil,
+    package init(id: String, type: String, payloadJSON: String = "{}", userId: String? = nil,
                 maxAttempts: Int? = nil, runAt: Int64? = nil, timeoutSeconds: Int? = nil, raw: String? = nil) {
         self.id = id
         self.type = type
@@ -35,13 +35,13 @@ public struct JobEnvelope: Sendable, Equatable {
     }
 
     /// The payload object.
-    public var payload: JSONValue {
+    package var payload: JSONValue {
         JSONValue.parse(payloadJSON) ?? .object([])
     }
 
     /// True when `id` is 1–128 characters of `[A-Za-z0-9._:-]`, and not `.` or `..` (ids name
     /// per-job folders, so those two would name the temp root or its parent).
-    public static func isValidID(_ id: String) -> Bool {
+    package static func isValidID(_ id: String) -> Bool {
         let utf8 = id.utf8
         guard !utf8.isEmpty, utf8.count <= 128, id != ".", id != ".." else { return false }
         for b in utf8 {
@@ -57,7 +57,7 @@ public struct JobEnvelope: Sendable, Equatable {
     }
 
     /// True when `name` matches `[a-z0-9_-]{1,64}` (queue names).
-    public static func isValidQueueName(_ name: String) -> Bool {
+    package static func isValidQueueName(_ name: String) -> Bool {
         let utf8 = name.utf8
         guard !utf8.isEmpty, utf8.count <= 64 else { return false }
         return utf8.allSatisfy {
@@ -68,22 +68,22 @@ public struct JobEnvelope: Sendable, Equatable {
 }
 
 /// Why a stream entry was refused. `id` is set when the entry carried a usable job id.
-public struct EnvelopeRejection: Error, Sendable, Equatable {
-    public var id: String?
-    public var type: String?
-    public var userId: String?
-    public var reason: String
+package struct EnvelopeRejection: Error, Sendable, Equatable {
+    package var id: String?
+    package var type: String?
+    package var userId: String?
+    package var reason: String
     /// The offending entry, shortened, for the durable record.
-    public var raw: String
+    package var raw: String
 }
 
 /// Parses and validates stream entries into envelopes.
-public enum EnvelopeParser {
+package enum EnvelopeParser {
     /// Validates one stream entry's field/value pairs, the payload included: `schema` gives the
     /// payload schema of a type, nil for a type no handler serves. A payload that does not fit is
     /// refused with the schema's sentence (`payload.seconds must be a number from 0 to 86400`),
     /// with the envelope's id, type and userId kept so that the job's own hash says why.
-    public static func parse(fields: [(String, [UInt8])], schema: (String) -> PayloadSchema?) -> Result<JobEnvelope, EnvelopeRejection> {
+    package static func parse(fields: [(String, [UInt8])], schema: (String) -> PayloadSchema?) -> Result<JobEnvelope, EnvelopeRejection> {
         var size = 0
         var jobBytes: [UInt8]?
         for (name, value) in fields {

@@ -7,25 +7,25 @@ import JSON
 /// Fields the schema does not name are allowed and ignored. JSON `null` for an optional field
 /// counts as absent. ``validate(_:)`` gives the first mismatch as a sentence that names the field
 /// by its path (`payload.subtitles.auto must be true or false`), which becomes the job's `error`.
-public struct PayloadSchema: Sendable {
+package struct PayloadSchema: Sendable {
     /// The fields the type reads, in the order they are checked.
-    public var fields: [PayloadField]
+    package var fields: [PayloadField]
     /// Checks across fields, run in order once every field has the right type.
-    public var rules: [PayloadRule]
+    package var rules: [PayloadRule]
 
     /// A schema of `fields`, with `rules` run after the fields are checked.
-    public init(_ fields: [PayloadField], rules: [PayloadRule] = []) {
+    package init(_ fields: [PayloadField], rules: [PayloadRule] = []) {
         self.fields = fields
         self.rules = rules
     }
 
     /// A payload without fields of its own (`{}`): anything given is ignored.
-    public static let empty = PayloadSchema([])
+    package static let empty = PayloadSchema([])
 
     /// The first way `payload` does not fit, as a sentence naming the field
     /// (`payload.seconds must be a number from 0 to 86400`, `payload.url is required`), or nil
     /// when it fits.
-    public func validate(_ payload: JSONValue) -> String? {
+    package func validate(_ payload: JSONValue) -> String? {
         guard case .object = payload else { return "payload must be an object, not \(payload.kind)" }
         if let problem = PayloadSchema.check(fields: fields, in: payload, path: "payload") { return problem }
         for rule in rules {
@@ -36,12 +36,12 @@ public struct PayloadSchema: Sendable {
 
     /// Throws a permanent ``JobFailure`` with ``validate(_:)``'s sentence when `payload` does not
     /// fit (for handlers that can be reached by an envelope that never met the parser).
-    public func check(_ payload: JSONValue) throws(JobFailure) {
+    package func check(_ payload: JSONValue) throws(JobFailure) {
         if let problem = validate(payload) { throw JobFailure.permanent(problem) }
     }
 
     /// The schema in one line (`url: string (required), quality?: one of …`), for documentation and logs.
-    public var summary: String {
+    package var summary: String {
         fields.isEmpty ? "{}" : fields.map(\.summary).joined(separator: ", ")
     }
 
@@ -60,34 +60,34 @@ public struct PayloadSchema: Sendable {
 }
 
 /// One field of a payload (or of an object inside it).
-public struct PayloadField: Sendable {
+package struct PayloadField: Sendable {
     /// The member name.
-    public var name: String
+    package var name: String
     /// What its value must be.
-    public var type: PayloadType
+    package var type: PayloadType
     /// Whether the field must be given (and not null).
-    public var isRequired: Bool
+    package var isRequired: Bool
     /// What the field is for, or what absence means (for documentation).
-    public var note: String?
+    package var note: String?
 
     /// A field that must be given.
-    public static func required(_ name: String, _ type: PayloadType, note: String? = nil) -> PayloadField {
+    package static func required(_ name: String, _ type: PayloadType, note: String? = nil) -> PayloadField {
         PayloadField(name: name, type: type, isRequired: true, note: note)
     }
 
     /// A field that may be left out (or be null).
-    public static func optional(_ name: String, _ type: PayloadType, note: String? = nil) -> PayloadField {
+    package static func optional(_ name: String, _ type: PayloadType, note: String? = nil) -> PayloadField {
         PayloadField(name: name, type: type, isRequired: false, note: note)
     }
 
     /// `name: type` for a required field, `name?: type` for an optional one.
-    public var summary: String {
+    package var summary: String {
         "\(name)\(isRequired ? "" : "?"): \(type.summary)"
     }
 }
 
 /// What a value must be.
-public indirect enum PayloadType: Sendable {
+package indirect enum PayloadType: Sendable {
     /// A string, optionally of `length` characters (Unicode scalars) and matching `pattern`.
     case string(length: ClosedRange<Int>? = nil, pattern: PayloadPattern? = nil)
     /// A string, one of these.
@@ -107,7 +107,7 @@ public indirect enum PayloadType: Sendable {
     case either(PayloadType, PayloadType)
 
     /// A string of at least one character.
-    public static let nonEmptyString = PayloadType.string(length: 1...Int.max)
+    package static let nonEmptyString = PayloadType.string(length: 1...Int.max)
 
     /// Nil when `value` fits, else the sentence for the field at `path`.
     func check(_ value: JSONValue, path: String) -> String? {
@@ -150,7 +150,7 @@ public indirect enum PayloadType: Sendable {
     }
 
     /// What a value must be, after "must be" (`a number from 0 to 86400`, `true or false`).
-    public var description: String {
+    package var description: String {
         switch self {
         case .string(let length, let pattern):
             if let pattern { return pattern.description }
@@ -192,7 +192,7 @@ public indirect enum PayloadType: Sendable {
     }
 
     /// Short form for summaries: `number 0–86400`, `one of movie·tv`, `{auto?: boolean}`.
-    public var summary: String {
+    package var summary: String {
         switch self {
         case .string(let length, let pattern):
             if let pattern { return "string (\(pattern.name))" }
@@ -245,18 +245,18 @@ public indirect enum PayloadType: Sendable {
 }
 
 /// A shape a string must have (a UUID, a language code, digits).
-public struct PayloadPattern: Sendable {
+package struct PayloadPattern: Sendable {
     /// Short name for summaries (`uuid`).
-    public var name: String
+    package var name: String
     /// What one such string is, after "must be" (`a UUID such as …`).
-    public var description: String
+    package var description: String
     /// The same for many (`language codes such as en or pt-BR`).
-    public var plural: String
+    package var plural: String
     /// Whether a string has the shape.
-    public var matches: @Sendable (String) -> Bool
+    package var matches: @Sendable (String) -> Bool
 
     /// A pattern from its descriptions and test.
-    public init(name: String, description: String, plural: String, matches: @escaping @Sendable (String) -> Bool) {
+    package init(name: String, description: String, plural: String, matches: @escaping @Sendable (String) -> Bool) {
         self.name = name
         self.description = description
         self.plural = plural
@@ -264,12 +264,12 @@ public struct PayloadPattern: Sendable {
     }
 
     /// A UUID in its 8-4-4-4-12 hex form, either case.
-    public static let uuid = PayloadPattern(
+    package static let uuid = PayloadPattern(
         name: "uuid", description: "a UUID such as 3f2c1e9a-8b7d-4c6e-9f01-23456789abcd", plural: "UUIDs",
         matches: { $0.utf8.count == 36 && UUID(uuidString: $0) != nil })
 
     /// A subtitle language code as yt-dlp takes it: 1–35 of letters, digits, `-` and `_` (`en`, `pt-BR`).
-    public static let languageCode = PayloadPattern(
+    package static let languageCode = PayloadPattern(
         name: "language code",
         description: "a language code such as en or pt-BR (1 to 35 letters, digits, - or _)",
         plural: "language codes such as en or pt-BR (1 to 35 letters, digits, - or _)",
@@ -280,7 +280,7 @@ public struct PayloadPattern: Sendable {
         })
 
     /// A string holding a whole number in `range` (what `Int(_:)` reads: digits with an optional sign).
-    public static func wholeNumber(_ range: ClosedRange<Int>) -> PayloadPattern {
+    package static func wholeNumber(_ range: ClosedRange<Int>) -> PayloadPattern {
         PayloadPattern(
             name: "whole number \(range.lowerBound)–\(range.upperBound)",
             description: "a string of a whole number from \(range.lowerBound) to \(range.upperBound)",
@@ -290,12 +290,12 @@ public struct PayloadPattern: Sendable {
 }
 
 /// A check across fields (`seasons` only with `mediaType` tv), run once every field has its type.
-public struct PayloadRule: Sendable {
+package struct PayloadRule: Sendable {
     /// Nil when the payload keeps the rule, else the sentence naming the field.
-    public var check: @Sendable (JSONValue) -> String?
+    package var check: @Sendable (JSONValue) -> String?
 
     /// A rule from its check.
-    public init(_ check: @escaping @Sendable (JSONValue) -> String?) {
+    package init(_ check: @escaping @Sendable (JSONValue) -> String?) {
         self.check = check
     }
 }
@@ -303,7 +303,7 @@ public struct PayloadRule: Sendable {
 extension JSONValue {
     /// The member `key` of an object, or nil when it is absent or JSON null (an optional payload
     /// field given as null counts as absent).
-    public func given(_ key: String) -> JSONValue? {
+    package func given(_ key: String) -> JSONValue? {
         switch self[key] {
         case nil, .null?: return nil
         case let value?: return value

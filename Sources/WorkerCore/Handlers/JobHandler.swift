@@ -5,15 +5,15 @@ import Synchronization
 
 /// A failure a handler reports on purpose: a sentence for the user, whether another attempt could
 /// succeed, and optional detail for the logs (never shown as the job's `error`).
-public struct JobFailure: Error, Sendable, CustomStringConvertible, Equatable {
-    public var message: String
-    public var retryable: Bool
-    public var detail: String?
+package struct JobFailure: Error, Sendable, CustomStringConvertible, Equatable {
+    package var message: String
+    package var retryable: Bool
+    package var detail: String?
 
     /// Seconds to wait before trying again without using up an attempt (set by `waiting(for:)`).
-    public var deferral: Double?
+    package var deferral: Double?
 
-    public init(_ message: String, retryable: Bool, detail: String? = nil) {
+    package init(_ message: String, retryable: Bool, detail: String? = nil) {
         self.message = message
         self.retryable = retryable
         self.detail = detail
@@ -22,27 +22,27 @@ public struct JobFailure: Error, Sendable, CustomStringConvertible, Equatable {
     /// The job cannot go on now for a reason outside it (a service whose circuit is open): it is
     /// rescheduled after `seconds` and the attempt is not counted, so a long outage never uses up
     /// its attempts.
-    public static func waiting(_ message: String, seconds: Double, detail: String? = nil) -> JobFailure {
+    package static func waiting(_ message: String, seconds: Double, detail: String? = nil) -> JobFailure {
         var failure = JobFailure(message, retryable: true, detail: detail)
         failure.deferral = max(seconds, 0.1)
         return failure
     }
 
     /// A failure another attempt could fix (network trouble, a busy service).
-    public static func retryable(_ message: String, detail: String? = nil) -> JobFailure {
+    package static func retryable(_ message: String, detail: String? = nil) -> JobFailure {
         JobFailure(message, retryable: true, detail: detail)
     }
 
     /// A failure no retry can fix (bad input, something that does not exist).
-    public static func permanent(_ message: String, detail: String? = nil) -> JobFailure {
+    package static func permanent(_ message: String, detail: String? = nil) -> JobFailure {
         JobFailure(message, retryable: false, detail: detail)
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// Runs one type of job.
-public protocol JobHandler: Sendable {
+package protocol JobHandler: Sendable {
     /// Runs one attempt and returns the job's result (a JSON object). Throws `JobFailure` for failures
     /// it understands; any other error counts as retryable. Must stop promptly when its task is cancelled
     /// (cancel, timeout, shutdown) and clean up what it started.
@@ -50,15 +50,15 @@ public protocol JobHandler: Sendable {
 }
 
 /// Job types, their handlers and the schemas of their payloads.
-public struct HandlerRegistry: Sendable {
+package struct HandlerRegistry: Sendable {
     private var handlers: [String: any JobHandler] = [:]
     private var schemas: [String: PayloadSchema] = [:]
     private var vocabularies: [String: EventVocabulary] = [:]
 
-    public init() {}
+    package init() {}
 
     /// A registry with the built-in `noop` and `sleep` types.
-    public static func builtIn() -> HandlerRegistry {
+    package static func builtIn() -> HandlerRegistry {
         var registry = HandlerRegistry()
         registry.register("noop", NoopHandler(), schema: NoopHandler.schema)
         registry.register("sleep", SleepHandler(), schema: SleepHandler.schema)
@@ -68,7 +68,7 @@ public struct HandlerRegistry: Sendable {
     /// Serves `type` with `handler`. Envelopes of the type whose payload does not fit `schema` are
     /// refused at intake (failed at once, never retried, the error naming the field); its events are
     /// named and filled as `events` says.
-    public mutating func register(_ type: String, _ handler: any JobHandler, schema: PayloadSchema,
+    package mutating func register(_ type: String, _ handler: any JobHandler, schema: PayloadSchema,
                                   events: EventVocabulary = .standard) {
         handlers[type] = handler
         schemas[type] = schema
@@ -76,31 +76,31 @@ public struct HandlerRegistry: Sendable {
     }
 
     /// The event vocabulary of `type` (`job:*` for types that registered none, and for unknown ones).
-    public func events(for type: String) -> EventVocabulary { vocabularies[type] ?? .standard }
+    package func events(for type: String) -> EventVocabulary { vocabularies[type] ?? .standard }
 
     /// The handler of `type`, or nil when the type is unknown.
-    public func handler(for type: String) -> (any JobHandler)? { handlers[type] }
+    package func handler(for type: String) -> (any JobHandler)? { handlers[type] }
     /// The payload schema of `type`, or nil when the type is unknown (what `EnvelopeParser.parse` takes).
-    public func schema(for type: String) -> PayloadSchema? { schemas[type] }
+    package func schema(for type: String) -> PayloadSchema? { schemas[type] }
     /// Whether a handler serves `type`.
-    public func knows(_ type: String) -> Bool { handlers[type] != nil }
+    package func knows(_ type: String) -> Bool { handlers[type] != nil }
     /// The registered types, sorted.
-    public var types: [String] { handlers.keys.sorted() }
+    package var types: [String] { handlers.keys.sorted() }
 }
 
 /// Progress as a handler reports it. Nil fields are unknown.
-public struct Progress: Sendable, Equatable {
-    public var stage: String?
+package struct Progress: Sendable, Equatable {
+    package var stage: String?
     /// 0–100.
-    public var percent: Double?
-    public var downloadedBytes: Int64?
-    public var totalBytes: Int64?
+    package var percent: Double?
+    package var downloadedBytes: Int64?
+    package var totalBytes: Int64?
     /// Bytes per second.
-    public var speed: Double?
+    package var speed: Double?
     /// Seconds left.
-    public var eta: Double?
+    package var eta: Double?
 
-    public init(stage: String? = nil, percent: Double? = nil, downloadedBytes: Int64? = nil, totalBytes: Int64? = nil,
+    package init(stage: String? = nil, percent: Double? = nil, downloadedBytes: Int64? = nil, totalBytes: Int64? = nil,
                 speed: Double? = nil, eta: Double? = nil) {
         self.stage = stage
         self.percent = percent
@@ -112,17 +112,17 @@ public struct Progress: Sendable, Equatable {
 }
 
 /// Everything a handler gets for one attempt.
-public final class JobContext: Sendable {
-    public let job: JobDescriptor
-    public let envelope: JobEnvelope
-    public let payload: JSONValue
-    public let attempt: Int
-    public let maxAttempts: Int
-    public let logger: Logger
+package final class JobContext: Sendable {
+    package let job: JobDescriptor
+    package let envelope: JobEnvelope
+    package let payload: JSONValue
+    package let attempt: Int
+    package let maxAttempts: Int
+    package let logger: Logger
     /// Root of the job's temporary folders (`paths.temp`).
-    public let temporaryRoot: String
+    package let temporaryRoot: String
     /// Configuration, Redis, PostgreSQL, metrics and enqueueing, for handlers that need them.
-    public let services: WorkerServices
+    package let services: WorkerServices
     let queue: JobQueue
 
     private struct Throttle {
@@ -149,11 +149,11 @@ public final class JobContext: Sendable {
     }
 
     /// Whether the attempt has been asked to stop (cancel, timeout, shutdown).
-    public var isCancelled: Bool { Task.isCancelled }
+    package var isCancelled: Bool { Task.isCancelled }
 
     /// The job's own temporary folder (`paths.temp/<job id>`), created on first use and removed
     /// after the attempt whatever its outcome.
-    public func temporaryDirectory() throws -> String {
+    package func temporaryDirectory() throws -> String {
         let path = (temporaryRoot as NSString).appendingPathComponent(job.id)
         madeTemporaryDirectory.store(true, ordering: .relaxed)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -165,7 +165,7 @@ public final class JobContext: Sendable {
 
     /// Reports progress. The state hash and events are updated at most twice a second, and always
     /// when the stage changes or progress reaches 100 %. Never throws: progress is best effort.
-    public func report(_ progress: Progress) async {
+    package func report(_ progress: Progress) async {
         let now = ContinuousClock.now
         let send: Bool = throttle.withLock { t in
             let stageChanged = progress.stage != nil && progress.stage != t.lastStage

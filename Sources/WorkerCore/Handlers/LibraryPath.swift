@@ -2,10 +2,10 @@ import Foundation
 
 /// Resolves job paths against the library: a `path` is absolute or relative to `paths.library`,
 /// and must resolve — symlinks included — inside it (contract section 5).
-public enum LibraryPath {
+package enum LibraryPath {
     /// The real, absolute path of `path`, or a permanent `JobFailure` that says why it is refused.
     /// `mustExist`: the path must name an existing file.
-    public static func resolve(_ path: String, library: String, mustExist: Bool = true) throws -> String {
+    package static func resolve(_ path: String, library: String, mustExist: Bool = true) throws -> String {
         guard !path.isEmpty else { throw JobFailure.permanent("the payload's 'path' is empty") }
         guard !path.utf8.contains(0) else { throw JobFailure.permanent("the payload's 'path' contains a NUL byte") }
         let root = realPath(library) ?? lexical(library)

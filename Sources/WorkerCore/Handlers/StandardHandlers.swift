@@ -1,6 +1,6 @@
 extension HandlerRegistry {
     /// Every job type the daemon serves. Each handler registers itself here with one line.
-    public static func standard() -> HandlerRegistry {
+    package static func standard() -> HandlerRegistry {
         var registry = HandlerRegistry.builtIn()
         registry.registerMediaHandlers()
         registry.registerYouTubeHandler()

@@ -6,17 +6,17 @@ import WorkerConfig
 
 /// What handlers may use beyond their own job: the current configuration, Redis, PostgreSQL,
 /// metrics, and a way to enqueue further jobs.
-public final class WorkerServices: Sendable {
+package final class WorkerServices: Sendable {
     private let current: Mutex<WorkerConfiguration>
-    public let queue: JobQueue
-    public let postgres: PostgresPool
-    public let redis: RedisConnection
-    public let metrics: Metrics
-    public let logger: Logger
+    package let queue: JobQueue
+    package let postgres: PostgresPool
+    package let redis: RedisConnection
+    package let metrics: Metrics
+    package let logger: Logger
     /// Told of every job outcome (see `JobObserver`).
-    public let observers: [any JobObserver]
+    package let observers: [any JobObserver]
     /// The outbound integrations' caller and circuit breakers (one set per worker).
-    public let integrations: IntegrationHub
+    package let integrations: IntegrationHub
 
     init(configuration: WorkerConfiguration, queue: JobQueue, postgres: PostgresPool,
          redis: RedisConnection, metrics: Metrics, logger: Logger, observers: [any JobObserver]) {
@@ -32,14 +32,14 @@ public final class WorkerServices: Sendable {
     }
 
     /// The configuration in force now (it changes on reload).
-    public var configuration: WorkerConfiguration { current.withLock { $0 } }
+    package var configuration: WorkerConfiguration { current.withLock { $0 } }
 
     func update(_ configuration: WorkerConfiguration) { current.withLock { $0 = configuration } }
 
     /// Adds a job to a queue exactly as the API would (`XADD P:queue:<queue> * job <envelope>`).
     /// Returns the stream entry id.
     @discardableResult
-    public func enqueue(_ envelope: JobEnvelope, queue name: String) async throws -> String {
+    package func enqueue(_ envelope: JobEnvelope, queue name: String) async throws -> String {
         try await redis.send(RedisCommand(["XADD", queue.keys.queue(name), "*", "job", envelope.raw])).string ?? ""
     }
 }

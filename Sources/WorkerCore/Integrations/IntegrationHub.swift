@@ -11,26 +11,26 @@ import WorkerConfig
 ///
 /// Breaker changes are logged and written to the `circuit` field of `P:health:<service>`; the
 /// `medianest_circuit_open{service}` gauge reads ``circuitOpen()``.
-public final class IntegrationHub: Sendable {
+package final class IntegrationHub: Sendable {
     struct WeakServices: @unchecked Sendable {
         // Invariant: only read and written under the hub's `attached` mutex.
         weak var services: WorkerServices?
     }
 
     /// Every outbound HTTP request goes through this caller.
-    public let caller: ServiceCaller
+    package let caller: ServiceCaller
     /// Breakers are reported through the services of the worker that owns the hub (weakly: the services own the hub).
     private let attached = Mutex<WeakServices>(WeakServices())
 
     /// Per-request policy of Plex calls: 10 s, two more tries after 0.5 s and 1 s on 5xx and connection errors.
-    public static let plexPolicy = CallPolicy(timeout: 10, retries: 2, backoff: 0.5, maxBackoff: 4)
+    package static let plexPolicy = CallPolicy(timeout: 10, retries: 2, backoff: 0.5, maxBackoff: 4)
     /// Per-request policy of Overseerr calls.
-    public static let overseerrPolicy = CallPolicy(timeout: 15, retries: 2, backoff: 0.5, maxBackoff: 4)
+    package static let overseerrPolicy = CallPolicy(timeout: 15, retries: 2, backoff: 0.5, maxBackoff: 4)
     /// Breakers open after 5 failures without a success within a minute; open 5 s, doubling per failed trial up to 5 min.
-    public static let breakerPolicy = BreakerPolicy(failureThreshold: 5, window: 60, openDuration: 5, maxOpenDuration: 300)
+    package static let breakerPolicy = BreakerPolicy(failureThreshold: 5, window: 60, openDuration: 5, maxOpenDuration: 300)
 
     /// A hub over its own caller; each worker's `WorkerServices` owns one.
-    public init(caller: ServiceCaller = ServiceCaller()) {
+    package init(caller: ServiceCaller = ServiceCaller()) {
         self.caller = caller
         caller.breakers.observeChanges { [weak self] service, state in
             self?.breakerChanged(service, state)
@@ -72,7 +72,7 @@ public final class IntegrationHub: Sendable {
 
     /// Whether each service's breaker holds calls back now, for the `medianest_circuit_open` gauge.
     /// Plex and Overseerr are listed (as closed) as soon as they are configured, before any call.
-    public func circuitOpen(configuration: WorkerConfiguration? = nil) -> [String: Bool] {
+    package func circuitOpen(configuration: WorkerConfiguration? = nil) -> [String: Bool] {
         var out = caller.breakers.holdingBack()
         if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = false }
         if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = false }
@@ -81,7 +81,7 @@ public final class IntegrationHub: Sendable {
 
     /// Each service's breaker state (`closed`, `open`, `half-open`), for status answers; configured
     /// services are listed (as closed) before their first call, as in the gauge.
-    public func circuitStates(configuration: WorkerConfiguration? = nil) -> [String: String] {
+    package func circuitStates(configuration: WorkerConfiguration? = nil) -> [String: String] {
         var out = caller.breakers.snapshot().mapValues(\.rawValue)
         if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = "closed" }
         if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = "closed" }

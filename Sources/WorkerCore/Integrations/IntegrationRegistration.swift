@@ -2,7 +2,7 @@ import WorkerConfig
 
 extension HandlerRegistry {
     /// Registers `plex.scan`, `overseerr.submit`, `overseerr.sync`, `notification.send` and `service.health`.
-    public mutating func registerIntegrationHandlers() {
+    package mutating func registerIntegrationHandlers() {
         register(PlexScanHandler.type, PlexScanHandler(), schema: PlexScanHandler.schema)
         register(OverseerrSubmitHandler.type, OverseerrSubmitHandler(), schema: OverseerrSubmitHandler.schema)
         register(OverseerrSyncHandler.type, OverseerrSyncHandler(), schema: OverseerrSyncHandler.schema)
@@ -14,7 +14,7 @@ extension HandlerRegistry {
 extension WorkerServices {
     /// The integration observers: user notifications, error logs, webhooks and mail. Each reads the
     /// configuration in force at every event, so a reload takes effect at once.
-    public static func integrationObservers(_ configuration: WorkerConfiguration) -> [any JobObserver] {
+    package static func integrationObservers(_ configuration: WorkerConfiguration) -> [any JobObserver] {
         [NotificationObserver(), ErrorLogObserver(), WebhookObserver(), MailObserver()]
     }
 }

@@ -7,7 +7,7 @@ import ServiceClients
 import WorkerConfig
 
 /// How publishing a file to Plex ended.
-public enum PlexOutcome: Sendable, Equatable {
+package enum PlexOutcome: Sendable, Equatable {
     /// Plex lists the file: its rating key, and the collection's when one was asked for.
     case published(ratingKey: String, collectionKey: String?)
     /// Plex could not be brought up to date now; a `plex.scan` job (`jobID`) tries again later.
@@ -17,7 +17,7 @@ public enum PlexOutcome: Sendable, Equatable {
     case disabled
 
     /// The value of the job result's `plex` field: `published`, `pending` or `off`.
-    public var state: String {
+    package var state: String {
         switch self {
         case .published: return "published"
         case .pending: return "pending"
@@ -26,19 +26,19 @@ public enum PlexOutcome: Sendable, Equatable {
     }
 
     /// The rating key when published.
-    public var ratingKey: String? {
+    package var ratingKey: String? {
         if case .published(let key, _) = self { return key }
         return nil
     }
 
     /// The collection's rating key when published into one.
-    public var collectionKey: String? {
+    package var collectionKey: String? {
         if case .published(_, let key) = self { return key }
         return nil
     }
 
     /// Fields for a job result: `plex` (``state``), and `plexRatingKey`, `plexCollectionId` when known.
-    public var resultFields: [(String, JSONValue)] {
+    package var resultFields: [(String, JSONValue)] {
         var fields: [(String, JSONValue)] = [("plex", .string(state))]
         if let ratingKey { fields.append(("plexRatingKey", .string(ratingKey))) }
         if let collectionKey { fields.append(("plexCollectionId", .string(collectionKey))) }
@@ -50,13 +50,13 @@ public enum PlexOutcome: Sendable, Equatable {
 /// file's folder in the library section (`plex.section`, else the section whose folder holds the
 /// path), waits for the item (bounded polling), puts it in a collection, and sets title, summary,
 /// date and poster where Plex has none. Every step is safe to repeat, so a later try redoes them all.
-public enum PlexPublisher {
+package enum PlexPublisher {
     /// How long ``publish(file:title:summary:date:poster:collection:jobID:services:)`` waits for Plex to list the file.
-    public static let inlineWait: Duration = .seconds(30)
+    package static let inlineWait: Duration = .seconds(30)
     /// Delay before the `plex.scan` job that retries a pending publication first runs.
-    public static let retryDelaySeconds: Int64 = 30
+    package static let retryDelaySeconds: Int64 = 30
     /// Attempts of that job.
-    public static let retryAttempts = 10
+    package static let retryAttempts = 10
 
     /// Publishes `file` (an absolute path in the library). Never throws: on any failure the file is
     /// left as it is, a `plex.scan` job (id `<jobID>:plex`) is enqueued to try again later, and
@@ -68,7 +68,7 @@ public enum PlexPublisher {
     ///   - poster: a local image file or an http(s) URL, set where Plex has no poster.
     ///   - collection: the collection to add the item to (made when missing); nil or empty for none.
     ///   - jobID: the download job's id, for logs and the retry job's id.
-    public static func publish(file: String, title: String?, summary: String?, date: String?, poster: String?,
+    package static func publish(file: String, title: String?, summary: String?, date: String?, poster: String?,
                                collection: String?, jobID: String, services: WorkerServices) async -> PlexOutcome {
         guard let (client, settings) = services.integrations.plex(services) else { return .disabled }
         let request = PublishRequest(file: file, title: title, summary: summary, date: date, poster: poster, collection: collection)

@@ -2,7 +2,7 @@ import RedisClient
 
 extension RedisKeys {
     /// `P:audit:cursor`: id of the last `P:control` entry recorded in the audit trail.
-    public var auditCursor: String { "\(prefix):audit:cursor" }
+    package var auditCursor: String { "\(prefix):audit:cursor" }
 }
 
 /// Records the commands added to `P:control` in the audit trail (the leader does it, once per cluster).

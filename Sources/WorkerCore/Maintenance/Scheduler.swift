@@ -11,16 +11,16 @@ import WorkerConfig
 /// tick at the minutes their expression names, in the daemon's time zone (`TZ`, UTC by default under
 /// systemd). A schedule fires the latest tick after the one it fired last; ticks missed while no
 /// daemon ran are folded into that one run.
-public enum ScheduleTiming {
+package enum ScheduleTiming {
     /// A schedule's timetable.
-    public enum Spec: Sendable, Equatable, CustomStringConvertible {
+    package enum Spec: Sendable, Equatable, CustomStringConvertible {
         /// Every so many milliseconds, aligned to the epoch.
         case every(milliseconds: Int64)
         /// At the minutes a cron expression names.
         case cron(CronExpression)
 
         /// The timetable of a configured schedule; nil when it has neither `cron` nor `every`.
-        public init?(_ settings: ScheduleSettings) {
+        package init?(_ settings: ScheduleSettings) {
             if let every = settings.every, every > 0 {
                 self = .every(milliseconds: max(Int64((every * 1000).rounded()), 1))
             } else if let cron = settings.cronExpression {
@@ -31,7 +31,7 @@ public enum ScheduleTiming {
         }
 
         /// `every 2m` or `cron */15 * * * *`.
-        public var description: String {
+        package var description: String {
             switch self {
             case .every(let ms): return "every \(Self.describe(milliseconds: ms))"
             case .cron(let expression): return "cron \(expression.text)"
@@ -48,14 +48,14 @@ public enum ScheduleTiming {
     }
 
     /// A tick to fire now.
-    public struct Due: Sendable, Equatable {
+    package struct Due: Sendable, Equatable {
         /// The tick, epoch milliseconds: the latest one at or before now.
-        public var tick: Int64
+        package var tick: Int64
         /// Ticks after the last fired one and before `tick` that are folded into this run (a lower
         /// bound for cron schedules idle for a long time).
-        public var skipped: Int
+        package var skipped: Int
 
-        public init(tick: Int64, skipped: Int) {
+        package init(tick: Int64, skipped: Int) {
             self.tick = tick
             self.skipped = skipped
         }
@@ -63,7 +63,7 @@ public enum ScheduleTiming {
 
     /// The tick to fire at `now` for a schedule that last fired the tick `last`; nil when nothing
     /// is due (no tick in `(last, now]`).
-    public static func due(_ spec: Spec, last: Int64, now: Int64, timeZone: TimeZone = .current) -> Due? {
+    package static func due(_ spec: Spec, last: Int64, now: Int64, timeZone: TimeZone = .current) -> Due? {
         guard now > last else { return nil }
         switch spec {
         case .every(let interval):
@@ -93,7 +93,7 @@ public enum ScheduleTiming {
     }
 
     /// The first tick strictly after `time` (epoch ms); nil for a cron expression that never fires again.
-    public static func next(after time: Int64, spec: Spec, timeZone: TimeZone = .current) -> Int64? {
+    package static func next(after time: Int64, spec: Spec, timeZone: TimeZone = .current) -> Int64? {
         switch spec {
         case .every(let interval):
             return (floorDivide(time, interval) + 1) * interval
@@ -117,29 +117,29 @@ public enum ScheduleTiming {
 extension RedisKeys {
     /// `P:schedule:<name>`: a schedule's state: `last` (the last tick fired, epoch ms), `lastJobId`,
     /// `firedAt`, `firedBy`, `spec`.
-    public func schedule(_ name: String) -> String { "\(prefix):schedule:\(name)" }
+    package func schedule(_ name: String) -> String { "\(prefix):schedule:\(name)" }
 }
 
 /// A schedule as the control socket's `status` shows it.
-public struct ScheduleOverview: Sendable {
-    public var name: String
+package struct ScheduleOverview: Sendable {
+    package var name: String
     /// `every 2m` or `cron */15 * * * *`.
-    public var spec: String
-    public var jobType: String
-    public var queue: String
+    package var spec: String
+    package var jobType: String
+    package var queue: String
     /// The last tick fired (epoch ms), if any.
-    public var lastTick: Int64?
+    package var lastTick: Int64?
     /// The job enqueued for it.
-    public var lastJobID: String?
+    package var lastJobID: String?
     /// The next tick (epoch ms).
-    public var nextTick: Int64?
+    package var nextTick: Int64?
 }
 
 extension Worker {
     /// The deterministic job id of a schedule's tick: a tick fired twice (two leaders for a moment,
     /// a leader that died between enqueueing and recording) is still one job, since the queue runs
     /// an id once.
-    public static func scheduledJobID(schedule: String, tick: Int64) -> String {
+    package static func scheduledJobID(schedule: String, tick: Int64) -> String {
         "schedule:\(schedule):\(tick)"
     }
 }

@@ -2,9 +2,9 @@ import Foundation
 import Synchronization
 
 /// The daemon's metrics, kept in memory and rendered in Prometheus text format 0.0.4.
-public final class Metrics: Sendable {
+package final class Metrics: Sendable {
     /// Histogram buckets in seconds: from millisecond no-ops to hour-long downloads.
-    public static let durationBuckets: [Double] = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 10800]
+    package static let durationBuckets: [Double] = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 10800]
 
     struct Histogram {
         var counts: [Int]
@@ -24,10 +24,10 @@ public final class Metrics: Sendable {
 
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
     /// Counts a job attempt's outcome: completed, failed, retried or cancelled.
-    public func jobFinished(queue: String, type: String, outcome: String, seconds: Double?) {
+    package func jobFinished(queue: String, type: String, outcome: String, seconds: Double?) {
         state.withLock { s in
             s.jobsTotal[[queue, type, outcome], default: 0] += 1
             if let seconds {
@@ -41,33 +41,33 @@ public final class Metrics: Sendable {
     }
 
     /// Counts records this daemon wrote into PostgreSQL.
-    public func recordsWritten(_ n: Int) { state.withLock { $0.recordsWritten += n } }
+    package func recordsWritten(_ n: Int) { state.withLock { $0.recordsWritten += n } }
 
     /// Counts a record PostgreSQL refused even escaped (kept in `P:records:dead`).
-    public func recordDeadLettered() { state.withLock { $0.recordsDeadLettered += 1 } }
+    package func recordDeadLettered() { state.withLock { $0.recordsDeadLettered += 1 } }
 
-    public func downloaded(bytes: Int64) { state.withLock { $0.downloadBytes += bytes } }
+    package func downloaded(bytes: Int64) { state.withLock { $0.downloadBytes += bytes } }
 
-    public func externalRequest(service: String, outcome: String) {
+    package func externalRequest(service: String, outcome: String) {
         state.withLock { $0.externalRequests[[service, outcome], default: 0] += 1 }
     }
 
     /// Live values sampled at scrape time.
-    public struct Gauges: Sendable {
-        public var queueDepth: [String: Int] = [:]
-        public var jobsActive: [String: Int] = [:]
-        public var queuePaused: [String: Bool] = [:]
-        public var circuitOpen: [String: Bool] = [:]
+    package struct Gauges: Sendable {
+        package var queueDepth: [String: Int] = [:]
+        package var jobsActive: [String: Int] = [:]
+        package var queuePaused: [String: Bool] = [:]
+        package var circuitOpen: [String: Bool] = [:]
         /// Records waiting in the outbox `P:records` (the cluster's) and the age of the oldest, in seconds.
-        public var recordsPending: Int = 0
-        public var recordsOldestSeconds: Double = 0
+        package var recordsPending: Int = 0
+        package var recordsOldestSeconds: Double = 0
         /// Outcomes waiting for their observers in `P:outcomes`.
-        public var outcomesPending: Int = 0
-        public init() {}
+        package var outcomesPending: Int = 0
+        package init() {}
     }
 
     /// The exposition text.
-    public func render(gauges: Gauges) -> String {
+    package func render(gauges: Gauges) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func labels(_ pairs: [(String, String)]) -> String {

@@ -2,31 +2,31 @@ import JSON
 import WorkerConfig
 
 /// How an attempt ended, as observers see it.
-public enum JobOutcome: String, Sendable {
+package enum JobOutcome: String, Sendable {
     case completed, failed, retrying, cancelled
 }
 
 /// One finished attempt, as observers see it.
-public struct JobEvent: Sendable {
-    public var job: JobDescriptor
-    public var outcome: JobOutcome
-    public var attempt: Int
-    public var maxAttempts: Int
+package struct JobEvent: Sendable {
+    package var job: JobDescriptor
+    package var outcome: JobOutcome
+    package var attempt: Int
+    package var maxAttempts: Int
     /// The error sentence (failed, retrying).
-    public var error: String?
+    package var error: String?
     /// Detail for logs (never shown to users).
-    public var detail: String?
+    package var detail: String?
     /// The result object (completed).
-    public var result: JSONValue?
+    package var result: JSONValue?
     /// The payload of the job.
-    public var payload: JSONValue
+    package var payload: JSONValue
     /// RFC 3339 time of the event.
-    public var at: String
+    package var at: String
     /// The outcome's entry in `P:outcomes`: the same when the outcome is delivered again after a
     /// daemon died, so observers make their rows and deliveries idempotent with it.
-    public var deliveryKey: String
+    package var deliveryKey: String
 
-    public init(job: JobDescriptor, outcome: JobOutcome, attempt: Int, maxAttempts: Int, error: String? = nil,
+    package init(job: JobDescriptor, outcome: JobOutcome, attempt: Int, maxAttempts: Int, error: String? = nil,
                 detail: String? = nil, result: JSONValue? = nil, payload: JSONValue, at: String, deliveryKey: String = "") {
         self.job = job
         self.outcome = outcome
@@ -49,7 +49,7 @@ public struct JobEvent: Sendable {
 /// what they write idempotent with `deliveryKey`. Jobs that end without running are reported too,
 /// with attempt 0: cancelled while queued or scheduled, and refused entries (failed, with `detail`
 /// holding the entry).
-public protocol JobObserver: Sendable {
+package protocol JobObserver: Sendable {
     /// Whether this observer acts on `event` at all: a cheap check made on the job's own path, so
     /// that no task is started for outcomes nobody handles (most jobs of a busy queue).
     func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool
@@ -57,7 +57,7 @@ public protocol JobObserver: Sendable {
 }
 
 extension JobObserver {
-    public func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { true }
+    package func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { true }
 }
 
 extension WorkerServices {

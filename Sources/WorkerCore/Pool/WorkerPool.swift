@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Why a running job is being stopped from outside.
-public enum StopReason: String, Sendable {
+package enum StopReason: String, Sendable {
     /// A user or admin cancelled it: it ends `cancelled`.
     case cancel
     /// Its attempt ran past its timeout: it counts as a retryable failure.
@@ -11,12 +11,12 @@ public enum StopReason: String, Sendable {
 }
 
 /// A job this daemon is running now.
-public final class RunningJob: Sendable {
-    public let held: HeldJob
-    public let startedAt: ContinuousClock.Instant
-    public let startedAtMilliseconds: Int64
-    public let deadline: ContinuousClock.Instant
-    public let timeoutSeconds: Double
+package final class RunningJob: Sendable {
+    package let held: HeldJob
+    package let startedAt: ContinuousClock.Instant
+    package let startedAtMilliseconds: Int64
+    package let deadline: ContinuousClock.Instant
+    package let timeoutSeconds: Double
     let context: JobContext
     private let stop = Mutex<StopReason?>(nil)
     private let task = Mutex<Task<Void, Never>?>(nil)
@@ -31,7 +31,7 @@ public final class RunningJob: Sendable {
     }
 
     /// The first reason it was asked to stop, if any.
-    public var stopReason: StopReason? { stop.withLock { $0 } }
+    package var stopReason: StopReason? { stop.withLock { $0 } }
 
     func attach(_ t: Task<Void, Never>) {
         let stopNow = task.withLock { current -> Bool in
@@ -55,7 +55,7 @@ public final class RunningJob: Sendable {
 }
 
 /// Slots per queue and the set of jobs running in this daemon.
-public final class WorkerPool: Sendable {
+package final class WorkerPool: Sendable {
     struct State {
         var running: [String: RunningJob] = [:]
         var active: [String: Int] = [:]
@@ -66,12 +66,12 @@ public final class WorkerPool: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(limits: [String: Int]) {
+    package init(limits: [String: Int]) {
         state.withLock { $0.limits = limits }
     }
 
     /// Changes the slot counts (reload). Jobs above a lowered limit finish; no new ones start until below it.
-    public func setLimits(_ limits: [String: Int]) {
+    package func setLimits(_ limits: [String: Int]) {
         let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.limits = limits
             var woken: [CheckedContinuation<Void, Never>] = []
@@ -84,17 +84,17 @@ public final class WorkerPool: Sendable {
         wake.forEach { $0.resume() }
     }
 
-    public func freeSlots(queue: String) -> Int {
+    package func freeSlots(queue: String) -> Int {
         state.withLock { max(($0.limits[queue] ?? 0) - ($0.active[queue] ?? 0) - ($0.reserved[queue] ?? 0), 0) }
     }
 
     /// Holds slots for entries being admitted, so the next read does not take more than fits.
-    public func reserve(queue: String, count: Int) {
+    package func reserve(queue: String, count: Int) {
         state.withLock { $0.reserved[queue, default: 0] += count }
     }
 
     /// Gives reserved slots back (the entries have started or were not to run).
-    public func release(queue: String, count: Int) {
+    package func release(queue: String, count: Int) {
         let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.reserved[queue, default: count] -= count
             let w = s.slotWaiters[queue] ?? []
@@ -104,19 +104,19 @@ public final class WorkerPool: Sendable {
         wake.forEach { $0.resume() }
     }
 
-    public func activeCount(queue: String) -> Int { state.withLock { $0.active[queue] ?? 0 } }
-    public var activeTotal: Int { state.withLock { $0.running.count } }
-    public var runningJobs: [RunningJob] { state.withLock { Array($0.running.values) } }
-    public func isRunning(jobID: String) -> Bool { state.withLock { $0.running[jobID] != nil } }
-    public func job(_ id: String) -> RunningJob? { state.withLock { $0.running[id] } }
+    package func activeCount(queue: String) -> Int { state.withLock { $0.active[queue] ?? 0 } }
+    package var activeTotal: Int { state.withLock { $0.running.count } }
+    package var runningJobs: [RunningJob] { state.withLock { Array($0.running.values) } }
+    package func isRunning(jobID: String) -> Bool { state.withLock { $0.running[jobID] != nil } }
+    package func job(_ id: String) -> RunningJob? { state.withLock { $0.running[id] } }
 
     /// Entry ids of the jobs running for a queue (for lease renewal).
-    public func entryIDs(queue: String) -> [String] {
+    package func entryIDs(queue: String) -> [String] {
         state.withLock { s in s.running.values.filter { $0.held.descriptor.queue == queue }.map(\.held.entryID) }
     }
 
     /// Waits until the queue has a free slot (or the task is cancelled; a reload also wakes it).
-    public func waitForSlot(queue: String) async {
+    package func waitForSlot(queue: String) async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { s -> Bool in
@@ -164,14 +164,14 @@ public final class WorkerPool: Sendable {
 
     /// Asks a running job to stop. Returns false when it is not running here.
     @discardableResult
-    public func stop(jobID: String, reason: StopReason) -> Bool {
+    package func stop(jobID: String, reason: StopReason) -> Bool {
         guard let job = state.withLock({ $0.running[jobID] }) else { return false }
         job.requestStop(reason)
         return true
     }
 
     /// Stops every running job for `reason`.
-    public func stopAll(reason: StopReason) {
+    package func stopAll(reason: StopReason) {
         for job in runningJobs { job.requestStop(reason) }
     }
 
@@ -186,7 +186,7 @@ public final class WorkerPool: Sendable {
     }
 
     /// Waits until nothing runs, or `timeout` passes. Returns true when idle.
-    public func waitUntilIdle(timeout: Duration) async -> Bool {
+    package func waitUntilIdle(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if activeTotal == 0 { return true }

@@ -2,11 +2,11 @@ import JSON
 import RedisClient
 
 /// A stream entry as read from a queue: its id and field/value pairs.
-public struct StreamEntry: Sendable {
-    public var id: String
-    public var fields: [(String, [UInt8])]
+package struct StreamEntry: Sendable {
+    package var id: String
+    package var fields: [(String, [UInt8])]
 
-    public init(id: String, fields: [(String, [UInt8])]) {
+    package init(id: String, fields: [(String, [UInt8])]) {
         self.id = id
         self.fields = fields
     }
@@ -27,23 +27,23 @@ public struct StreamEntry: Sendable {
     }
 
     /// The epoch milliseconds in the entry id: when the API added it.
-    public var addedAtMilliseconds: Int64? {
+    package var addedAtMilliseconds: Int64? {
         id.split(separator: "-").first.flatMap { Int64($0) }
     }
 }
 
 /// A job this daemon holds: the entry it came in and the attempt it is on.
-public struct HeldJob: Sendable {
-    public var descriptor: JobDescriptor
-    public var envelope: JobEnvelope
-    public var entryID: String
-    public var attempt: Int
-    public var maxAttempts: Int
-    public var createdAt: String
+package struct HeldJob: Sendable {
+    package var descriptor: JobDescriptor
+    package var envelope: JobEnvelope
+    package var entryID: String
+    package var attempt: Int
+    package var maxAttempts: Int
+    package var createdAt: String
 }
 
 /// What intake decided for one entry.
-public enum IntakeOutcome: Sendable, Equatable {
+package enum IntakeOutcome: Sendable, Equatable {
     case run(attempt: Int)
     /// The job had already finished (`state`; `finished` when only its id is remembered in `P:finished`).
     case alreadyFinished(state: String)
@@ -58,15 +58,15 @@ public enum IntakeOutcome: Sendable, Equatable {
 }
 
 /// How an attempt ended.
-public enum FinishMode: String, Sendable {
+package enum FinishMode: String, Sendable {
     case completed, failed, retry, cancelled, requeue
     /// Like retry, but the attempt is given back (waiting for a service, not the job's fault).
     case deferred
 }
 
 /// What a cancel request found.
-public struct CancelResult: Sendable, Equatable {
-    public enum Outcome: String, Sendable {
+package struct CancelResult: Sendable, Equatable {
+    package enum Outcome: String, Sendable {
         /// It was queued, scheduled or not yet seen: it is cancelled now.
         case cancelled
         /// It is running: its holder stops it.
@@ -74,17 +74,17 @@ public struct CancelResult: Sendable, Equatable {
         /// It had ended already: nothing to do.
         case finished
     }
-    public var outcome: Outcome
-    public var previousState: String
-    public var job: JobDescriptor?
-    public var envelope: String?
+    package var outcome: Outcome
+    package var previousState: String
+    package var job: JobDescriptor?
+    package var envelope: String?
 }
 
 /// The queue's Redis side: reading, intake, finishing, hand-backs, scheduling, cancel, pause and rate limits.
 /// All of it goes through one auto-pipelining connection, except blocking reads, which use their own.
-public final class JobQueue: Sendable {
-    public let keys: RedisKeys
-    public let consumer: String
+package final class JobQueue: Sendable {
+    package let keys: RedisKeys
+    package let consumer: String
     let redis: RedisConnection
     let scripts: ScriptRunner
     /// Seconds a finished job's hash is kept (`retention.state`).
@@ -96,7 +96,7 @@ public final class JobQueue: Sendable {
     /// The event vocabulary of a job type (from the registry).
     let vocabulary: @Sendable (String) -> EventVocabulary
 
-    public init(redis: RedisConnection, keys: RedisKeys, consumer: String, retentionSeconds: Int,
+    package init(redis: RedisConnection, keys: RedisKeys, consumer: String, retentionSeconds: Int,
                 vocabulary: @escaping @Sendable (String) -> EventVocabulary = { _ in .standard }) {
         self.vocabulary = vocabulary
         self.redis = redis
@@ -107,7 +107,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Creates the consumer group for a queue (at id 0, with MKSTREAM) unless it exists.
-    public func ensureGroup(queue: String) async throws {
+    package func ensureGroup(queue: String) async throws {
         do {
             _ = try await redis.send(RedisCommand(["XGROUP", "CREATE", keys.queue(queue), RedisKeys.group, "0", "MKSTREAM"]))
         } catch RedisError.server(let message) where message.hasPrefix("BUSYGROUP") {
@@ -117,7 +117,7 @@ public final class JobQueue: Sendable {
 
     /// Reads up to `count` new entries of a queue for this consumer, blocking up to `blockMilliseconds`.
     /// `connection` must be a connection of the caller's own (the read blocks it).
-    public func read(queue: String, count: Int, blockMilliseconds: Int, on connection: RedisConnection) async throws -> [StreamEntry] {
+    package func read(queue: String, count: Int, blockMilliseconds: Int, on connection: RedisConnection) async throws -> [StreamEntry] {
         let reply = try await connection.send(RedisCommand([
             "XREADGROUP", "GROUP", RedisKeys.group, consumer, "COUNT", String(count),
             "BLOCK", String(blockMilliseconds), "STREAMS", keys.queue(queue), ">",
@@ -134,7 +134,7 @@ public final class JobQueue: Sendable {
     /// Puts entries pending longer than `idleMilliseconds` (their holder died or stopped renewing) back at
     /// the end of the queue's stream, except those in `runningHere`. Returns how many entries were
     /// looked at and how many were put back.
-    public func rescue(queue: String, idleMilliseconds: Int, count: Int, runningHere: [String]) async throws -> (examined: Int, rescued: Int) {
+    package func rescue(queue: String, idleMilliseconds: Int, count: Int, runningHere: [String]) async throws -> (examined: Int, rescued: Int) {
         let reply = try await scripts.run(Scripts.rescue, keys: [keys.queue(queue)],
                                           args: [RedisKeys.group, consumer, String(idleMilliseconds), String(count), keys.job("")] + runningHere)
         let parts = reply.array ?? []
@@ -142,7 +142,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Renews the lease of entries this consumer holds (resets their idle time).
-    public func renew(queue: String, entryIDs: [String]) async throws {
+    package func renew(queue: String, entryIDs: [String]) async throws {
         guard !entryIDs.isEmpty else { return }
         var cmd = RedisCommand(["XCLAIM", keys.queue(queue), RedisKeys.group, consumer, "0"])
         for id in entryIDs { cmd.append(id) }
@@ -151,7 +151,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Puts entries that were read but not started back at the end of their queue (drain, pause, shutdown).
-    public func handBack(queue: String, entries: [StreamEntry]) async throws {
+    package func handBack(queue: String, entries: [StreamEntry]) async throws {
         guard !entries.isEmpty else { return }
         var commands: [RedisCommand] = [["MULTI"]]
         for entry in entries {
@@ -169,7 +169,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Acknowledges entries without any other change.
-    public func acknowledge(queue: String, entryIDs: [String]) async throws {
+    package func acknowledge(queue: String, entryIDs: [String]) async throws {
         guard !entryIDs.isEmpty else { return }
         var cmd = RedisCommand(["XACK", keys.queue(queue), RedisKeys.group])
         for id in entryIDs { cmd.append(id) }
@@ -179,7 +179,7 @@ public final class JobQueue: Sendable {
     /// Takes valid entries of one queue into job state: one script call for the whole batch.
     /// Returns one outcome per item. A script error fails every item (the entries stay pending and
     /// are taken over after their lease).
-    public func intake(_ items: [(entry: StreamEntry, envelope: JobEnvelope, queue: String, maxAttempts: Int)]) async throws -> [Result<IntakeOutcome, RedisError>] {
+    package func intake(_ items: [(entry: StreamEntry, envelope: JobEnvelope, queue: String, maxAttempts: Int)]) async throws -> [Result<IntakeOutcome, RedisError>] {
         guard let queueName = items.first?.queue else { return [] }
         precondition(items.allSatisfy { $0.queue == queueName }, "one intake call takes entries of one queue")
         let nowMs = Timestamp.nowMilliseconds()
@@ -233,7 +233,7 @@ public final class JobQueue: Sendable {
     /// The same script writes the job's record into the outbox and, when `observe` is set, the outcome
     /// for the observers (with `failureDetail`).
     /// Returns false when this daemon no longer owns the job (its lease lapsed and another host took it).
-    public func finish(_ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
+    package func finish(_ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
                        observe: JobOutcome? = nil, failureDetail: String? = nil) async throws -> Bool {
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
@@ -251,7 +251,7 @@ public final class JobQueue: Sendable {
     /// writes a `failed` hash with the reason and publishes the failure. Returns false when the id
     /// belongs to an existing job (which is left untouched).
     @discardableResult
-    public func reject(_ rejection: EnvelopeRejection, entry: StreamEntry, queue: String) async throws -> Bool {
+    package func reject(_ rejection: EnvelopeRejection, entry: StreamEntry, queue: String) async throws -> Bool {
         // Entries without a usable id are recorded under one made from the queue and the stream entry id.
         let id = rejection.id ?? "invalid:\(queue):\(entry.id)"
         let nowMs = Timestamp.nowMilliseconds()
@@ -269,7 +269,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Moves due scheduled jobs back into their queues. Returns how many moved.
-    public func promoteDue(limit: Int = 500) async throws -> Int {
+    package func promoteDue(limit: Int = 500) async throws -> Int {
         let now = Timestamp.nowMilliseconds()
         let reply = try await scripts.run(Scripts.promote, keys: [keys.scheduled, keys.records],
                                           args: [String(now), String(limit), keys.prefix, Timestamp.format(milliseconds: now)])
@@ -277,14 +277,14 @@ public final class JobQueue: Sendable {
     }
 
     /// The earliest due time in the scheduled set (epoch ms), if any.
-    public func nextDue() async throws -> Int64? {
+    package func nextDue() async throws -> Int64? {
         let reply = try await redis.send(RedisCommand(["ZRANGE", keys.scheduled, "0", "0", "WITHSCORES"]))
         guard let parts = reply.array, parts.count == 2 else { return nil }
         return parts[1].double.map { Int64($0) }
     }
 
     /// Cancels a job wherever it is. Publishes the cancelled event when this call did the cancelling.
-    public func cancel(jobID: String) async throws -> CancelResult {
+    package func cancel(jobID: String) async throws -> CancelResult {
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
         let reply = try await scripts.run(Scripts.cancel, keys: [keys.job(jobID), keys.scheduled, keys.records, keys.outcomes, keys.finished],
@@ -313,7 +313,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Some fields of several jobs' hashes, in one round trip; a job without a hash gives an empty snapshot.
-    public func snapshots(jobIDs: [String], fields: [JobHash.Field]) async throws -> [JobHash.Snapshot] {
+    package func snapshots(jobIDs: [String], fields: [JobHash.Field]) async throws -> [JobHash.Snapshot] {
         guard !jobIDs.isEmpty else { return [] }
         let names = fields.map(\.rawValue)
         let replies = try await redis.pipeline(jobIDs.map { RedisCommand(["HMGET", keys.job($0)] + names) })
@@ -326,15 +326,15 @@ public final class JobQueue: Sendable {
     }
 
     /// What a job's hash says of where it belongs.
-    public struct JobSummary: Sendable, Equatable {
-        public var queue: String
-        public var type: String
-        public var userId: String?
-        public var state: JobState?
+    package struct JobSummary: Sendable, Equatable {
+        package var queue: String
+        package var type: String
+        package var userId: String?
+        package var state: JobState?
     }
 
     /// The queue, type, user and state of a job, from its hash; nil when it has no hash (never seen, or expired).
-    public func summary(jobID: String) async throws -> JobSummary? {
+    package func summary(jobID: String) async throws -> JobSummary? {
         let values = try await redis.send(RedisCommand(["HMGET", keys.job(jobID)] + JobHash.summaryFields)).array ?? []
         guard values.count == 4, let queue = values[0].string else { return nil }
         return JobSummary(queue: queue, type: values[1].string ?? "", userId: values[2].string.flatMap { $0.isEmpty ? nil : $0 },
@@ -343,7 +343,7 @@ public final class JobQueue: Sendable {
 
     /// Runs a failed or cancelled job again (a new entry, attempts from zero). `envelope` and `createdAt` are
     /// given when the hash is gone. Returns nil when queued, else the state that refused it.
-    public func runAgain(jobID: String, summary: JobSummary, envelope: String, createdAt: String) async throws -> String? {
+    package func runAgain(jobID: String, summary: JobSummary, envelope: String, createdAt: String) async throws -> String? {
         let reply = try await scripts.run(Scripts.retry,
                                           keys: [keys.job(jobID), keys.queue(summary.queue), keys.records, keys.finished],
                                           args: [envelope, Timestamp.now(), summary.queue, summary.type, summary.userId ?? "", jobID, createdAt])
@@ -353,7 +353,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Publishes an event the three ways the contract names.
-    public func publish(_ event: String, userId: String?) async throws {
+    package func publish(_ event: String, userId: String?) async throws {
         var commands: [RedisCommand] = [RedisCommand(["PUBLISH", keys.events, event])]
         if let userId { commands.append(RedisCommand(["PUBLISH", keys.user(userId), event])) }
         commands.append(RedisCommand(["XADD", keys.eventsLog, "MAXLEN", "~", Self.eventsLogMaxLength, "*", "event", event]))
@@ -361,7 +361,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Writes progress fields to the hash and publishes the progress event, in one round trip.
-    public func reportProgress(_ job: JobDescriptor, fields: [(String, String)], removed: [String], event: String?) async throws {
+    package func reportProgress(_ job: JobDescriptor, fields: [(String, String)], removed: [String], event: String?) async throws {
         var hset = RedisCommand(["HSET", keys.job(job.id)])
         for (k, v) in fields { hset.append(k); hset.append(v) }
         var commands: [RedisCommand] = [hset]
@@ -375,39 +375,39 @@ public final class JobQueue: Sendable {
     }
 
     /// Takes one start from a queue's shared rate limit. Returns 0 when granted, else milliseconds to wait.
-    public func takeStart(queue: String, max: Int, perSeconds: Double, token: String) async throws -> Int {
+    package func takeStart(queue: String, max: Int, perSeconds: Double, token: String) async throws -> Int {
         let reply = try await scripts.run(Scripts.rateLimit, keys: [keys.rateLimit(queue)],
                                           args: [String(Timestamp.nowMilliseconds()), String(Int(perSeconds * 1000)), String(max), token])
         return Int(reply.int ?? 0)
     }
 
     /// Gives back a start that was not used (nothing was read).
-    public func returnStart(queue: String, token: String) async throws {
+    package func returnStart(queue: String, token: String) async throws {
         _ = try await redis.send(RedisCommand(["ZREM", keys.rateLimit(queue), token]))
     }
 
     /// Folds a pause/resume command into the persisted pause set. Returns true when applied now.
-    public func applyPause(queue: String, paused: Bool, controlEntryID: String) async throws -> Bool {
+    package func applyPause(queue: String, paused: Bool, controlEntryID: String) async throws -> Bool {
         let reply = try await scripts.run(Scripts.applyPause, keys: [keys.paused, keys.controlApplied],
                                           args: [queue, paused ? "pause" : "resume", controlEntryID])
         return reply.int == 1
     }
 
     /// The persisted set of paused queues.
-    public func pausedQueues() async throws -> Set<String> {
+    package func pausedQueues() async throws -> Set<String> {
         let reply = try await redis.send(RedisCommand(["SMEMBERS", keys.paused]))
         return Set((reply.array ?? []).compactMap(\.string))
     }
 
     /// Adds a command to `P:control` (what the control socket and `ctl` do to reach every daemon).
-    public func sendControl(_ fields: [(String, String)]) async throws -> String {
+    package func sendControl(_ fields: [(String, String)]) async throws -> String {
         var cmd = RedisCommand(["XADD", keys.control, "MAXLEN", "~", "10000", "*"])
         for (k, v) in fields { cmd.append(k); cmd.append(v) }
         return try await redis.send(cmd).string ?? ""
     }
 
     /// Number of entries in a queue not yet delivered to any consumer (XINFO GROUPS `lag`, Redis 7).
-    public func depth(queue: String) async throws -> Int {
+    package func depth(queue: String) async throws -> Int {
         let reply = try await redis.send(RedisCommand(["XINFO", "GROUPS", keys.queue(queue)]))
         return Int(Self.workersGroup(in: reply)?["lag"]?.int ?? 0)
     }
@@ -426,7 +426,7 @@ public final class JobQueue: Sendable {
 
     /// Deletes acknowledged entries from the head of a queue stream: everything older than both the
     /// oldest pending entry and the group's last delivered id.
-    public func trim(queue: String) async throws {
+    package func trim(queue: String) async throws {
         let stream = keys.queue(queue)
         let replies = try await redis.pipeline([
             RedisCommand(["XINFO", "GROUPS", stream]),

@@ -1,17 +1,17 @@
 import JSON
 
 /// A job's state (contract section 2), as its hash and its PostgreSQL row say it.
-public enum JobState: String, Sendable, CaseIterable {
+package enum JobState: String, Sendable, CaseIterable {
     case queued, scheduled, active, completed, failed, cancelled
 
     /// Whether the job is done for good (only `ctl retry` runs it again).
-    public var isTerminal: Bool { self == .completed || self == .failed || self == .cancelled }
+    package var isTerminal: Bool { self == .completed || self == .failed || self == .cancelled }
 }
 
 /// The one owner of the job hash's field names (`P:job:<id>`, contract section 2). The Lua scripts
 /// spell the same names; everything in Swift that reads or writes the hash goes through these.
-public enum JobHash {
-    public enum Field: String, Sendable, CaseIterable {
+package enum JobHash {
+    package enum Field: String, Sendable, CaseIterable {
         // contract
         case state, type, queue, userId, attempt, maxAttempts, stage, progress, downloadedBytes, totalBytes, speed, eta
         case error, result, createdAt, startedAt, finishedAt, updatedAt
@@ -30,31 +30,31 @@ public enum JobHash {
     static let summaryFields = [Field.queue, .type, .userId, .state].map(\.rawValue)
 
     /// A typed view of some of a job hash's fields (an HMGET or HGETALL reply).
-    public struct Snapshot: Sendable, Equatable {
-        public var values: [Field: String]
+    package struct Snapshot: Sendable, Equatable {
+        package var values: [Field: String]
 
-        public init(values: [Field: String]) { self.values = values }
+        package init(values: [Field: String]) { self.values = values }
 
         /// From an HGETALL reply's field/value pairs; unknown names are ignored.
-        public init(pairs: [(String, String)]) {
+        package init(pairs: [(String, String)]) {
             var values: [Field: String] = [:]
             for (name, value) in pairs { if let field = Field(rawValue: name) { values[field] = value } }
             self.values = values
         }
 
-        public subscript(_ field: Field) -> String? { values[field] }
-        public var state: JobState? { values[.state].flatMap(JobState.init(rawValue:)) }
-        public var progress: Double? { values[.progress].flatMap(Double.init) }
-        public var attempt: Int? { values[.attempt].flatMap { Int($0) } }
-        public var maxAttempts: Int? { values[.maxAttempts].flatMap { Int($0) } }
-        public var result: JSONValue? { values[.result].flatMap { JSONValue.parse($0) } }
-        public var envelope: JSONValue? { values[.envelope].flatMap { JSONValue.parse($0) } }
+        package subscript(_ field: Field) -> String? { values[field] }
+        package var state: JobState? { values[.state].flatMap(JobState.init(rawValue:)) }
+        package var progress: Double? { values[.progress].flatMap(Double.init) }
+        package var attempt: Int? { values[.attempt].flatMap { Int($0) } }
+        package var maxAttempts: Int? { values[.maxAttempts].flatMap { Int($0) } }
+        package var result: JSONValue? { values[.result].flatMap { JSONValue.parse($0) } }
+        package var envelope: JSONValue? { values[.envelope].flatMap { JSONValue.parse($0) } }
     }
 }
 
 extension JobOutcome {
     /// The `outcome` label of `medianest_jobs_total` (contract section 9).
-    public var metricLabel: String {
+    package var metricLabel: String {
         switch self {
         case .completed: return "completed"
         case .failed: return "failed"

@@ -1,16 +1,16 @@
 /// Exponential backoff with jitter between attempts.
-public struct RetryPolicy: Sendable, Equatable {
-    public var initial: Double
-    public var maximum: Double
+package struct RetryPolicy: Sendable, Equatable {
+    package var initial: Double
+    package var maximum: Double
 
-    public init(initial: Double, maximum: Double) {
+    package init(initial: Double, maximum: Double) {
         self.initial = initial
         self.maximum = maximum
     }
 
     /// Seconds to wait after failed attempt `attempt` (1-based): initial × 2^(attempt-1), capped at
     /// the maximum, then spread by ±25 % so that jobs failing together do not retry together.
-    public func delay(afterAttempt attempt: Int, random: Double = Double.random(in: 0..<1)) -> Double {
+    package func delay(afterAttempt attempt: Int, random: Double = Double.random(in: 0..<1)) -> Double {
         let exponent = Double(max(attempt - 1, 0))
         let base = min(initial * pow2(exponent), maximum)
         let jittered = base * (0.75 + 0.5 * random)

@@ -1,17 +1,17 @@
 import JSON
 /// What the daemon knows about a job while it holds it: enough to name its keys and build its events.
 /// A job as events and observers name it.
-public struct JobDescriptor: Sendable, Equatable {
-    public var id: String
-    public var type: String
-    public var queue: String
-    public var userId: String?
+package struct JobDescriptor: Sendable, Equatable {
+    package var id: String
+    package var type: String
+    package var queue: String
+    package var userId: String?
     /// How the type's events are named and what they carry (registered with the type).
-    public var events: EventVocabulary
+    package var events: EventVocabulary
     /// The value of the type's correlation field in the payload (`downloadId` of downloads).
-    public var correlation: String?
+    package var correlation: String?
 
-    public init(id: String, type: String, queue: String, userId: String? = nil, events: EventVocabulary = .standard,
+    package init(id: String, type: String, queue: String, userId: String? = nil, events: EventVocabulary = .standard,
                 correlation: String? = nil) {
         self.id = id
         self.type = type
@@ -21,36 +21,36 @@ public struct JobDescriptor: Sendable, Equatable {
         self.correlation = correlation
     }
 
-    public init(envelope: JobEnvelope, queue: String, events: EventVocabulary) {
+    package init(envelope: JobEnvelope, queue: String, events: EventVocabulary) {
         self.init(id: envelope.id, type: envelope.type, queue: queue, userId: envelope.userId, events: events,
                   correlation: events.correlation(in: envelope.payloadJSON))
     }
 
     /// `payload.downloadId` of jobs whose type correlates by it (downloads).
-    public var downloadId: String? { events.correlationField == "downloadId" ? correlation : nil }
+    package var downloadId: String? { events.correlationField == "downloadId" ? correlation : nil }
 }
 
 /// How a job type's events are named and what they carry, registered with the type: the core
 /// knows no type by name.
-public struct EventVocabulary: Sendable, Equatable {
+package struct EventVocabulary: Sendable, Equatable {
     /// One field of the completed event taken from the result.
-    public struct ResultField: Sendable, Equatable {
-        public var event: String
-        public var result: String
-        public init(_ event: String, from result: String) { self.event = event; self.result = result }
+    package struct ResultField: Sendable, Equatable {
+        package var event: String
+        package var result: String
+        package init(_ event: String, from result: String) { self.event = event; self.result = result }
     }
 
     /// Events are named `<prefix>:<kind>`.
-    public var prefix: String
+    package var prefix: String
     /// A retry is announced as `<prefix>:failed` with `willRetry: true`, and a final failure carries
     /// `willRetry: false` (the MediaNest web client's convention for downloads).
-    public var retryAsFailed: Bool
+    package var retryAsFailed: Bool
     /// A payload field copied into every event of the job (`downloadId`).
-    public var correlationField: String?
+    package var correlationField: String?
     /// Fields of the completed event taken from the result (besides `result` itself).
-    public var completedFromResult: [ResultField]
+    package var completedFromResult: [ResultField]
 
-    public init(prefix: String, retryAsFailed: Bool = false, correlationField: String? = nil, completedFromResult: [ResultField] = []) {
+    package init(prefix: String, retryAsFailed: Bool = false, correlationField: String? = nil, completedFromResult: [ResultField] = []) {
         self.prefix = prefix
         self.retryAsFailed = retryAsFailed
         self.correlationField = correlationField
@@ -58,10 +58,10 @@ public struct EventVocabulary: Sendable, Equatable {
     }
 
     /// `job:*` events, nothing more.
-    public static let standard = EventVocabulary(prefix: "job")
+    package static let standard = EventVocabulary(prefix: "job")
 
     /// The event's name for `kind`.
-    public func name(_ kind: EventKind) -> String {
+    package func name(_ kind: EventKind) -> String {
         kind == .retrying && retryAsFailed ? "\(prefix):failed" : "\(prefix):\(kind.rawValue)"
     }
 
@@ -73,15 +73,15 @@ public struct EventVocabulary: Sendable, Equatable {
 }
 
 /// The kinds of event a job goes through (contract section 3).
-public enum EventKind: String, Sendable, CaseIterable {
+package enum EventKind: String, Sendable, CaseIterable {
     case started, progress, completed, failed, cancelled, retrying
 }
 
 /// Builds event JSON objects.
-public enum EventFactory {
+package enum EventFactory {
     /// One event. Every event has `event`, `jobId`, `queue`, `type`, `at` and `userId` when known;
     /// download events carry `downloadId`; `fields` adds the kind's own fields.
-    public static func make(_ kind: EventKind, job: JobDescriptor, at: String, fields: [(String, JSONText.Value?)] = []) -> String {
+    package static func make(_ kind: EventKind, job: JobDescriptor, at: String, fields: [(String, JSONText.Value?)] = []) -> String {
         let vocabulary = job.events
         var pairs: [(String, JSONText.Value?)] = [
             ("event", .string(vocabulary.name(kind))),

@@ -2,29 +2,29 @@ import Logging
 import RedisClient
 
 /// One control action for the audit trail (table `audit`, migration 4).
-public struct AuditEntry: Sendable, Equatable {
+package struct AuditEntry: Sendable, Equatable {
     /// When it happened, epoch milliseconds.
-    public var at: Int64
+    package var at: Int64
     /// Who asked: `uid 1000 (alice)` for a control socket peer, `api` for a command that came
     /// through `P:control` without a named sender.
-    public var actor: String
+    package var actor: String
     /// The peer's uid and pid, for socket requests.
-    public var peerUID: Int?
-    public var peerPID: Int?
+    package var peerUID: Int?
+    package var peerPID: Int?
     /// `socket` or `control-stream`.
-    public var source: String
+    package var source: String
     /// The request: pause, resume, drain, undrain, cancel, retry, reload.
-    public var action: String
+    package var action: String
     /// What it was applied to: a queue name or a job id.
-    public var target: String?
+    package var target: String?
     /// Whether it was carried out.
-    public var ok: Bool
+    package var ok: Bool
     /// The outcome or the refusal, as the answer said it.
-    public var detail: String?
+    package var detail: String?
     /// The `P:control` entry the command travelled in, if any: the row is written once for it.
-    public var controlEntry: String?
+    package var controlEntry: String?
 
-    public init(at: Int64 = Timestamp.nowMilliseconds(), actor: String, peerUID: Int? = nil, peerPID: Int? = nil,
+    package init(at: Int64 = Timestamp.nowMilliseconds(), actor: String, peerUID: Int? = nil, peerPID: Int? = nil,
                 source: String, action: String, target: String? = nil, ok: Bool, detail: String? = nil,
                 controlEntry: String? = nil) {
         self.at = at
@@ -41,7 +41,7 @@ public struct AuditEntry: Sendable, Equatable {
 }
 
 /// The audit trail of control actions: rows for the `audit` table, added to the records outbox.
-public struct AuditTrail: Sendable {
+package struct AuditTrail: Sendable {
     let redis: RedisConnection
     let keys: RedisKeys
     let consumer: String
@@ -50,7 +50,7 @@ public struct AuditTrail: Sendable {
     /// Adds control actions to the records outbox, from which the record writers put them in the
     /// `audit` table. Entries whose `controlEntry` is already recorded are skipped there, so every
     /// daemon may record the same `P:control` command.
-    public func add(_ entries: [AuditEntry]) async throws {
+    package func add(_ entries: [AuditEntry]) async throws {
         guard !entries.isEmpty else { return }
         let commands = entries.map { entry -> RedisCommand in
             var cmd = RedisCommand(["XADD", keys.records, "*"])
@@ -64,7 +64,7 @@ public struct AuditTrail: Sendable {
 
     /// Writes one control action to the audit trail and the log. The row is durable once Redis has it;
     /// while Redis is away it is retried for a while (the log line stays either way).
-    public func record(_ entry: AuditEntry) async {
+    package func record(_ entry: AuditEntry) async {
         var metadata: Logger.Metadata = ["actor": "\(entry.actor)", "action": "\(entry.action)", "ok": "\(entry.ok)",
                                          "source": "\(entry.source)"]
         if let target = entry.target { metadata["target"] = "\(target)" }

@@ -2,26 +2,26 @@ import Foundation
 import PostgresClient
 
 /// One job's durable record: the latest known snapshot of its `jobs` row.
-public struct JobRecord: Sendable, Equatable {
-    public var id: String
-    public var queue: String
-    public var type: String
-    public var payloadJSON: String?
-    public var userId: String?
-    public var state: String
-    public var attempt: Int
-    public var maxAttempts: Int
-    public var error: String?
-    public var resultJSON: String?
-    public var createdAt: Int64
-    public var startedAt: Int64?
-    public var finishedAt: Int64?
-    public var updatedAt: Int64
-    public var worker: String?
+package struct JobRecord: Sendable, Equatable {
+    package var id: String
+    package var queue: String
+    package var type: String
+    package var payloadJSON: String?
+    package var userId: String?
+    package var state: String
+    package var attempt: Int
+    package var maxAttempts: Int
+    package var error: String?
+    package var resultJSON: String?
+    package var createdAt: Int64
+    package var startedAt: Int64?
+    package var finishedAt: Int64?
+    package var updatedAt: Int64
+    package var worker: String?
     /// The entry as received, for entries that were refused.
-    public var raw: String?
+    package var raw: String?
 
-    public init(id: String, queue: String, type: String, payloadJSON: String?, userId: String?, state: String,
+    package init(id: String, queue: String, type: String, payloadJSON: String?, userId: String?, state: String,
                 attempt: Int, maxAttempts: Int, error: String? = nil, resultJSON: String? = nil,
                 createdAt: Int64, startedAt: Int64? = nil, finishedAt: Int64? = nil, updatedAt: Int64,
                 worker: String? = nil, raw: String? = nil) {
@@ -35,13 +35,13 @@ public struct JobRecord: Sendable, Equatable {
 
 /// Reads job records back from PostgreSQL (the control socket's `retry` of a job whose hash expired).
 /// Records are written by `RecordWriter`, never from here.
-public struct JobRecords: Sendable {
+package struct JobRecords: Sendable {
     let pool: PostgresPool
 
-    public init(pool: PostgresPool) { self.pool = pool }
+    package init(pool: PostgresPool) { self.pool = pool }
 
     /// One job's record, as PostgreSQL has it.
-    public func fetch(id: String) async throws -> JobRecord? {
+    package func fetch(id: String) async throws -> JobRecord? {
         let result = try await pool.query("""
             SELECT id, queue, type, payload::text AS payload, user_id, state, attempt, max_attempts, error,
                    result::text AS result, created_at, started_at, finished_at, updated_at, worker, raw

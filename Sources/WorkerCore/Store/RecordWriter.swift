@@ -20,7 +20,7 @@ import Synchronization
 /// - a batch PostgreSQL refuses for its data is written row by row; a row it refuses even escaped
 ///   (see `StorableText`) goes to `P:records:dead` with the reason, and the rest go on;
 /// - while PostgreSQL is away records wait in Redis, not here: the writer holds one batch at most.
-public final class RecordWriter: Service, CustomStringConvertible {
+package final class RecordWriter: Service, CustomStringConvertible {
     /// Entries read at once.
     static let batchSize = 1000
     /// Longest a blocking read waits (shutdown and claims are seen this often).
@@ -50,7 +50,7 @@ public final class RecordWriter: Service, CustomStringConvertible {
     /// How long the writer may go on writing after a graceful shutdown reached it.
     let shutdownReserve: @Sendable () -> Duration
 
-    public var description: String { "record writer" }
+    package var description: String { "record writer" }
 
     init(keys: RedisKeys, consumer: String, redis: RedisConnection, redisConfiguration: RedisConfiguration, pool: PostgresPool,
          metrics: Metrics, logger: Logger, lease: @escaping @Sendable () -> Double, retentionJobs: @escaping @Sendable () -> Double,
@@ -70,19 +70,19 @@ public final class RecordWriter: Service, CustomStringConvertible {
     var outbox: OutboxStream { OutboxStream(key: keys.records, group: RedisKeys.writersGroup, consumer: consumer, redis: redis) }
 
     /// Whether the last write reached PostgreSQL.
-    public var isHealthy: Bool { healthy.load(ordering: .relaxed) }
+    package var isHealthy: Bool { healthy.load(ordering: .relaxed) }
     /// Whether the last read found nothing to write.
-    public var isIdle: Bool { idle.load(ordering: .relaxed) }
+    package var isIdle: Bool { idle.load(ordering: .relaxed) }
     /// Records this writer has written.
-    public var recordsWritten: Int { written.load(ordering: .relaxed) }
+    package var recordsWritten: Int { written.load(ordering: .relaxed) }
     /// Records this writer set aside in `P:records:dead`.
-    public var recordsDeadLettered: Int { deadLettered.load(ordering: .relaxed) }
+    package var recordsDeadLettered: Int { deadLettered.load(ordering: .relaxed) }
     /// The outbox as last sampled (about once a second): entries waiting and the age of the oldest.
-    public var backlog: (count: Int, oldestSeconds: Double) { backlogSample.withLock { $0 } }
+    package var backlog: (count: Int, oldestSeconds: Double) { backlogSample.withLock { $0 } }
 
     /// Writes records until cancelled, or until a graceful shutdown reaches it and the outbox is empty
     /// (at most the shutdown reserve later). What it has not written stays in the outbox.
-    public func run() async {
+    package func run() async {
         let connection = blockingConnection(redisConfiguration, name: "\(consumer)-records", blockMilliseconds: Self.blockMilliseconds)
         defer { connection.close() }
         await withTaskCancellationHandler {

@@ -1,12 +1,12 @@
 import PostgresClient
 
 /// The daemon's schema, applied at start under an advisory lock (`medianest-worker migrate` runs it alone).
-public enum Schema {
+package enum Schema {
     /// Advisory lock key for migrations: "medianest" folded into 63 bits.
-    public static let lockKey: Int64 = 0x6D65_6469_616E_6573
+    package static let lockKey: Int64 = 0x6D65_6469_616E_6573
 
     /// Every migration, in version order. Each lives in Store/Migrations/ with its own version number.
-    public static let migrations: [Migration] = [
+    package static let migrations: [Migration] = [
         Migrations.jobs,
         Migrations.youtube,
         Migrations.integrations,
@@ -17,4 +17,4 @@ public enum Schema {
 }
 
 /// Namespace of the individual migrations.
-public enum Migrations {}
+package enum Migrations {}

@@ -2,53 +2,53 @@
 ///
 /// The names under "contract" are fixed by the external contract (docs/PROTOCOL.md);
 /// the others are internal to the daemon.
-public struct RedisKeys: Sendable, Equatable {
+package struct RedisKeys: Sendable, Equatable {
     /// The prefix, `medianest` unless `redis.prefix` says otherwise.
-    public let prefix: String
+    package let prefix: String
     /// The consumer group every daemon reads queue streams through (contract).
-    public static let group = "workers"
+    package static let group = "workers"
 
-    public init(prefix: String) { self.prefix = prefix }
+    package init(prefix: String) { self.prefix = prefix }
 
     /// `P:queue:<queue>`: the stream the API adds jobs to (contract).
-    public func queue(_ name: String) -> String { "\(prefix):queue:\(name)" }
+    package func queue(_ name: String) -> String { "\(prefix):queue:\(name)" }
     /// `P:job:<id>`: the job's state hash (contract).
-    public func job(_ id: String) -> String { "\(prefix):job:\(id)" }
+    package func job(_ id: String) -> String { "\(prefix):job:\(id)" }
     /// `P:events`: channel of every event (contract).
-    public var events: String { "\(prefix):events" }
+    package var events: String { "\(prefix):events" }
     /// `P:events:log`: replayable stream of every event (contract).
-    public var eventsLog: String { "\(prefix):events:log" }
+    package var eventsLog: String { "\(prefix):events:log" }
     /// `P:user:<userId>`: channel of one user's job events (contract).
-    public func user(_ id: String) -> String { "\(prefix):user:\(id)" }
+    package func user(_ id: String) -> String { "\(prefix):user:\(id)" }
     /// `P:control`: stream of commands every daemon reads (contract).
-    public var control: String { "\(prefix):control" }
+    package var control: String { "\(prefix):control" }
     /// `P:paused`: set of paused queue names (persisted pause state).
-    public var paused: String { "\(prefix):paused" }
+    package var paused: String { "\(prefix):paused" }
     /// `P:control:applied`: id of the last pause/resume command folded into `P:paused`.
-    public var controlApplied: String { "\(prefix):control:applied" }
+    package var controlApplied: String { "\(prefix):control:applied" }
     /// `P:scheduled`: sorted set of jobs waiting for `runAt` or a retry backoff (score: due time, epoch ms).
-    public var scheduled: String { "\(prefix):scheduled" }
+    package var scheduled: String { "\(prefix):scheduled" }
     /// `P:ratelimit:<queue>`: sliding-window log of job starts for a queue's start rate limit.
-    public func rateLimit(_ queue: String) -> String { "\(prefix):ratelimit:\(queue)" }
+    package func rateLimit(_ queue: String) -> String { "\(prefix):ratelimit:\(queue)" }
     /// `P:worker:<consumer>`: heartbeat hash of one running daemon.
-    public func worker(_ consumer: String) -> String { "\(prefix):worker:\(consumer)" }
+    package func worker(_ consumer: String) -> String { "\(prefix):worker:\(consumer)" }
     /// `P:workers`: sorted set of daemons by last heartbeat (epoch ms).
-    public var workers: String { "\(prefix):workers" }
+    package var workers: String { "\(prefix):workers" }
     /// `P:leader`: the lease that makes one daemon in the cluster fire schedules.
-    public var leader: String { "\(prefix):leader" }
+    package var leader: String { "\(prefix):leader" }
     /// `P:records`: the outbox of durable records. Every transition's script adds the job's record
     /// here; record writers on every host (group `writers`) move it into PostgreSQL.
-    public var records: String { "\(prefix):records" }
+    package var records: String { "\(prefix):records" }
     /// `P:records:dead`: records PostgreSQL refused even escaped, kept with the reason.
-    public var recordsDead: String { "\(prefix):records:dead" }
+    package var recordsDead: String { "\(prefix):records:dead" }
     /// `P:outcomes`: attempt outcomes for the observers (notifications, error logs, webhooks, mail),
     /// added by the same scripts and read by every host's dispatcher (group `observers`).
-    public var outcomes: String { "\(prefix):outcomes" }
+    package var outcomes: String { "\(prefix):outcomes" }
     /// `P:finished`: ids of finished jobs by finish time (epoch ms), kept for `retention.jobs`, so an
     /// id whose hash has expired still never runs twice.
-    public var finished: String { "\(prefix):finished" }
+    package var finished: String { "\(prefix):finished" }
     /// The consumer group of the record writers on `P:records`.
-    public static let writersGroup = "writers"
+    package static let writersGroup = "writers"
     /// The consumer group of the observer dispatchers on `P:outcomes`.
-    public static let observersGroup = "observers"
+    package static let observersGroup = "observers"
 }

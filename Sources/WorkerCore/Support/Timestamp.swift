@@ -1,16 +1,16 @@
 import Foundation
 
 /// RFC 3339 timestamps in UTC with milliseconds, as the contract writes them (`2026-11-24T10:00:00.123Z`).
-public enum Timestamp {
+package enum Timestamp {
     /// Milliseconds since the Unix epoch, now.
-    public static func nowMilliseconds() -> Int64 {
+    package static func nowMilliseconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
     /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (fast: no Foundation formatter).
-    public static func format(milliseconds ms: Int64) -> String {
+    package static func format(milliseconds ms: Int64) -> String {
         var seconds = time_t(ms / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
@@ -24,18 +24,18 @@ public enum Timestamp {
     }
 
     /// Now, formatted.
-    public static func now() -> String { format(milliseconds: nowMilliseconds()) }
+    package static func now() -> String { format(milliseconds: nowMilliseconds()) }
 
     /// Parses an RFC 3339 timestamp (`Z` or `±HH:MM` offset, optional fraction of any length) to
     /// epoch milliseconds; nil when it is not one (see ``check(_:)`` for why).
-    public static func parse(_ text: String) -> Int64? {
+    package static func parse(_ text: String) -> Int64? {
         try? check(text).get()
     }
 
     /// Why a text is not an RFC 3339 timestamp (`day 30 is past the end of February 2026`).
-    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+    package struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         /// The reason, as a phrase.
-        public var description: String
+        package var description: String
     }
 
     /// Parses an RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, `t` or a space
@@ -43,7 +43,7 @@ public enum Timestamp {
     /// 1–12, day within its month (29 February only in leap years), hour 0–23, minute 0–59, second
     /// 0–59 (a leap second, 60, is refused: epoch milliseconds cannot hold it), offset hours 0–23
     /// and offset minutes 0–59. Digits of the fraction past milliseconds are dropped.
-    public static func check(_ text: String) -> Result<Int64, Problem> {
+    package static func check(_ text: String) -> Result<Int64, Problem> {
         func problem(_ reason: String) -> Result<Int64, Problem> { .failure(Problem(description: reason)) }
         let bytes = Array(text.utf8)
         func number(_ from: Int, _ length: Int) -> Int? {
