@@ -13,7 +13,7 @@ let package = Package(
     name: "medianest-worker",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "medianest-worker", targets: ["medianest-worker"]),
+        .executable(name: "medianest-worker", targets: ["medianest-worker"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,38 +46,50 @@ let package = Package(
         .target(name: "JSON"),
 
         // Layer 3: worker core
-        .target(name: "WorkerConfig", dependencies: [
-            "JSON",
-            .product(name: "Yams", package: "Yams"),
-        ]),
-        .target(name: "WorkerCore", dependencies: [
-            "RedisClient", "PostgresClient", "Media", "YtDlp", "ServiceClients", "JSON", "WorkerConfig",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        .target(
+            name: "WorkerConfig",
+            dependencies: [
+                "JSON",
+                .product(name: "Yams", package: "Yams"),
+            ]),
+        .target(
+            name: "WorkerCore",
+            dependencies: [
+                "RedisClient", "PostgresClient", "Media", "YtDlp", "ServiceClients", "JSON", "WorkerConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
 
         // Layer 4: the daemon
-        .target(name: "WorkerDaemon", dependencies: [
-            "RedisClient", "PostgresClient", "JSON", "WorkerConfig", "WorkerCore",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "WorkerDaemon",
+            dependencies: [
+                "RedisClient", "PostgresClient", "JSON", "WorkerConfig", "WorkerCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // Layer 5: executables
-        .executableTarget(name: "medianest-worker", dependencies: [
-            "JSON", "WorkerConfig", "WorkerCore", "WorkerDaemon",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .executableTarget(
+            name: "medianest-worker",
+            dependencies: [
+                "JSON", "WorkerConfig", "WorkerCore", "WorkerDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // Benchmarks: print figures, never pass/fail (`swift run -c release queue-bench`, `media-bench`)
-        .executableTarget(name: "queue-bench", dependencies: [
-            "RedisClient", "PostgresClient",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], path: "Benchmarks/QueueBench"),
-        .executableTarget(name: "media-bench", dependencies: [
-            "Media",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], path: "Benchmarks/MediaBench"),
+        .executableTarget(
+            name: "queue-bench",
+            dependencies: [
+                "RedisClient", "PostgresClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], path: "Benchmarks/QueueBench"),
+        .executableTarget(
+            name: "media-bench",
+            dependencies: [
+                "Media",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], path: "Benchmarks/MediaBench"),
 
         // Tests
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
@@ -87,12 +99,16 @@ let package = Package(
         .testTarget(name: "WorkerConfigTests", dependencies: ["WorkerConfig"]),
         .testTarget(name: "YtDlpTests", dependencies: ["YtDlp"]),
         .testTarget(name: "ServiceClientsTests", dependencies: ["ServiceClients"]),
-        .testTarget(name: "WorkerCoreTests", dependencies: [
-            "PostgresClient", "YtDlp", "JSON", "WorkerConfig", "WorkerCore",
-        ]),
-        .testTarget(name: "WorkerDaemonTests", dependencies: [
-            "RedisClient", "WorkerConfig", "WorkerCore", "WorkerDaemon",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "WorkerCoreTests",
+            dependencies: [
+                "PostgresClient", "YtDlp", "JSON", "WorkerConfig", "WorkerCore",
+            ]),
+        .testTarget(
+            name: "WorkerDaemonTests",
+            dependencies: [
+                "RedisClient", "WorkerConfig", "WorkerCore", "WorkerDaemon",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

@@ -14,8 +14,9 @@
 import ArgumentParser
 import Foundation
 import Media
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @main
@@ -46,14 +47,20 @@ struct Compare: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { if !keep && dir == nil { try? FileManager.default.removeItem(atPath: work) } }
 
-        let input = "\(work)/in.mp4", video = "\(work)/video-only.mp4", audio = "\(work)/audio-only.m4a"
+        let input = "\(work)/in.mp4"
+        let video = "\(work)/video-only.mp4"
+        let audio = "\(work)/audio-only.m4a"
         print("generating \(seconds) s 1280x720 30 fps H.264 (x264 veryfast, keyframe every 5 s) + AAC 128k stereo ...")
-        try spawnChecked(ffmpeg, ["-nostdin", "-v", "error", "-y",
-                                  "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-                                  "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-                                  "-t", "\(seconds)", "-map", "0:v", "-map", "1:a", "-ac", "2",
-                                  "-c:v", "libx264", "-preset", "veryfast", "-g", "150", "-pix_fmt", "yuv420p",
-                                  "-c:a", "aac", "-b:a", "128k", input])
+        try spawnChecked(
+            ffmpeg,
+            [
+                "-nostdin", "-v", "error", "-y",
+                "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                "-t", "\(seconds)", "-map", "0:v", "-map", "1:a", "-ac", "2",
+                "-c:v", "libx264", "-preset", "veryfast", "-g", "150", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-b:a", "128k", input,
+            ])
         try spawnChecked(ffmpeg, ["-nostdin", "-v", "error", "-y", "-i", input, "-an", "-c", "copy", video])
         try spawnChecked(ffmpeg, ["-nostdin", "-v", "error", "-y", "-i", input, "-vn", "-c", "copy", audio])
         let size = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
@@ -63,41 +70,62 @@ struct Compare: AsyncParsableCommand {
         for f in [input, video, audio] { warm(f) }
         let gnuTime = FileManager.default.isExecutableFile(atPath: "/usr/bin/time") ? "/usr/bin/time" : nil
 
-        let t = String(at), w = String(width)
+        let t = String(at)
+        let w = String(width)
         let scale = "scale=\(w):-1"
         let ops: [Op] = [
-            Op(name: "remux mp4 -> mp4 (index first)", ours: ["remux", input, "", "\(work)/ours.mp4"],
-               ffmpeg: ["-i", input, "-map", "0", "-c", "copy", "-movflags", "+faststart", "\(work)/ff.mp4"], goal: 0.5),
-            Op(name: "remux mp4 -> mkv", ours: ["remux-mkv", input, "", "\(work)/ours.mkv"],
-               ffmpeg: ["-i", input, "-map", "0", "-c", "copy", "\(work)/ff.mkv"], goal: nil),
-            Op(name: "merge video+audio -> mp4", ours: ["merge", video, audio, "\(work)/ours-merge.mp4"],
-               ffmpeg: ["-i", video, "-i", audio, "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
-                        "-movflags", "+faststart", "\(work)/ff-merge.mp4"], goal: 0.5),
-            Op(name: "thumbnail keyframe (JPEG, \(w) px)", ours: ["keyframe", input, "", "\(work)/ours-k.jpg"],
-               ffmpeg: ["-ss", t, "-i", input, "-frames:v", "1", "-vf", scale, "-q:v", "3", "\(work)/ff-k.jpg"], goal: 0.2),
-            Op(name: "  peer: ffmpeg -noaccurate_seek", ours: nil,
-               ffmpeg: ["-noaccurate_seek", "-ss", t, "-i", input, "-frames:v", "1", "-vf", scale, "-q:v", "3",
-                        "\(work)/ff-k2.jpg"], goal: nil),
-            Op(name: "thumbnail exact (JPEG, \(w) px)", ours: ["exact", input, "", "\(work)/ours-e.jpg"],
-               ffmpeg: ["-i", input, "-ss", t, "-frames:v", "1", "-vf", scale, "-q:v", "3", "\(work)/ff-e.jpg"], goal: 0.9),
-            Op(name: "audio -> m4a (AAC copy)", ours: ["m4a", input, "", "\(work)/ours.m4a"],
-               ffmpeg: ["-i", input, "-vn", "-c:a", "copy", "-movflags", "+faststart", "\(work)/ff.m4a"], goal: nil),
-            Op(name: "audio -> mp3 (libmp3lame 192k)", ours: ["mp3", input, "", "\(work)/ours.mp3"],
-               ffmpeg: ["-i", input, "-vn", "-c:a", "libmp3lame", "-b:a", "192k", "\(work)/ff.mp3"], goal: nil),
+            Op(
+                name: "remux mp4 -> mp4 (index first)", ours: ["remux", input, "", "\(work)/ours.mp4"],
+                ffmpeg: ["-i", input, "-map", "0", "-c", "copy", "-movflags", "+faststart", "\(work)/ff.mp4"], goal: 0.5),
+            Op(
+                name: "remux mp4 -> mkv", ours: ["remux-mkv", input, "", "\(work)/ours.mkv"],
+                ffmpeg: ["-i", input, "-map", "0", "-c", "copy", "\(work)/ff.mkv"], goal: nil),
+            Op(
+                name: "merge video+audio -> mp4", ours: ["merge", video, audio, "\(work)/ours-merge.mp4"],
+                ffmpeg: [
+                    "-i", video, "-i", audio, "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+                    "-movflags", "+faststart", "\(work)/ff-merge.mp4",
+                ], goal: 0.5),
+            Op(
+                name: "thumbnail keyframe (JPEG, \(w) px)", ours: ["keyframe", input, "", "\(work)/ours-k.jpg"],
+                ffmpeg: ["-ss", t, "-i", input, "-frames:v", "1", "-vf", scale, "-q:v", "3", "\(work)/ff-k.jpg"], goal: 0.2),
+            Op(
+                name: "  peer: ffmpeg -noaccurate_seek", ours: nil,
+                ffmpeg: [
+                    "-noaccurate_seek", "-ss", t, "-i", input, "-frames:v", "1", "-vf", scale, "-q:v", "3",
+                    "\(work)/ff-k2.jpg",
+                ], goal: nil),
+            Op(
+                name: "thumbnail exact (JPEG, \(w) px)", ours: ["exact", input, "", "\(work)/ours-e.jpg"],
+                ffmpeg: ["-i", input, "-ss", t, "-frames:v", "1", "-vf", scale, "-q:v", "3", "\(work)/ff-e.jpg"], goal: 0.9),
+            Op(
+                name: "audio -> m4a (AAC copy)", ours: ["m4a", input, "", "\(work)/ours.m4a"],
+                ffmpeg: ["-i", input, "-vn", "-c:a", "copy", "-movflags", "+faststart", "\(work)/ff.m4a"], goal: nil),
+            Op(
+                name: "audio -> mp3 (libmp3lame 192k)", ours: ["mp3", input, "", "\(work)/ours.mp3"],
+                ffmpeg: ["-i", input, "-vn", "-c:a", "libmp3lame", "-b:a", "192k", "\(work)/ff.mp3"], goal: nil),
         ]
 
         let selfExe = "/proc/self/exe"
         var rows: [Row] = []
         for op in ops {
-            var ours: [Sample] = [], ff: [Sample] = []
+            var ours: [Sample] = []
+            var ff: [Sample] = []
             for _ in 0..<reps {
                 if let o = op.ours {
                     let resultFile = "\(work)/result.txt"
-                    let s = try spawnChecked(selfExe, ["child", "--op", o[0], "--input", o[1], "--input2", o[2],
-                                                       "--output", o[3], "--at", t, "--width", w, "--result", resultFile])
+                    let s = try spawnChecked(
+                        selfExe,
+                        [
+                            "child", "--op", o[0], "--input", o[1], "--input2", o[2],
+                            "--output", o[3], "--at", t, "--width", w, "--result", resultFile,
+                        ])
                     let fields = try String(contentsOfFile: resultFile, encoding: .utf8).split(separator: " ")
-                    ours.append(Sample(wall: s.wall, rssKB: fields.count > 1 ? Int(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? s.rssKB : s.rssKB,
-                                       inner: Double(fields[0])))
+                    ours.append(
+                        Sample(
+                            wall: s.wall,
+                            rssKB: fields.count > 1 ? Int(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? s.rssKB : s.rssKB,
+                            inner: Double(fields[0])))
                 }
                 let args = ["-nostdin", "-v", "error", "-y"] + op.ffmpeg
                 if let gnuTime {
@@ -115,27 +143,30 @@ struct Compare: AsyncParsableCommand {
         }
 
         print("")
-        print("| operation | ours, in-process ms | ours, whole process ms | ffmpeg command ms | ratio | goal | ours peak RSS | ffmpeg peak RSS |")
+        print(
+            "| operation | ours, in-process ms | ours, whole process ms | ffmpeg command ms | ratio | goal | ours peak RSS | ffmpeg peak RSS |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows { print(r.markdown) }
         print("")
         print("median of \(reps) runs; ratio = ours in-process / ffmpeg command; \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
-        print("peak RSS: ours = VmHWM of the child; ffmpeg = " + (gnuTime != nil ? "GNU time %M" :
-            "wait4 ru_maxrss (at least this process's own peak, \(selfHWM()) kB)"))
+        print(
+            "peak RSS: ours = VmHWM of the child; ffmpeg = "
+                + (gnuTime != nil ? "GNU time %M" : "wait4 ru_maxrss (at least this process's own peak, \(selfHWM()) kB)"))
         print("ffmpeg: " + (try runCapture(ffmpeg, ["-version"]).split(separator: "\n").first.map(String.init) ?? "?"))
     }
 }
 
 struct Op {
     let name: String
-    let ours: [String]?   // op, input, input2, output
+    let ours: [String]?  // op, input, input2, output
     let ffmpeg: [String]
     let goal: Double?
 }
 
 struct Sample {
-    var wall: Double      // ms, spawn to exit
-    var rssKB: Int        // ru_maxrss
+    var wall: Double  // ms, spawn to exit
+    var rssKB: Int  // ru_maxrss
     var inner: Double? = nil  // ms, the API call inside the child
 }
 

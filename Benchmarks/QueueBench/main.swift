@@ -7,11 +7,13 @@ import RedisClient
 /// and how long the PostgreSQL records take to catch up. Figures, not pass/fail.
 @main
 struct QueueBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "queue-bench",
+    static let configuration = CommandConfiguration(
+        commandName: "queue-bench",
         abstract: "Measure how fast one daemon drains no-op jobs (records on).")
 
     @Option(help: "Redis URL.") var redis = ProcessInfo.processInfo.environment["MEDIANEST_REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
-    @Option(help: "PostgreSQL URL.") var database = ProcessInfo.processInfo.environment["MEDIANEST_DATABASE_URL"] ?? "postgres://medianest@127.0.0.1:5432/medianest"
+    @Option(help: "PostgreSQL URL.") var database =
+        ProcessInfo.processInfo.environment["MEDIANEST_DATABASE_URL"] ?? "postgres://medianest@127.0.0.1:5432/medianest"
     @Option(help: "The daemon binary.") var daemon = ".build/release/medianest-worker"
     @Option(help: "Jobs per run.") var jobs = 100_000
     @Option(help: "Concurrency levels, comma separated.") var concurrency = "1,64"
@@ -21,7 +23,9 @@ struct QueueBench: AsyncParsableCommand {
         defer { redisConnection.close() }
         let pg = PostgresPool(configuration: try PostgresConfiguration(url: database), size: 1)
         print("queue-bench: \(jobs) no-op jobs per run, daemon \(daemon), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-        print("concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  finish→row p50 ms  p99 ms")
+        print(
+            "concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  finish→row p50 ms  p99 ms"
+        )
         for level in concurrency.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
             let prefix = "bench\(UInt32.random(in: 0...UInt32.max))"
             // A fresh database per run: figures must not depend on earlier runs' dead rows.
@@ -86,7 +90,9 @@ struct QueueBench: AsyncParsableCommand {
             kill(pid, SIGTERM)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
-            let stopped = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last(where: { $0.contains("\"stopped\"") }) ?? ""
+            let stopped =
+                (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last(where: { $0.contains("\"stopped\"") })
+                ?? ""
             func field(_ name: String) -> Double {
                 guard let r = stopped.range(of: "\"\(name)\":\"") else { return .nan }
                 return Double(stopped[r.upperBound...].prefix { $0 != "\"" }) ?? .nan
@@ -94,9 +100,12 @@ struct QueueBench: AsyncParsableCommand {
             let drainSeconds = (drained - start) / .seconds(1)
             let recordSeconds = (recorded - start) / .seconds(1)
             let n = Double(jobs)
-            print(String(format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %17.0f  %6.0f", level, n / drainSeconds, drainSeconds, recordSeconds,
-                         field("redisCommands") / n, field("redisRoundTrips") / n, Double(commandsAfter - commandsBefore) / n,
-                         percentile(0.5), percentile(0.99)))
+            print(
+                String(
+                    format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %17.0f  %6.0f", level, n / drainSeconds, drainSeconds,
+                    recordSeconds,
+                    field("redisCommands") / n, field("redisRoundTrips") / n, Double(commandsAfter - commandsBefore) / n,
+                    percentile(0.5), percentile(0.99)))
             _ = try await redisConnection.send(RedisCommand(["DEL", stream, "\(prefix):events:log"]))
             await runPG.close()
             _ = try await pg.query("DROP DATABASE \(prefix)")
@@ -116,8 +125,9 @@ struct QueueBench: AsyncParsableCommand {
         var seen: [String: Int64] = [:]
         var waiting = ids
         while !waiting.isEmpty {
-            let rows = try await pg.query("SELECT id FROM jobs WHERE id = ANY($1::text[]) AND state = 'completed'",
-                                          [PostgresBind(array: waiting.map { Optional($0) })])
+            let rows = try await pg.query(
+                "SELECT id FROM jobs WHERE id = ANY($1::text[]) AND state = 'completed'",
+                [PostgresBind(array: waiting.map { Optional($0) })])
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             for row in rows.rows { if let id = row["id"] { seen[id] = now } }
             waiting.removeAll { seen[$0] != nil }
@@ -184,7 +194,8 @@ struct QueueBench: AsyncParsableCommand {
         let argv = ([path] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         // The daemon's configuration names the run's database: drop the URL overrides from its environment.
-        let environment = ProcessInfo.processInfo.environment
+        let environment =
+            ProcessInfo.processInfo.environment
             .filter { $0.key != "MEDIANEST_REDIS_URL" && $0.key != "MEDIANEST_DATABASE_URL" && $0.key != "MEDIANEST_CONFIG" }
             .map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { environment.forEach { free($0) } }

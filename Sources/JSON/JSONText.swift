@@ -24,7 +24,8 @@ package enum JSONText {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029
+            case _
+            where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029
                 || (escapingNonPrintable && (0x7F...0x9F).contains(scalar.value)):
                 let hex = String(scalar.value, radix: 16)
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex

@@ -1,9 +1,10 @@
 import CAVShims
 import CLibAV
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The audio encoders the module uses.
@@ -117,11 +118,12 @@ final class AudioTranscoder {
     }
 
     /// Feeds one packet (timestamps in the input stream's time base), or nil to flush.
-    func feed(_ pkt: UnsafeMutablePointer<AVPacket>?, write: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void) throws(MediaError) {
+    func feed(_ pkt: UnsafeMutablePointer<AVPacket>?, write: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void) throws(MediaError)
+    {
         var ret = avcodec_send_packet(dec.ptr, pkt)
         if ret < 0 && ret != AVErr.eof {
             if ret == AVErr.invalidData && decodeErrors < 100 {
-                decodeErrors += 1   // a damaged packet: skip it as ffmpeg does
+                decodeErrors += 1  // a damaged packet: skip it as ffmpeg does
                 return
             }
             throw .decodeFailed(codec: dec.name, message: AVErr.message(ret))
@@ -214,8 +216,9 @@ final class AudioTranscoder {
             var ret = av_frame_get_buffer(f, 0)
             if ret < 0 { throw .libav(operation: "allocate audio", message: AVErr.message(ret)) }
             if f.pointee.nb_samples > n {
-                av_samples_set_silence(f.pointee.extended_data, 0, f.pointee.nb_samples,
-                                       f.pointee.ch_layout.nb_channels, e.pointee.sample_fmt)
+                av_samples_set_silence(
+                    f.pointee.extended_data, 0, f.pointee.nb_samples,
+                    f.pointee.ch_layout.nb_channels, e.pointee.sample_fmt)
             }
             let data = UnsafeMutableRawPointer(f.pointee.extended_data).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
             ret = av_audio_fifo_read(fifo.ptr, data, n)
@@ -227,7 +230,9 @@ final class AudioTranscoder {
         }
     }
 
-    private func encode(_ frame: UnsafeMutablePointer<AVFrame>?, write: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void) throws(MediaError) {
+    private func encode(
+        _ frame: UnsafeMutablePointer<AVFrame>?, write: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void
+    ) throws(MediaError) {
         var ret = avcodec_send_frame(enc.ptr, frame)
         if ret < 0 && ret != AVErr.eof {
             throw .encodeFailed(codec: choice.codecName, message: AVErr.message(ret))

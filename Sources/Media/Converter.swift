@@ -1,9 +1,10 @@
 import CAVShims
 import CLibAV
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What the module does with a stream of a given codec in a given container.
@@ -19,8 +20,10 @@ enum CodecRules {
     static func videoCopyAllowed(_ id: AVCodecID, in c: OutputContainer, muxer: UnsafePointer<AVOutputFormat>) -> Bool {
         switch c {
         case .mp4:
-            return [AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_AV1, AV_CODEC_ID_VP9,
-                    AV_CODEC_ID_MPEG4, AV_CODEC_ID_MPEG2VIDEO].contains(id)
+            return [
+                AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_AV1, AV_CODEC_ID_VP9,
+                AV_CODEC_ID_MPEG4, AV_CODEC_ID_MPEG2VIDEO,
+            ].contains(id)
         case .webm:
             return [AV_CODEC_ID_VP8, AV_CODEC_ID_VP9, AV_CODEC_ID_AV1].contains(id)
         case .mkv:
@@ -33,8 +36,10 @@ enum CodecRules {
     static func audioCopyAllowed(_ id: AVCodecID, in c: OutputContainer, muxer: UnsafePointer<AVOutputFormat>) -> Bool {
         switch c {
         case .mp4:
-            return [AV_CODEC_ID_AAC, AV_CODEC_ID_MP3, AV_CODEC_ID_OPUS, AV_CODEC_ID_AC3,
-                    AV_CODEC_ID_EAC3, AV_CODEC_ID_ALAC].contains(id)
+            return [
+                AV_CODEC_ID_AAC, AV_CODEC_ID_MP3, AV_CODEC_ID_OPUS, AV_CODEC_ID_AC3,
+                AV_CODEC_ID_EAC3, AV_CODEC_ID_ALAC,
+            ].contains(id)
         case .m4a: return id == AV_CODEC_ID_AAC
         case .webm: return id == AV_CODEC_ID_OPUS || id == AV_CODEC_ID_VORBIS
         case .mp3: return id == AV_CODEC_ID_MP3
@@ -62,8 +67,12 @@ enum CodecRules {
             if id == AV_CODEC_ID_WEBVTT { return .copy }
             return text ? .transcode(AV_CODEC_ID_WEBVTT) : .drop("bitmap subtitles cannot go into webm")
         case .mkv:
-            if [AV_CODEC_ID_SUBRIP, AV_CODEC_ID_ASS, AV_CODEC_ID_SSA, AV_CODEC_ID_DVD_SUBTITLE,
-                AV_CODEC_ID_HDMV_PGS_SUBTITLE, AV_CODEC_ID_DVB_SUBTITLE].contains(id) { return .copy }
+            if [
+                AV_CODEC_ID_SUBRIP, AV_CODEC_ID_ASS, AV_CODEC_ID_SSA, AV_CODEC_ID_DVD_SUBTITLE,
+                AV_CODEC_ID_HDMV_PGS_SUBTITLE, AV_CODEC_ID_DVB_SUBTITLE,
+            ].contains(id) {
+                return .copy
+            }
             return text ? .transcode(AV_CODEC_ID_SUBRIP) : .drop("mkv does not take \(codecName(id)) subtitles")
         case .m4a, .mp3:
             return .drop("\(c.rawValue) holds audio only")
@@ -194,7 +203,8 @@ final class Converter {
     }
 
     /// Adds a subtitle stream: copied, converted to the container's text codec, or dropped.
-    func addSubtitle(_ s: UnsafeMutablePointer<AVStream>, of input: Input, language: String? = nil, title: String? = nil) throws(MediaError) {
+    func addSubtitle(_ s: UnsafeMutablePointer<AVStream>, of input: Input, language: String? = nil, title: String? = nil) throws(MediaError)
+    {
         let id = s.pointee.codecpar.pointee.codec_id
         let os: UnsafeMutablePointer<AVStream>
         switch CodecRules.subtitleAction(id, in: container) {
@@ -247,8 +257,10 @@ final class Converter {
     /// writes the file again with a faststart pass).
     private(set) var indexReservationTooSmall = false
 
-    func run(flag: CancelFlag, tags: MediaTags, metadataFrom: InputFile?,
-             progress reporter: ProgressReporter, reservation: IndexReservation?) throws(MediaError) {
+    func run(
+        flag: CancelFlag, tags: MediaTags, metadataFrom: InputFile?,
+        progress reporter: ProgressReporter, reservation: IndexReservation?
+    ) throws(MediaError) {
         let octx = output.ctx
         if octx.pointee.nb_streams == 0 {
             throw .invalidArgument("nothing to write: no stream of the input can go into \(container.rawValue)")

@@ -1,9 +1,10 @@
 import CAVShims
 import CLibAV
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Owners of libav objects. Each frees its object in deinit, so every path out of
@@ -51,8 +52,10 @@ final class CodecContext {
     var name: String { String(cString: codec.pointee.name) }
 
     /// A decoder for a stream, opened.
-    static func decoder(for stream: UnsafeMutablePointer<AVStream>, threads: Int32 = 1,
-                        configure: (UnsafeMutablePointer<AVCodecContext>) -> Void = { _ in })
+    static func decoder(
+        for stream: UnsafeMutablePointer<AVStream>, threads: Int32 = 1,
+        configure: (UnsafeMutablePointer<AVCodecContext>) -> Void = { _ in }
+    )
         throws(MediaError) -> CodecContext
     {
         let par = stream.pointee.codecpar!
@@ -74,8 +77,10 @@ final class CodecContext {
 
 final class ScaleContext {
     let ptr: OpaquePointer
-    init(srcW: Int32, srcH: Int32, srcFormat: AVPixelFormat,
-         dstW: Int32, dstH: Int32, dstFormat: AVPixelFormat, flags: Int32) throws(MediaError) {
+    init(
+        srcW: Int32, srcH: Int32, srcFormat: AVPixelFormat,
+        dstW: Int32, dstH: Int32, dstFormat: AVPixelFormat, flags: Int32
+    ) throws(MediaError) {
         guard let p = sws_getContext(srcW, srcH, srcFormat, dstW, dstH, dstFormat, flags, nil, nil, nil) else {
             throw .libav(operation: "scale", message: "libswscale cannot convert \(srcW)x\(srcH) to \(dstW)x\(dstH)")
         }
@@ -86,8 +91,10 @@ final class ScaleContext {
 
 final class ResampleContext {
     let ptr: OpaquePointer
-    init(outLayout: inout AVChannelLayout, outFormat: AVSampleFormat, outRate: Int32,
-         inLayout: inout AVChannelLayout, inFormat: AVSampleFormat, inRate: Int32) throws(MediaError) {
+    init(
+        outLayout: inout AVChannelLayout, outFormat: AVSampleFormat, outRate: Int32,
+        inLayout: inout AVChannelLayout, inFormat: AVSampleFormat, inRate: Int32
+    ) throws(MediaError) {
         var swr: OpaquePointer?
         var ret = swr_alloc_set_opts2(&swr, &outLayout, outFormat, outRate, &inLayout, inFormat, inRate, 0, nil)
         guard ret >= 0, let s = swr else {
@@ -218,21 +225,23 @@ final class InputFile {
         let file = try InputFile(path: path, flag: flag, findStreamInfo: false)
         let name = file.formatName
         let isMOV = name.hasPrefix("mov,")
-        let headerComplete = (isMOV || name.hasPrefix("matroska")) && file.streams.allSatisfy { s in
-            let par = s.pointee.codecpar.pointee
-            // A fragmented MP4 (DASH) has no sample table in its header: its
-            // start time and duration need the read-ahead.
-            if isMOV && s.pointee.nb_frames <= 0 && par.codec_type != AVMEDIA_TYPE_DATA { return false }
-            switch par.codec_type {
-            case AVMEDIA_TYPE_VIDEO:
-                return (par.codec_id == AV_CODEC_ID_H264 || par.codec_id == AV_CODEC_ID_HEVC)
-                    && par.extradata_size > 0 && par.width > 0 && par.height > 0
-            case AVMEDIA_TYPE_AUDIO:
-                return par.codec_id != AV_CODEC_ID_NONE && par.sample_rate > 0 && par.ch_layout.nb_channels > 0
-            default:
-                return true
+        let headerComplete =
+            (isMOV || name.hasPrefix("matroska"))
+            && file.streams.allSatisfy { s in
+                let par = s.pointee.codecpar.pointee
+                // A fragmented MP4 (DASH) has no sample table in its header: its
+                // start time and duration need the read-ahead.
+                if isMOV && s.pointee.nb_frames <= 0 && par.codec_type != AVMEDIA_TYPE_DATA { return false }
+                switch par.codec_type {
+                case AVMEDIA_TYPE_VIDEO:
+                    return (par.codec_id == AV_CODEC_ID_H264 || par.codec_id == AV_CODEC_ID_HEVC)
+                        && par.extradata_size > 0 && par.width > 0 && par.height > 0
+                case AVMEDIA_TYPE_AUDIO:
+                    return par.codec_id != AV_CODEC_ID_NONE && par.sample_rate > 0 && par.ch_layout.nb_channels > 0
+                default:
+                    return true
+                }
             }
-        }
         if !headerComplete { try file.findStreamInfo() }
         return file
     }

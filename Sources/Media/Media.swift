@@ -143,7 +143,8 @@ public enum Media {
         tags: MediaTags = .none, progress: (@Sendable (Double) -> Void)? = nil
     ) async throws(MediaError) -> ConversionResult {
         try await LibAVThread.run("audio") { flag throws(MediaError) in
-            try convert(output: output, container: format.container, tags: tags, progress: progress, flag: flag) { conv throws(MediaError) in
+            try convert(output: output, container: format.container, tags: tags, progress: progress, flag: flag) {
+                conv throws(MediaError) in
                 let file = try InputFile.forCopy(path: input, flag: flag)
                 guard let s = file.bestStream(AVMEDIA_TYPE_AUDIO) else { throw .noStream(path: input, kind: .audio) }
                 try conv.addAudio(s, of: conv.addInput(file))
@@ -161,8 +162,9 @@ public enum Media {
             let file = try InputFile(path: input, flag: flag)
             guard let s = file.bestStream(AVMEDIA_TYPE_SUBTITLE) else { throw .noStream(path: input, kind: .subtitle) }
             guard CodecRules.isTextSubtitle(s.pointee.codecpar.pointee.codec_id) else {
-                throw .unsupportedCodec(codec: codecName(s.pointee.codecpar.pointee.codec_id), container: format.rawValue,
-                                        message: "only text subtitles can become \(format.rawValue)")
+                throw .unsupportedCodec(
+                    codec: codecName(s.pointee.codecpar.pointee.codec_id), container: format.rawValue,
+                    message: "only text subtitles can become \(format.rawValue)")
             }
             let out = try OutputFile(path: output, muxer: format.muxerName)
             let t = try SubtitleTranscoder(input: s, output: out, encoder: format.codecID)
@@ -190,8 +192,9 @@ public enum Media {
         width: Int? = nil, format: ThumbnailFormat = .jpeg, mode: ThumbnailMode = .keyframe
     ) async throws(MediaError) -> ThumbnailResult {
         try await LibAVThread.run("thumbnail") { flag throws(MediaError) in
-            try Thumbnailer.make(input: input, output: output, at: time, width: width,
-                                 format: format, mode: mode, flag: flag)
+            try Thumbnailer.make(
+                input: input, output: output, at: time, width: width,
+                format: format, mode: mode, flag: flag)
         }
     }
 
@@ -199,9 +202,11 @@ public enum Media {
     /// (for health reports and logs).
     public static var libraryVersions: String {
         func v(_ name: String, _ n: UInt32) -> String { "\(name) \(n >> 16).\((n >> 8) & 0xff).\(n & 0xff)" }
-        return [v("libavformat", avformat_version()), v("libavcodec", avcodec_version()),
-                v("libavutil", avutil_version()), v("libswscale", swscale_version()),
-                v("libswresample", swresample_version())].joined(separator: ", ")
+        return [
+            v("libavformat", avformat_version()), v("libavcodec", avcodec_version()),
+            v("libavutil", avutil_version()), v("libswscale", swscale_version()),
+            v("libswresample", swresample_version()),
+        ].joined(separator: ", ")
     }
 
     // MARK: - helpers
@@ -211,9 +216,10 @@ public enum Media {
             let file = try InputFile(path: sub.path, flag: flag)
             guard let s = file.bestStream(AVMEDIA_TYPE_SUBTITLE) else { throw .noStream(path: sub.path, kind: .subtitle) }
             guard CodecRules.isTextSubtitle(s.pointee.codecpar.pointee.codec_id) else {
-                throw .unsupportedCodec(codec: codecName(s.pointee.codecpar.pointee.codec_id),
-                                        container: conv.container.rawValue,
-                                        message: "subtitle files must be text (WebVTT, SubRip, ASS)")
+                throw .unsupportedCodec(
+                    codec: codecName(s.pointee.codecpar.pointee.codec_id),
+                    container: conv.container.rawValue,
+                    message: "subtitle files must be text (WebVTT, SubRip, ASS)")
             }
             let input = conv.addInput(file)
             try conv.addSubtitle(s, of: input, language: sub.language, title: sub.title)

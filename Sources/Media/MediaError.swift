@@ -1,9 +1,10 @@
 import CAVShims
 import CLibAV
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Every failure of the Media module. Each case has a sentence a user can act on
@@ -64,8 +65,8 @@ public enum MediaError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .fileNotFound: return "No such file or directory"
         case .openFailed(_, let m), .invalidMedia(_, let m), .unsupportedCodec(_, _, let m),
-             .decodeFailed(_, let m), .encodeFailed(_, let m), .writeFailed(_, let m),
-             .libav(_, let m):
+            .decodeFailed(_, let m), .encodeFailed(_, let m), .writeFailed(_, let m),
+            .libav(_, let m):
             return m
         case .noStream(_, let kind): return "no \(kind.rawValue) stream"
         case .invalidArgument(let m): return m

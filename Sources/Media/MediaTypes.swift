@@ -115,8 +115,10 @@ public struct MediaTags: Sendable, Equatable {
     /// A comment; for a download, the source URL.
     public var comment: String?
 
-    public init(title: String? = nil, artist: String? = nil, date: String? = nil,
-                description: String? = nil, comment: String? = nil) {
+    public init(
+        title: String? = nil, artist: String? = nil, date: String? = nil,
+        description: String? = nil, comment: String? = nil
+    ) {
         self.title = title
         self.artist = artist
         self.date = date

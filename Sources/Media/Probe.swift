@@ -1,9 +1,10 @@
 import CAVShims
 import CLibAV
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum Prober {
@@ -26,33 +27,37 @@ enum Prober {
             if let p = avcodec_profile_name(par.codec_id, par.profile) { profile = String(cString: p) }
             var fps: Double?
             if k == .video {
-                let a = s.pointee.avg_frame_rate, r = s.pointee.r_frame_rate
+                let a = s.pointee.avg_frame_rate
+                let r = s.pointee.r_frame_rate
                 if a.num > 0 && a.den > 0 { fps = av_q2d(a) } else if r.num > 0 && r.den > 0 { fps = av_q2d(r) }
             }
             let bitRate = par.bit_rate > 0 ? Int(par.bit_rate) : nil
-            streams.append(StreamInfo(
-                index: Int(s.pointee.index),
-                kind: k,
-                codec: codecName(par.codec_id),
-                profile: profile,
-                width: k == .video && par.width > 0 ? Int(par.width) : nil,
-                height: k == .video && par.height > 0 ? Int(par.height) : nil,
-                frameRate: fps,
-                bitRate: bitRate,
-                sampleRate: k == .audio && par.sample_rate > 0 ? Int(par.sample_rate) : nil,
-                channels: k == .audio && par.ch_layout.nb_channels > 0 ? Int(par.ch_layout.nb_channels) : nil,
-                language: language,
-                duration: s.pointee.duration > 0 ? seconds(s.pointee.duration, s.pointee.time_base) : nil,
-                isDefault: (s.pointee.disposition & AV_DISPOSITION_DEFAULT) != 0,
-                isAttachedPicture: (s.pointee.disposition & AV_DISPOSITION_ATTACHED_PIC) != 0,
-                tags: tags))
+            streams.append(
+                StreamInfo(
+                    index: Int(s.pointee.index),
+                    kind: k,
+                    codec: codecName(par.codec_id),
+                    profile: profile,
+                    width: k == .video && par.width > 0 ? Int(par.width) : nil,
+                    height: k == .video && par.height > 0 ? Int(par.height) : nil,
+                    frameRate: fps,
+                    bitRate: bitRate,
+                    sampleRate: k == .audio && par.sample_rate > 0 ? Int(par.sample_rate) : nil,
+                    channels: k == .audio && par.ch_layout.nb_channels > 0 ? Int(par.ch_layout.nb_channels) : nil,
+                    language: language,
+                    duration: s.pointee.duration > 0 ? seconds(s.pointee.duration, s.pointee.time_base) : nil,
+                    isDefault: (s.pointee.disposition & AV_DISPOSITION_DEFAULT) != 0,
+                    isAttachedPicture: (s.pointee.disposition & AV_DISPOSITION_ATTACHED_PIC) != 0,
+                    tags: tags))
         }
         var chapters: [ChapterInfo] = []
         for i in 0..<Int(ctx.pointee.nb_chapters) {
             let c = ctx.pointee.chapters[i]!.pointee
             let title = dictionaryEntries(c.metadata).first { $0.key.lowercased() == "title" }?.value
-            chapters.append(ChapterInfo(start: seconds(c.start, c.time_base) ?? 0,
-                                        end: seconds(c.end, c.time_base) ?? 0, title: title))
+            chapters.append(
+                ChapterInfo(
+                    start: seconds(c.start, c.time_base) ?? 0,
+                    end: seconds(c.end, c.time_base) ?? 0, title: title))
         }
         var size: Int64?
         var st = stat()

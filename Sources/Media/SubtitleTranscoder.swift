@@ -1,9 +1,10 @@
 import CAVShims
 import CLibAV
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Decodes a text subtitle stream to libav's ASS events and encodes them with a
@@ -45,11 +46,12 @@ final class SubtitleTranscoder {
         "subtitle \(inStream.pointee.index): \(codecName(inStream.pointee.codecpar.pointee.codec_id)) -> \(enc.name)"
     }
 
-    func feed(_ pkt: UnsafeMutablePointer<AVPacket>, write: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void) throws(MediaError) {
+    func feed(_ pkt: UnsafeMutablePointer<AVPacket>, write: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void) throws(MediaError)
+    {
         var sub = AVSubtitle()
         var got: Int32 = 0
         let ret = avcodec_decode_subtitle2(dec.ptr, &sub, &got, pkt)
-        if ret < 0 || got == 0 { return }   // a cue libav cannot read is left out
+        if ret < 0 || got == 0 { return }  // a cue libav cannot read is left out
         defer { avsubtitle_free(&sub) }
         if sub.num_rects == 0 { return }
         var pts = sub.pts

@@ -1,9 +1,10 @@
 import CAVShims
 import CLibAV
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Grabs one video frame, scales it and writes it as a JPEG or PNG.
@@ -13,8 +14,10 @@ enum Thumbnailer {
     /// How many keyframes a poster looks at before it settles for the brightest.
     static let posterCandidates = 10
 
-    static func make(input: String, output: String, at time: ThumbnailTime, width: Int?,
-                     format: ThumbnailFormat, mode: ThumbnailMode, flag: CancelFlag) throws(MediaError) -> ThumbnailResult {
+    static func make(
+        input: String, output: String, at time: ThumbnailTime, width: Int?,
+        format: ThumbnailFormat, mode: ThumbnailMode, flag: CancelFlag
+    ) throws(MediaError) -> ThumbnailResult {
         if let width, width < 16 || width > 8192 {
             throw .invalidArgument("thumbnail width \(width) is outside 16...8192")
         }
@@ -55,12 +58,15 @@ enum Thumbnailer {
             chosen = try poster(grabber: grabber, from: target, duration: duration, flag: flag)
         }
         try flag.check()
-        return try writeImage(chosen.frame, time: chosen.time, width: width, format: format, output: output,
-                              sar: vs.pointee.sample_aspect_ratio)
+        return try writeImage(
+            chosen.frame, time: chosen.time, width: width, format: format, output: output,
+            sar: vs.pointee.sample_aspect_ratio)
     }
 
-    private static func poster(grabber: FrameGrabber, from start: Double, duration: Double,
-                               flag: CancelFlag) throws(MediaError) -> (frame: Frame, time: Double) {
+    private static func poster(
+        grabber: FrameGrabber, from start: Double, duration: Double,
+        flag: CancelFlag
+    ) throws(MediaError) -> (frame: Frame, time: Double) {
         let step = max(1.0, duration * 0.05)
         var best: (frame: Frame, time: Double, luma: Double)?
         var seen = Set<Double>()
@@ -88,8 +94,9 @@ enum Thumbnailer {
         let f = frame.ptr.pointee
         let w: Int32 = 64
         let h = max(Int32(1), Int32((Double(f.height) * 64 / Double(max(f.width, 1))).rounded()))
-        let sws = try ScaleContext(srcW: f.width, srcH: f.height, srcFormat: AVPixelFormat(rawValue: f.format),
-                                   dstW: w, dstH: h, dstFormat: AV_PIX_FMT_GRAY8, flags: SWS_AREA)
+        let sws = try ScaleContext(
+            srcW: f.width, srcH: f.height, srcFormat: AVPixelFormat(rawValue: f.format),
+            dstW: w, dstH: h, dstFormat: AV_PIX_FMT_GRAY8, flags: SWS_AREA)
         let gray = try Frame()
         gray.ptr.pointee.width = w
         gray.ptr.pointee.height = h
@@ -105,8 +112,10 @@ enum Thumbnailer {
         return Double(sum) / Double(Int(w) * Int(h))
     }
 
-    private static func writeImage(_ frame: Frame, time: Double, width: Int?, format: ThumbnailFormat,
-                                   output: String, sar: AVRational) throws(MediaError) -> ThumbnailResult {
+    private static func writeImage(
+        _ frame: Frame, time: Double, width: Int?, format: ThumbnailFormat,
+        output: String, sar: AVRational
+    ) throws(MediaError) -> ThumbnailResult {
         let f = frame.ptr.pointee
         var aspect = f.sample_aspect_ratio
         if aspect.num <= 0 || aspect.den <= 0 { aspect = sar }
@@ -127,9 +136,10 @@ enum Thumbnailer {
             outW = max(2, outW & ~1)
             outH = max(2, outH & ~1)
         }
-        let sws = try ScaleContext(srcW: f.width, srcH: f.height, srcFormat: AVPixelFormat(rawValue: f.format),
-                                   dstW: Int32(outW), dstH: Int32(outH), dstFormat: pixFmt,
-                                   flags: SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT)
+        let sws = try ScaleContext(
+            srcW: f.width, srcH: f.height, srcFormat: AVPixelFormat(rawValue: f.format),
+            dstW: Int32(outW), dstH: Int32(outH), dstFormat: pixFmt,
+            flags: SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT)
         let scaled = try Frame()
         scaled.ptr.pointee.width = Int32(outW)
         scaled.ptr.pointee.height = Int32(outH)
@@ -198,7 +208,9 @@ final class FrameGrabber {
     func grab(at time: Double) throws(MediaError) -> (frame: Frame, time: Double)? {
         let tb = stream.pointee.time_base
         let start = file.startTime
-        let streamStart = stream.pointee.start_time != noPTS ? stream.pointee.start_time
+        let streamStart =
+            stream.pointee.start_time != noPTS
+            ? stream.pointee.start_time
             : av_rescale_q(start, timeBaseQ, tb)
         let target = streamStart + Int64((time * Double(tb.den) / Double(tb.num)).rounded(.down))
         avcodec_flush_buffers(dec.ptr)
@@ -295,8 +307,8 @@ func writeFileAtomically(_ path: String, _ data: UnsafePointer<UInt8>?, _ count:
 
 private func posixWrite(_ fd: Int32, _ buf: UnsafePointer<UInt8>, _ count: Int) -> Int {
     #if canImport(Glibc)
-    return Glibc.write(fd, buf, count)
+        return Glibc.write(fd, buf, count)
     #else
-    return Darwin.write(fd, buf, count)
+        return Darwin.write(fd, buf, count)
     #endif
 }

@@ -146,7 +146,8 @@ final class ConnectionCore: @unchecked Sendable {
         guard let severity = PQresultErrorField(result, Self.field("V")) else { return }
         let level = String(cString: severity)
         if level == "FATAL" || level == "PANIC" {
-            lastFatalNotice = PQresultErrorField(result, Self.field("M")).map { String(cString: $0) }
+            lastFatalNotice =
+                PQresultErrorField(result, Self.field("M")).map { String(cString: $0) }
                 ?? Self.clean(PQresultErrorMessage(result))
         }
     }
@@ -270,7 +271,8 @@ final class ConnectionCore: @unchecked Sendable {
             let reason = connection.map { Self.clean(PQerrorMessage($0)) } ?? "no result"
             return .query(message: configuration.scrub(reason), sqlState: nil, detail: nil)
         }
-        let message = PQresultErrorField(result, Self.field("M")).map { String(cString: $0) }
+        let message =
+            PQresultErrorField(result, Self.field("M")).map { String(cString: $0) }
             ?? Self.clean(PQresultErrorMessage(result))
         let detail = PQresultErrorField(result, Self.field("D")).map { String(cString: $0) }
         return .query(message: message, sqlState: sqlState, detail: detail)

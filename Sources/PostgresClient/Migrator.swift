@@ -57,13 +57,14 @@ public enum Migrator {
     }
 
     private static func apply(_ migrations: [Migration], on connection: PostgresConnection) async throws(PostgresError) -> [Int] {
-        try await connection.execute(script: """
-            CREATE TABLE IF NOT EXISTS \(tableName) (
-                version integer PRIMARY KEY,
-                name text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )
-            """)
+        try await connection.execute(
+            script: """
+                CREATE TABLE IF NOT EXISTS \(tableName) (
+                    version integer PRIMARY KEY,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """)
         let done = Set(try await connection.query("SELECT version FROM \(tableName)").rows.compactMap { $0.optionalInt("version") })
         var applied: [Int] = []
         for migration in migrations where !done.contains(migration.version) {

@@ -191,11 +191,13 @@ extension PostgresConfiguration: CustomStringConvertible, CustomDebugStringConve
     public var debugDescription: String { "PostgresConfiguration(\(redactedURL))" }
     /// A mirror without the password, so `dump()` cannot print it.
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "host": host, "port": port, "user": user as Any, "password": password == nil ? "nil" : "***",
-            "database": database, "sslMode": sslMode as Any, "connectTimeout": connectTimeout,
-            "applicationName": applicationName, "extraParameters": extraParameters,
-        ])
+        Mirror(
+            self,
+            children: [
+                "host": host, "port": port, "user": user as Any, "password": password == nil ? "nil" : "***",
+                "database": database, "sslMode": sslMode as Any, "connectTimeout": connectTimeout,
+                "applicationName": applicationName, "extraParameters": extraParameters,
+            ])
     }
 }
 
@@ -353,8 +355,9 @@ private struct URLParser {
                 configuration.database = value
             default:
                 guard PostgresConfiguration.passThroughParameters.contains(String(key)) else {
-                    throw .invalidURL("unknown query parameter \(quoted(key, otherwise: "(one of them)")); supported: sslmode, application_name, connect_timeout, host, port, user, password, dbname, "
-                        + PostgresConfiguration.passThroughParameters.sorted().joined(separator: ", "))
+                    throw .invalidURL(
+                        "unknown query parameter \(quoted(key, otherwise: "(one of them)")); supported: sslmode, application_name, connect_timeout, host, port, user, password, dbname, "
+                            + PostgresConfiguration.passThroughParameters.sorted().joined(separator: ", "))
                 }
                 configuration.extraParameters[String(key)] = value
             }

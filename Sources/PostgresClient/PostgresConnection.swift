@@ -21,8 +21,10 @@ public final class PostgresConnection: Sendable {
 
     private static let counter = LockedState(0)
 
-    private init(configuration: PostgresConfiguration, thread: ConnectionThread, core: ConnectionCore,
-                 state: LockedState<ConnectionState>) {
+    private init(
+        configuration: PostgresConfiguration, thread: ConnectionThread, core: ConnectionCore,
+        state: LockedState<ConnectionState>
+    ) {
         self.configuration = configuration
         self.thread = thread
         self.core = core
@@ -113,7 +115,11 @@ public final class PostgresConnection: Sendable {
             return !state.closed
         }
         let core = self.core
-        if !first || !thread.stop(after: { core.finish(); completion() }) {
+        if !first
+            || !thread.stop(after: {
+                core.finish(); completion()
+            })
+        {
             completion()
         }
     }

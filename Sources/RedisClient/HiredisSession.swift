@@ -1,7 +1,8 @@
 import CHiredis
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The hiredis side of a connection: lives on, and is touched only by, the connection's own
@@ -59,7 +60,9 @@ final class HiredisSession {
             guard case .commands(let commands) = work.kind else { continue }
             for command in commands {
                 guard Self.append(command, to: context) else {
-                    let failure = RedisError.protocolError("The command \(command.name) could not be buffered for \(configuration.address) (out of memory); the connection was reset.")
+                    let failure = RedisError.protocolError(
+                        "The command \(command.name) could not be buffered for \(configuration.address) (out of memory); the connection was reset."
+                    )
                     disconnect()
                     core.finish(batch, results: batch.map { _ in .failure(failure) })
                     return
@@ -110,7 +113,7 @@ final class HiredisSession {
             flat.append(contentsOf: argument)
             lengths.append(argument.count)
         }
-        flat.append(0) // never empty, so the base address exists even for empty arguments
+        flat.append(0)  // never empty, so the base address exists even for empty arguments
         return flat.withUnsafeBufferPointer { buffer -> Bool in
             let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
             var pointers: [UnsafePointer<CChar>?] = []
@@ -211,7 +214,11 @@ final class HiredisSession {
         if ctx.pointee.err != 0 {
             let cause = Self.errorText(ctx)
             redisFree(ctx)
-            return .failure(ConnectFailure(text: "Could not connect to Redis at \(address): \(cause). Check that the server is running and that the Redis URL is right"))
+            return .failure(
+                ConnectFailure(
+                    text:
+                        "Could not connect to Redis at \(address): \(cause). Check that the server is running and that the Redis URL is right"
+                ))
         }
         guard core.publishSocket(ctx.pointee.fd) else {
             redisFree(ctx)
@@ -256,9 +263,11 @@ final class HiredisSession {
             case .auth:
                 return fail("Redis at \(address) refused the credentials (\(message)). Check the user and password in the Redis URL")
             case .select:
-                return fail("Redis at \(address) could not select database \(configuration.database) (\(message)). Check the database number in the Redis URL")
+                return fail(
+                    "Redis at \(address) could not select database \(configuration.database) (\(message)). Check the database number in the Redis URL"
+                )
             case .setName:
-                continue // a name is only a convenience for CLIENT LIST; never fail over it
+                continue  // a name is only a convenience for CLIENT LIST; never fail over it
             }
         }
         return .success(ctx)
@@ -279,11 +288,15 @@ final class HiredisSession {
         let cause = Self.errorText(ctx)
         switch ctx.pointee.err {
         case REDIS_ERR_EOF:
-            return .connection("Redis at \(address) closed the connection (server restart, CLIENT KILL or idle timeout) before replying; the next command reconnects.")
+            return .connection(
+                "Redis at \(address) closed the connection (server restart, CLIENT KILL or idle timeout) before replying; the next command reconnects."
+            )
         case REDIS_ERR_PROTOCOL:
             return .protocolError("Redis at \(address) sent a reply that could not be parsed (\(cause)); the connection was reset.")
         case REDIS_ERR_IO where cause == String(cString: strerror(EAGAIN)) || cause == String(cString: strerror(EWOULDBLOCK)):
-            return .connection("Redis at \(address) did not reply within \(Self.seconds(configuration.socketTimeout)) s (the socket timeout), so the connection was dropped; a connection used for blocking commands needs a socket timeout longer than the block time.")
+            return .connection(
+                "Redis at \(address) did not reply within \(Self.seconds(configuration.socketTimeout)) s (the socket timeout), so the connection was dropped; a connection used for blocking commands needs a socket timeout longer than the block time."
+            )
         default:
             return .connection("Lost the connection to Redis at \(address): \(cause); the next command reconnects.")
         }

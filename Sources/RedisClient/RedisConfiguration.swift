@@ -62,7 +62,9 @@ public struct RedisConfiguration: Sendable, Equatable {
         case "redis": isUnix = false
         case "unix": isUnix = true
         case "rediss":
-            throw RedisError.invalidURL("The Redis URL \"\(shown)\" uses rediss://, but TLS is not supported; use redis:// on a trusted network, or a TLS tunnel such as stunnel.")
+            throw RedisError.invalidURL(
+                "The Redis URL \"\(shown)\" uses rediss://, but TLS is not supported; use redis:// on a trusted network, or a TLS tunnel such as stunnel."
+            )
         default:
             throw fail("the scheme \"\(scheme)\" is not supported; use redis:// or unix://")
         }
@@ -94,7 +96,7 @@ public struct RedisConfiguration: Sendable, Equatable {
                 throw fail("the part before \"@\" has no \":\"; write redis://:PASSWORD@host or redis://USER:PASSWORD@host")
             }
             guard let user = String(userInfo[..<colon]).removingPercentEncoding,
-                  let password = String(userInfo[userInfo.index(after: colon)...]).removingPercentEncoding
+                let password = String(userInfo[userInfo.index(after: colon)...]).removingPercentEncoding
             else {
                 throw fail("the user or password contains a malformed %-escape")
             }
@@ -204,10 +206,12 @@ extension RedisConfiguration: CustomStringConvertible, CustomDebugStringConverti
     }
     /// A mirror without the password, so `dump(configuration)` cannot leak it.
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "url": redactedURL as Any,
-            "connectTimeout": connectTimeout as Any,
-            "socketTimeout": socketTimeout as Any,
-        ])
+        Mirror(
+            self,
+            children: [
+                "url": redactedURL as Any,
+                "connectTimeout": connectTimeout as Any,
+                "socketTimeout": socketTimeout as Any,
+            ])
     }
 }

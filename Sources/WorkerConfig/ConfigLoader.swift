@@ -90,8 +90,8 @@ package enum ConfigLoader {
         }
         switch yamlError {
         case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
             var message = "invalid YAML: \(problem)"
             if let context, !context.text.isEmpty {
                 message += " (\(context.text) at line \(context.mark.line))"
@@ -134,7 +134,8 @@ package enum ConfigLoader {
             if let node = redis["prefix"] {
                 let prefix = try reader.text(node, key: redis.path("prefix"), expected: "a key prefix")
                 guard matches(prefix, allowed: prefixCharacters, length: 1...64) else {
-                    throw reader.error(redis.path("prefix"), "expected 1–64 of A-Z a-z 0-9 _ . : -, got \(reader.describe(node, text: prefix))", at: node)
+                    throw reader.error(
+                        redis.path("prefix"), "expected 1–64 of A-Z a-z 0-9 _ . : -, got \(reader.describe(node, text: prefix))", at: node)
                 }
                 configuration.redis.prefix = prefix
             }
@@ -162,7 +163,8 @@ package enum ConfigLoader {
             if let node = control["socket"] {
                 let socket = try reader.absolutePath(node, key: control.path("socket"))
                 guard socket.utf8.count <= 107 else {
-                    throw reader.error(control.path("socket"), "a Unix socket path is at most 107 bytes, this one has \(socket.utf8.count)", at: node)
+                    throw reader.error(
+                        control.path("socket"), "a Unix socket path is at most 107 bytes, this one has \(socket.utf8.count)", at: node)
                 }
                 configuration.control.socket = socket
             }
@@ -186,30 +188,40 @@ package enum ConfigLoader {
             configuration.queues = try queues(node, reader: reader)
         }
 
-        if let youtube = try reader.section(top["youtube"], key: "youtube", known: [
-            "yt_dlp", "quality", "format", "allowed_hosts", "output", "sleep_requests", "js_runtime",
-        ]) {
+        if let youtube = try reader.section(
+            top["youtube"], key: "youtube",
+            known: [
+                "yt_dlp", "quality", "format", "allowed_hosts", "output", "sleep_requests", "js_runtime",
+            ])
+        {
             configuration.youtube = try youtubeSettings(youtube, reader: reader)
         }
 
         if let node = top["plex"], !reader.isNull(node),
-           let plex = try reader.section(node, key: "plex", known: ["url", "token", "section", "path_map"]) {
+            let plex = try reader.section(node, key: "plex", known: ["url", "token", "section", "path_map"])
+        {
             configuration.plex = try plexSettings(plex, reader: reader)
         }
 
         if let node = top["overseerr"], !reader.isNull(node),
-           let overseerr = try reader.section(node, key: "overseerr", known: ["url", "api_key"]) {
-            let url = try httpURL(required(overseerr, "url", "the Overseerr server's address, e.g. http://127.0.0.1:5055", reader),
-                                  key: overseerr.path("url"), reader: reader)
-            let apiKey = try reader.string(required(overseerr, "api_key", "the API key from Overseerr's settings", reader),
-                                           key: overseerr.path("api_key"), allowEmpty: true)
+            let overseerr = try reader.section(node, key: "overseerr", known: ["url", "api_key"])
+        {
+            let url = try httpURL(
+                required(overseerr, "url", "the Overseerr server's address, e.g. http://127.0.0.1:5055", reader),
+                key: overseerr.path("url"), reader: reader)
+            let apiKey = try reader.string(
+                required(overseerr, "api_key", "the API key from Overseerr's settings", reader),
+                key: overseerr.path("api_key"), allowEmpty: true)
             configuration.overseerr = apiKey.isEmpty ? nil : OverseerrSettings(url: url, apiKey: apiKey)
         }
 
         if let node = top["schedules"] {
             configuration.schedules = try schedules(node, queues: configuration.queues, reader: reader)
         } else if configuration.queue(named: "default") == nil {
-            throw reader.error("schedules", "the default schedules (cleanup every 15 minutes, service.health every 2 minutes) run on the queue \"default\", which is not configured: add a queue named default, or a schedules section (schedules: {} for none)", at: top["queues"])
+            throw reader.error(
+                "schedules",
+                "the default schedules (cleanup every 15 minutes, service.health every 2 minutes) run on the queue \"default\", which is not configured: add a queue named default, or a schedules section (schedules: {} for none)",
+                at: top["queues"])
         }
 
         if let retention = try reader.section(top["retention"], key: "retention", known: ["state", "jobs", "temp", "user_quota"]) {
@@ -228,7 +240,8 @@ package enum ConfigLoader {
         }
 
         if let cleanup = try reader.section(top["cleanup"], key: "cleanup", known: ["delete_orphans"]),
-           let node = cleanup["delete_orphans"] {
+            let node = cleanup["delete_orphans"]
+        {
             configuration.cleanup.deleteOrphans = try reader.bool(node, key: cleanup.path("delete_orphans"))
         }
 
@@ -262,7 +275,9 @@ package enum ConfigLoader {
         for entry in entries {
             let key = "queues.\(entry.name)"
             guard matches(entry.name, allowed: queueNameCharacters, length: 1...64) else {
-                throw reader.error(key, "a queue name is 1–64 of a-z 0-9 _ -, got \(JSONText.quote(entry.name, escapingNonPrintable: true))", at: entry.keyNode)
+                throw reader.error(
+                    key, "a queue name is 1–64 of a-z 0-9 _ -, got \(JSONText.quote(entry.name, escapingNonPrintable: true))",
+                    at: entry.keyNode)
             }
             var queue = QueueSettings(name: entry.name)
             let known = ["concurrency", "max_attempts", "backoff", "timeout", "rate_limit"]
@@ -281,18 +296,24 @@ package enum ConfigLoader {
                         queue.backoff.max = try reader.duration(node, key: backoff.path("max"))
                     }
                     guard queue.backoff.initial <= queue.backoff.max else {
-                        throw reader.error(backoff.key, "initial (\(DurationParser.format(queue.backoff.initial))) must not be longer than max (\(DurationParser.format(queue.backoff.max)))", at: backoff.node)
+                        throw reader.error(
+                            backoff.key,
+                            "initial (\(DurationParser.format(queue.backoff.initial))) must not be longer than max (\(DurationParser.format(queue.backoff.max)))",
+                            at: backoff.node)
                     }
                 }
                 if let node = section["timeout"] {
                     queue.timeout = try reader.duration(node, key: section.path("timeout"))
                 }
                 if let node = section["rate_limit"], !reader.isNull(node),
-                   let limit = try reader.section(node, key: section.path("rate_limit"), known: ["max", "per"]) {
-                    let max = try reader.int(required(limit, "max", "how many jobs may start per window, a whole number ≥ 1", reader),
-                                             key: limit.path("max"), range: 1...Int.max)
-                    let per = try reader.duration(required(limit, "per", "the window, a duration such as 1m", reader),
-                                                  key: limit.path("per"))
+                    let limit = try reader.section(node, key: section.path("rate_limit"), known: ["max", "per"])
+                {
+                    let max = try reader.int(
+                        required(limit, "max", "how many jobs may start per window, a whole number ≥ 1", reader),
+                        key: limit.path("max"), range: 1...Int.max)
+                    let per = try reader.duration(
+                        required(limit, "per", "the window, a duration such as 1m", reader),
+                        key: limit.path("per"))
                     queue.rateLimit = RateLimitSettings(max: max, per: per)
                 }
             }
@@ -321,7 +342,10 @@ package enum ConfigLoader {
                 let isIPv6 = name.contains(":") && name.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
                 let isName = matches(name, allowed: hostCharacters, length: 1...253) && !name.hasPrefix(".") && !name.hasPrefix("-")
                 guard isIPv6 || isName else {
-                    throw reader.error("\(section.path("allowed_hosts"))[\(index)]", "expected a host name such as media.example.com (no scheme, path or port), got \(reader.describe(item, text: host))", at: item)
+                    throw reader.error(
+                        "\(section.path("allowed_hosts"))[\(index)]",
+                        "expected a host name such as media.example.com (no scheme, path or port), got \(reader.describe(item, text: host))",
+                        at: item)
                 }
                 if !youtube.allowedHosts.contains(name) { youtube.allowedHosts.append(name) }
             }
@@ -337,16 +361,19 @@ package enum ConfigLoader {
             youtube.sleepRequests = try reader.duration(node, key: section.path("sleep_requests"), minimum: 0, exclusive: false)
         }
         if let node = section["js_runtime"], !reader.isNull(node) {
-            youtube.jsRuntime = try reader.string(node, key: section.path("js_runtime"), expected: "a runtime such as deno or node:/usr/bin/node")
+            youtube.jsRuntime = try reader.string(
+                node, key: section.path("js_runtime"), expected: "a runtime such as deno or node:/usr/bin/node")
         }
         return youtube
     }
 
     static func plexSettings(_ section: Section, reader: ConfigReader) throws(ConfigError) -> PlexSettings? {
-        let url = try httpURL(required(section, "url", "the Plex server's address, e.g. http://127.0.0.1:32400", reader),
-                              key: section.path("url"), reader: reader)
-        let token = try reader.string(required(section, "token", "the X-Plex-Token, e.g. \"${PLEX_TOKEN}\"", reader),
-                                      key: section.path("token"), allowEmpty: true)
+        let url = try httpURL(
+            required(section, "url", "the Plex server's address, e.g. http://127.0.0.1:32400", reader),
+            key: section.path("url"), reader: reader)
+        let token = try reader.string(
+            required(section, "token", "the X-Plex-Token, e.g. \"${PLEX_TOKEN}\"", reader),
+            key: section.path("token"), allowEmpty: true)
         var settings = PlexSettings(url: url, token: token)
         if let node = section["section"], !reader.isNull(node) {
             settings.section = try reader.string(node, key: section.path("section"), expected: "a library section title or key")
@@ -368,7 +395,9 @@ package enum ConfigLoader {
         for entry in try reader.entries(node, key: "schedules", expected: "a map of schedule names to their settings") {
             let key = "schedules.\(entry.name)"
             guard matches(entry.name, allowed: prefixCharacters, length: 1...64) else {
-                throw reader.error(key, "a schedule name is 1–64 of A-Z a-z 0-9 _ . : -, got \(JSONText.quote(entry.name, escapingNonPrintable: true))", at: entry.keyNode)
+                throw reader.error(
+                    key, "a schedule name is 1–64 of A-Z a-z 0-9 _ . : -, got \(JSONText.quote(entry.name, escapingNonPrintable: true))",
+                    at: entry.keyNode)
             }
             guard let section = try reader.section(entry.value, key: key, known: ["cron", "every", "job"]) else { continue }
             let cronNode = section["cron"].flatMap { reader.isNull($0) ? nil : $0 }
@@ -385,7 +414,8 @@ package enum ConfigLoader {
                 do {
                     expression = try CronExpression(text)
                 } catch {
-                    throw reader.error(section.path("cron"), "expected a cron expression such as \"*/15 * * * *\": \(error.message)", at: cron)
+                    throw reader.error(
+                        section.path("cron"), "expected a cron expression such as \"*/15 * * * *\": \(error.message)", at: cron)
                 }
                 schedule = ScheduleSettings(name: entry.name, cron: expression.text, job: ScheduledJob(type: "", queue: ""))
             case (nil, let every?):
@@ -398,13 +428,17 @@ package enum ConfigLoader {
             let typeNode = try required(job, "type", "the job type, e.g. cleanup", reader)
             let type = try reader.string(typeNode, key: job.path("type"), expected: "a job type such as cleanup")
             guard matches(type, allowed: prefixCharacters, length: 1...64) else {
-                throw reader.error(job.path("type"), "expected a job type such as cleanup or service.health, got \(reader.describe(typeNode, text: type))", at: typeNode)
+                throw reader.error(
+                    job.path("type"), "expected a job type such as cleanup or service.health, got \(reader.describe(typeNode, text: type))",
+                    at: typeNode)
             }
             let queueNode = try required(job, "queue", "the queue it is enqueued on", reader)
             let queue = try reader.string(queueNode, key: job.path("queue"), expected: "a queue name")
             guard queues.contains(where: { $0.name == queue }) else {
                 let names = queues.map(\.name).joined(separator: ", ")
-                throw reader.error(job.path("queue"), "no queue named \(JSONText.quote(queue, escapingNonPrintable: true)) (the queues are: \(names))", at: queueNode)
+                throw reader.error(
+                    job.path("queue"), "no queue named \(JSONText.quote(queue, escapingNonPrintable: true)) (the queues are: \(names))",
+                    at: queueNode)
             }
             var payload = "{}"
             if let node = job["payload"], !reader.isNull(node) {
@@ -447,21 +481,26 @@ package enum ConfigLoader {
     }
 
     static func redisURLProblem(_ text: String) -> String? {
-        let expected = "expected a redis:// URL such as redis://127.0.0.1:6379/0, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
+        let expected =
+            "expected a redis:// URL such as redis://127.0.0.1:6379/0, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
         guard let url = ServiceURL(text) else { return expected }
         if url.scheme == "rediss" { return expected + " (TLS connections are not supported)" }
         guard url.scheme == "redis" else { return expected }
-        guard !url.host.isEmpty else { return "the URL has no host: \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))" }
+        guard !url.host.isEmpty else {
+            return "the URL has no host: \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
+        }
         let path = url.rest.prefix { $0 != "?" && $0 != "#" }
         let database = path.drop { $0 == "/" }
         if !database.isEmpty, Int(database).map({ $0 >= 0 }) != true {
-            return "the part after the host must be a database number such as /0, got \(JSONText.quote(String(path), escapingNonPrintable: true))"
+            return
+                "the part after the host must be a database number such as /0, got \(JSONText.quote(String(path), escapingNonPrintable: true))"
         }
         return nil
     }
 
     static func postgresURLProblem(_ text: String) -> String? {
-        let expected = "expected a postgres:// or postgresql:// URL such as postgres://medianest@127.0.0.1:5432/medianest, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
+        let expected =
+            "expected a postgres:// or postgresql:// URL such as postgres://medianest@127.0.0.1:5432/medianest, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
         guard let url = ServiceURL(text), url.scheme == "postgres" || url.scheme == "postgresql" else { return expected }
         return nil
     }
@@ -469,7 +508,9 @@ package enum ConfigLoader {
     static func httpURLProblem(_ text: String) -> String? {
         let expected = "expected an http:// or https:// URL, got \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
         guard let url = ServiceURL(text), url.scheme == "http" || url.scheme == "https" else { return expected }
-        guard !url.host.isEmpty else { return "the URL has no host: \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))" }
+        guard !url.host.isEmpty else {
+            return "the URL has no host: \(JSONText.quote(ServiceURL.masked(text), escapingNonPrintable: true))"
+        }
         return nil
     }
 
@@ -563,7 +604,9 @@ package enum ConfigLoader {
 
     // MARK: - Environment overrides
 
-    static func applyOverrides(to configuration: inout WorkerConfiguration, environment: [String: String], source: String) throws(ConfigError) {
+    static func applyOverrides(
+        to configuration: inout WorkerConfiguration, environment: [String: String], source: String
+    ) throws(ConfigError) {
         if let url = environment[redisURLVariable], !url.isEmpty {
             if let problem = redisURLProblem(url) {
                 throw ConfigError(file: source, key: "redis.url", message: "\(redisURLVariable): \(problem)")

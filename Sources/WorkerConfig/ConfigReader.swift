@@ -124,7 +124,8 @@ struct ConfigReader {
 
     /// A whole number in `range`.
     func int(_ node: Node, key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int {
-        let expected = range.upperBound == Int.max
+        let expected =
+            range.upperBound == Int.max
             ? "a whole number ≥ \(range.lowerBound)"
             : "a whole number from \(range.lowerBound) to \(range.upperBound)"
         let value = try text(node, key: key, expected: expected)
@@ -147,7 +148,9 @@ struct ConfigReader {
 
     /// A duration in seconds that is at least `minimum` (strictly more when `exclusive`).
     func duration(_ node: Node, key: String, minimum: Double = 0, exclusive: Bool = true) throws(ConfigError) -> Double {
-        let bound = exclusive && minimum == 0 ? "more than 0"
+        let bound =
+            exclusive && minimum == 0
+            ? "more than 0"
             : "\(exclusive ? "more than" : "at least") \(DurationParser.format(minimum))"
         let expected = "a duration such as 30s, 10m, 2h or 7d, \(bound)"
         let value = try text(node, key: key, expected: expected)
@@ -227,7 +230,8 @@ struct ConfigReader {
             let unsigned = value.hasPrefix("+") ? String(value.dropFirst()) : value
             if JSONValue.isNumber(unsigned) { return .number(unsigned) }
             let body = unsigned.hasPrefix("-") ? unsigned.dropFirst() : Substring(unsigned)
-            let numeric = body.first.map { $0.isASCIIDigit || $0 == "." } == true
+            let numeric =
+                body.first.map { $0.isASCIIDigit || $0 == "." } == true
                 && body.allSatisfy { $0.isASCIIDigit || ".eE+-".contains($0) }
             let leadingZero = body.count > 1 && body.hasPrefix("0") && body.dropFirst().first?.isASCIIDigit == true
             if numeric, !leadingZero, let double = Double(unsigned), double.isFinite {
@@ -255,7 +259,8 @@ struct ConfigReader {
     }
 
     private static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
         var previous = Array(0...b.count)
         for i in 1...a.count {

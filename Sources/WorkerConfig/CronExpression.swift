@@ -36,7 +36,8 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         var expression = trimmed
         if trimmed.hasPrefix("@") {
             guard let expanded = Self.macros[trimmed.lowercased()] else {
-                throw ParseError(message: "unknown macro \(trimmed); expected one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly")
+                throw ParseError(
+                    message: "unknown macro \(trimmed); expected one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly")
             }
             expression = expanded
         }
@@ -84,8 +85,9 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         while true {
             let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .weekday], from: time)
             guard let year = parts.year, let month = parts.month, let day = parts.day,
-                  let hour = parts.hour, let minute = parts.minute, let weekday = parts.weekday,
-                  year <= startYear + 8 else { return nil }
+                let hour = parts.hour, let minute = parts.minute, let weekday = parts.weekday,
+                year <= startYear + 8
+            else { return nil }
             if months & (1 << month) == 0 {
                 var first = DateComponents(year: month == 12 ? year + 1 : year, month: month == 12 ? 1 : month + 1, day: 1)
                 first.hour = 0
@@ -144,7 +146,9 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
                     throw ParseError(message: "\(name) field: \"\(base)\" is not a value or range")
                 }
                 low = try value(bounds[0], name: name, range: range, names: names)
-                high = bounds.count == 2 ? try value(bounds[1], name: name, range: range, names: names)
+                high =
+                    bounds.count == 2
+                    ? try value(bounds[1], name: name, range: range, names: names)
                     : (parts.count == 2 ? range.upperBound : low)
                 guard low <= high else {
                     throw ParseError(message: "\(name) field: range \(base) runs backwards")

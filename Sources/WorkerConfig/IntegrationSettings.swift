@@ -73,8 +73,10 @@ package struct SMTPSettings: Sendable, Equatable {
     package var timeout: Double
 
     /// Settings with the given values.
-    package init(host: String, port: Int = 587, tls: String = "auto", username: String? = nil, password: String? = nil,
-                from: String, caFile: String? = nil, verify: Bool = true, timeout: Double = 30) {
+    package init(
+        host: String, port: Int = 587, tls: String = "auto", username: String? = nil, password: String? = nil,
+        from: String, caFile: String? = nil, verify: Bool = true, timeout: Double = 30
+    ) {
         self.host = host
         self.port = port
         self.tls = tls
@@ -144,7 +146,9 @@ extension ConfigLoader {
         let secretNode = try need(section, "secret", "the key deliveries are signed with (e.g. \"${WEBHOOK_SECRET}\")", reader)
         let secret = try reader.string(secretNode, key: section.path("secret"), expected: "a secret")
         guard secret.utf8.count >= 16 else {
-            throw reader.error(section.path("secret"), "must be at least 16 characters (a random string, e.g. from `openssl rand -hex 32`)", at: secretNode)
+            throw reader.error(
+                section.path("secret"), "must be at least 16 characters (a random string, e.g. from `openssl rand -hex 32`)", at: secretNode
+            )
         }
         var webhook = WebhookSettings(url: url, secret: secret)
         if let node = section["events"] { webhook.events = try events(node, key: section.path("events"), reader: reader) }
@@ -156,15 +160,19 @@ extension ConfigLoader {
     /// Key `smtp`; null is no mail server.
     static func smtp(_ node: Node, reader: ConfigReader) throws(ConfigError) -> SMTPSettings? {
         if reader.isNull(node) { return nil }
-        let section = try reader.section(node, key: "smtp", known: [
-            "host", "port", "tls", "username", "password", "from", "ca_file", "verify", "timeout",
-        ])!
-        let host = try reader.string(need(section, "host", "the mail server's host name", reader), key: section.path("host"),
-                                     expected: "a host name")
+        let section = try reader.section(
+            node, key: "smtp",
+            known: [
+                "host", "port", "tls", "username", "password", "from", "ca_file", "verify", "timeout",
+            ])!
+        let host = try reader.string(
+            need(section, "host", "the mail server's host name", reader), key: section.path("host"),
+            expected: "a host name")
         let fromNode = try need(section, "from", "the sender, e.g. \"MediaNest <medianest@example.com>\"", reader)
         let from = try reader.string(fromNode, key: section.path("from"), expected: "a mail address")
         guard isMailAddress(from) else {
-            throw reader.error(section.path("from"), "\(JSONText.quote(from, escapingNonPrintable: true)) is not a mail address", at: fromNode)
+            throw reader.error(
+                section.path("from"), "\(JSONText.quote(from, escapingNonPrintable: true)) is not a mail address", at: fromNode)
         }
         var settings = SMTPSettings(host: host, from: from)
         if let node = section["tls"] { settings.tls = try reader.choice(node, key: section.path("tls"), SMTPSettings.tlsModes) }
@@ -195,14 +203,17 @@ extension ConfigLoader {
         }
         if let node = section["users"] { settings.users = try reader.bool(node, key: section.path("users")) }
         if let node = section["mail"], !reader.isNull(node),
-           let mail = try reader.section(node, key: section.path("mail"), known: ["to", "events"]) {
+            let mail = try reader.section(node, key: section.path("mail"), known: ["to", "events"])
+        {
             let toNode = try need(mail, "to", "the addresses that get mail", reader)
             let recipients = try strings(toNode, key: mail.path("to"), expected: "mail addresses", reader: reader)
             guard !recipients.isEmpty else { throw reader.error(mail.path("to"), "needs at least one address", at: toNode) }
             for (address, item) in recipients where !isMailAddress(address) {
-                throw reader.error(mail.path("to"), "\(JSONText.quote(address, escapingNonPrintable: true)) is not a mail address", at: item)
+                throw reader.error(
+                    mail.path("to"), "\(JSONText.quote(address, escapingNonPrintable: true)) is not a mail address", at: item)
             }
-            let events = try mail["events"].map { node throws(ConfigError) in try Self.events(node, key: mail.path("events"), reader: reader) }
+            let events =
+                try mail["events"].map { node throws(ConfigError) in try Self.events(node, key: mail.path("events"), reader: reader) }
                 ?? MailNotificationSettings.defaultEvents
             settings.mail = MailNotificationSettings(to: recipients.map(\.0), events: events)
             if smtp == nil {
@@ -219,7 +230,10 @@ extension ConfigLoader {
         for (name, item) in names {
             let valid = name == "*" || ["completed", "failed", "cancelled", "retrying"].contains(name) || name.contains(":")
             guard valid else {
-                throw reader.error(key, "\(JSONText.quote(name, escapingNonPrintable: true)) is not an event: use completed, failed, cancelled, retrying, an event name such as job:failed, <type>:<outcome>, or *", at: item)
+                throw reader.error(
+                    key,
+                    "\(JSONText.quote(name, escapingNonPrintable: true)) is not an event: use completed, failed, cancelled, retrying, an event name such as job:failed, <type>:<outcome>, or *",
+                    at: item)
             }
         }
         return names.map(\.0)

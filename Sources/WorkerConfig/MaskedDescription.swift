@@ -7,8 +7,9 @@ extension WorkerConfiguration {
     /// This is what `medianest-worker check-config` prints; it is itself a valid `jobs.yml`.
     package func maskedDescription() -> String {
         var out = YAMLWriter()
-        out.comment("medianest-worker configuration" + (sourcePath.map { " from \($0)" } ?? "")
-                    + ", with every default; secrets are shown as ***")
+        out.comment(
+            "medianest-worker configuration" + (sourcePath.map { " from \($0)" } ?? "")
+                + ", with every default; secrets are shown as ***")
         out.open("redis")
         out.scalar("url", ServiceURL.masked(redis.url))
         out.scalar("prefix", redis.prefix)
@@ -36,7 +37,8 @@ extension WorkerConfiguration {
             out.open(queue.name)
             out.raw("concurrency", String(queue.concurrency))
             out.raw("max_attempts", String(queue.maxAttempts))
-            out.raw("backoff", "{ initial: \(DurationParser.format(queue.backoff.initial)), max: \(DurationParser.format(queue.backoff.max)) }")
+            out.raw(
+                "backoff", "{ initial: \(DurationParser.format(queue.backoff.initial)), max: \(DurationParser.format(queue.backoff.max)) }")
             out.raw("timeout", DurationParser.format(queue.timeout))
             if let limit = queue.rateLimit {
                 out.raw("rate_limit", "{ max: \(limit.max), per: \(DurationParser.format(limit.per)) }")
@@ -90,7 +92,9 @@ extension WorkerConfiguration {
                 if let cron = schedule.cron { out.scalar("cron", cron) }
                 if let every = schedule.every { out.raw("every", DurationParser.format(every)) }
                 let payload = JSONValue.parse(schedule.job.payloadJSON).map(YAMLWriter.flow) ?? YAMLWriter.quote(schedule.job.payloadJSON)
-                out.raw("job", "{ type: \(YAMLWriter.quote(schedule.job.type)), queue: \(YAMLWriter.quote(schedule.job.queue)), payload: \(payload) }")
+                out.raw(
+                    "job",
+                    "{ type: \(YAMLWriter.quote(schedule.job.type)), queue: \(YAMLWriter.quote(schedule.job.queue)), payload: \(payload) }")
                 out.close()
             }
             out.close()
@@ -196,9 +200,9 @@ struct YAMLWriter {
         let numberLike = Set("0123456789.+-_:eExXoO")
         let reserved: Set<String> = ["true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"]
         guard let first = value.first, first.isASCII, first.isLetter || first.isNumber || first == "_" || first == "/",
-              value.allSatisfy(plainCharacters.contains),
-              !value.allSatisfy(numberLike.contains),
-              !reserved.contains(value.lowercased())
+            value.allSatisfy(plainCharacters.contains),
+            !value.allSatisfy(numberLike.contains),
+            !reserved.contains(value.lowercased())
         else { return JSONText.quote(value, escapingNonPrintable: true) }
         return value
     }

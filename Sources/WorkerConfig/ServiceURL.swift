@@ -12,7 +12,8 @@ struct ServiceURL {
         guard let separator = text.range(of: "://") else { return nil }
         let scheme = String(text[..<separator.lowerBound])
         guard let first = scheme.first, first.isASCII, first.isLetter,
-              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) else { return nil }
+            scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        else { return nil }
         self.scheme = scheme.lowercased()
         let afterScheme = text[separator.upperBound...]
         let authorityEnd = afterScheme.firstIndex { "/?#".contains($0) } ?? afterScheme.endIndex

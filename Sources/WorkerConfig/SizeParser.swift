@@ -28,8 +28,10 @@ package enum SizeParser {
 
     /// `bytes` in the largest binary unit that divides it exactly (`10GiB`, `512MiB`), or plain bytes.
     package static func format(_ bytes: Int64) -> String {
-        for (unit, size) in [("PiB", Int64(1) << 50), ("TiB", Int64(1) << 40), ("GiB", Int64(1) << 30),
-                             ("MiB", Int64(1) << 20), ("KiB", Int64(1) << 10)]
+        for (unit, size) in [
+            ("PiB", Int64(1) << 50), ("TiB", Int64(1) << 40), ("GiB", Int64(1) << 30),
+            ("MiB", Int64(1) << 20), ("KiB", Int64(1) << 10),
+        ]
         where bytes != 0 && bytes % size == 0 {
             return "\(bytes / size)\(unit)"
         }

@@ -308,7 +308,8 @@ package struct PlexSettings: Sendable, Equatable {
     /// folders replaces that prefix; a path no mapping covers is returned unchanged.
     package func remotePath(for path: String) -> String {
         for mapping in pathMap {
-            let local = mapping.local.hasSuffix("/") && mapping.local.count > 1
+            let local =
+                mapping.local.hasSuffix("/") && mapping.local.count > 1
                 ? String(mapping.local.dropLast()) : mapping.local
             if path == local { return mapping.remote }
             let prefix = local == "/" ? "/" : local + "/"
@@ -376,12 +377,15 @@ package struct ScheduleSettings: Sendable, Equatable {
     /// The schedules used when `jobs.yml` has no `schedules` key: those of the contract's example
     /// and `overseerr.sync` every 5 minutes, all on the queue `default`.
     package static let defaultSchedules: [ScheduleSettings] = [
-        ScheduleSettings(name: "cleanup", cron: "*/15 * * * *",
-                         job: ScheduledJob(type: "cleanup", queue: "default")),
-        ScheduleSettings(name: "health", every: 120,
-                         job: ScheduledJob(type: "service.health", queue: "default")),
-        ScheduleSettings(name: "overseerr-sync", every: 300,
-                         job: ScheduledJob(type: "overseerr.sync", queue: "default")),
+        ScheduleSettings(
+            name: "cleanup", cron: "*/15 * * * *",
+            job: ScheduledJob(type: "cleanup", queue: "default")),
+        ScheduleSettings(
+            name: "health", every: 120,
+            job: ScheduledJob(type: "service.health", queue: "default")),
+        ScheduleSettings(
+            name: "overseerr-sync", every: 300,
+            job: ScheduledJob(type: "overseerr.sync", queue: "default")),
     ]
 }
 

@@ -60,8 +60,10 @@ package final class Worker: Sendable {
     let blockingReads = Counter()
 
     /// Makes a worker. Connections are opened when `run()` starts.
-    package init(configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
-                consumer: String? = nil, observers: [any JobObserver] = []) throws {
+    package init(
+        configuration: WorkerConfiguration, registry: HandlerRegistry = .builtIn(), logger: Logger,
+        consumer: String? = nil, observers: [any JobObserver] = []
+    ) throws {
         let state = WorkerState(configuration: configuration, logger: logger)
         self.state = state
         self.registry = registry
@@ -73,23 +75,28 @@ package final class Worker: Sendable {
         self.redis = RedisConnection(configuration: redisConfiguration, name: "\(self.consumer)-main")
         let pgConfiguration = try PostgresConfiguration(url: configuration.postgres.url)
         self.postgres = PostgresPool(configuration: pgConfiguration, size: max(configuration.postgres.poolSize, 1))
-        self.queue = JobQueue(redis: redis, keys: RedisKeys(prefix: configuration.redis.prefix), consumer: self.consumer,
-                              retentionSeconds: Int(configuration.retention.state), vocabulary: { registry.events(for: $0) })
-        let services = WorkerServices(configuration: configuration, queue: queue, postgres: postgres,
-                                      redis: redis, metrics: metrics, logger: logger, observers: observers)
+        self.queue = JobQueue(
+            redis: redis, keys: RedisKeys(prefix: configuration.redis.prefix), consumer: self.consumer,
+            retentionSeconds: Int(configuration.retention.state), vocabulary: { registry.events(for: $0) })
+        let services = WorkerServices(
+            configuration: configuration, queue: queue, postgres: postgres,
+            redis: redis, metrics: metrics, logger: logger, observers: observers)
         self.services = services
-        self.records = RecordWriter(keys: queue.keys, consumer: self.consumer, redis: redis, redisConfiguration: redisConfiguration,
-                                    pool: postgres, metrics: metrics, logger: logger,
-                                    lease: { state.configuration.lease }, retentionJobs: { state.configuration.retention.jobs },
-                                    shutdownReserve: { .milliseconds(Int64(JobDrain.reserve(state.configuration.shutdownTimeout) * 1000)) })
-        self.dispatcher = OutcomeDispatcher(services: services, consumer: self.consumer, redisConfiguration: redisConfiguration,
-                                            lease: { state.configuration.lease })
+        self.records = RecordWriter(
+            keys: queue.keys, consumer: self.consumer, redis: redis, redisConfiguration: redisConfiguration,
+            pool: postgres, metrics: metrics, logger: logger,
+            lease: { state.configuration.lease }, retentionJobs: { state.configuration.retention.jobs },
+            shutdownReserve: { .milliseconds(Int64(JobDrain.reserve(state.configuration.shutdownTimeout) * 1000)) })
+        self.dispatcher = OutcomeDispatcher(
+            services: services, consumer: self.consumer, redisConfiguration: redisConfiguration,
+            lease: { state.configuration.lease })
         self.pool = WorkerPool(limits: Dictionary(uniqueKeysWithValues: configuration.queues.map { ($0.name, $0.concurrency) }))
         self.commands = JobCommands(queue: queue, pool: pool, postgres: postgres, metrics: metrics, logger: logger)
         self.audit = AuditTrail(redis: redis, keys: queue.keys, consumer: self.consumer, logger: logger)
-        self.core = Core(consumer: self.consumer, logger: logger, metrics: metrics, redis: redis, redisConfiguration: redisConfiguration,
-                         postgres: postgres, queue: queue, pool: pool, registry: registry, services: services, state: state,
-                         blockingReads: blockingReads)
+        self.core = Core(
+            consumer: self.consumer, logger: logger, metrics: metrics, redis: redis, redisConfiguration: redisConfiguration,
+            postgres: postgres, queue: queue, pool: pool, registry: registry, services: services, state: state,
+            blockingReads: blockingReads)
     }
 
     package var configuration: WorkerConfiguration { state.configuration }
@@ -104,16 +111,18 @@ package final class Worker: Sendable {
     private func services(_ cfg: WorkerConfiguration) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         func maintain<M: Maintainer>(_ m: M) -> any Service { MaintenanceService(maintainer: m, state: state, logger: logger) }
         let heartbeat = Heartbeat(redis: redis, keys: queue.keys, consumer: consumer, status: { [self] in status() })
-        let scheduler = Scheduler(redis: redis, queue: queue, services: services, state: state,
-                                  auditor: ControlAuditor(redis: redis, keys: queue.keys, trail: audit), consumer: consumer, logger: logger)
+        let scheduler = Scheduler(
+            redis: redis, queue: queue, services: services, state: state,
+            auditor: ControlAuditor(redis: redis, keys: queue.keys, trail: audit), consumer: consumer, logger: logger)
         let list: [any Service] = [
             records,
             dispatcher,
             maintain(LeaseKeeper(queue: queue, pool: pool)),
             maintain(heartbeat),
             maintain(TimeoutEnforcer(pool: pool, logger: logger)),
-            ControlListener(queue: queue, redis: redis, redisConfiguration: redisConfiguration, commands: commands, state: state,
-                            consumer: consumer, logger: logger),
+            ControlListener(
+                queue: queue, redis: redis, redisConfiguration: redisConfiguration, commands: commands, state: state,
+                consumer: consumer, logger: logger),
             maintain(PauseWatcher(queue: queue, state: state)),
             maintain(Promoter(queue: queue)),
             maintain(Rescuer(queue: queue, pool: pool, logger: logger)),
@@ -129,8 +138,12 @@ package final class Worker: Sendable {
     /// once the queues are consumed.
     package func run(onReady: @Sendable () -> Void = {}) async {
         let cfg = configuration
-        logger.info("starting", metadata: ["consumer": "\(consumer)", "redis": "\(redisConfiguration.redactedURL)",
-                                          "queues": "\(cfg.queues.map(\.name).joined(separator: ","))"])
+        logger.info(
+            "starting",
+            metadata: [
+                "consumer": "\(consumer)", "redis": "\(redisConfiguration.redactedURL)",
+                "queues": "\(cfg.queues.map(\.name).joined(separator: ","))",
+            ])
         await migrate()
         await prepareQueues(cfg)
         var groupConfiguration = ServiceGroupConfiguration(services: services(cfg), logger: logger)
@@ -140,9 +153,11 @@ package final class Worker: Sendable {
         group.withLock { $0 = serviceGroup }
         for q in cfg.queues { await startFetcher(q.name, in: serviceGroup) }
         if state.isShuttingDown { await serviceGroup.triggerGracefulShutdown() }
-        async let running: Void = { do { try await serviceGroup.run() } catch {
-            logger.error("a service of the daemon failed; stopping", metadata: ["error": "\(error)"])
-        } }()
+        async let running: Void = {
+            do { try await serviceGroup.run() } catch {
+                logger.error("a service of the daemon failed; stopping", metadata: ["error": "\(error)"])
+            }
+        }()
         state.ready.open()
         logger.info("ready", metadata: ["consumer": "\(consumer)"])
         onReady()
@@ -152,8 +167,12 @@ package final class Worker: Sendable {
         let reads = blockingReads.count
         redis.close()
         await postgres.close()
-        logger.info("stopped", metadata: ["redisCommands": "\(stats.commands + reads)", "redisRoundTrips": "\(stats.roundTrips + reads)",
-                                         "recordsWritten": "\(records.recordsWritten)"])
+        logger.info(
+            "stopped",
+            metadata: [
+                "redisCommands": "\(stats.commands + reads)", "redisRoundTrips": "\(stats.roundTrips + reads)",
+                "recordsWritten": "\(records.recordsWritten)",
+            ])
     }
 
     /// Begins a graceful shutdown (SIGTERM).
@@ -186,7 +205,9 @@ package final class Worker: Sendable {
         if let serviceGroup = group.withLock({ $0 }) {
             for q in applied.queues { await startFetcher(q.name, in: serviceGroup) }
         }
-        logger.notice("configuration reloaded", metadata: ["queues": "\(applied.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
+        logger.notice(
+            "configuration reloaded",
+            metadata: ["queues": "\(applied.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
     }
 
     /// Whether Redis answers a PING now.
@@ -197,12 +218,13 @@ package final class Worker: Sendable {
     /// Current status.
     package func status() -> WorkerStatus {
         let cfg = configuration
-        return WorkerStatus(consumer: consumer, draining: isDraining, shuttingDown: isShuttingDown,
-                            paused: state.paused,
-                            queues: cfg.queues.map { ($0.name, $0.concurrency, pool.activeCount(queue: $0.name)) },
-                            redisConnected: redis.isConnected, postgresHealthy: records.isHealthy,
-                            recordsBacklog: records.backlog.count, recordsOldestSeconds: records.backlog.oldestSeconds,
-                            recordsDeadLettered: records.recordsDeadLettered)
+        return WorkerStatus(
+            consumer: consumer, draining: isDraining, shuttingDown: isShuttingDown,
+            paused: state.paused,
+            queues: cfg.queues.map { ($0.name, $0.concurrency, pool.activeCount(queue: $0.name)) },
+            redisConnected: redis.isConnected, postgresHealthy: records.isHealthy,
+            recordsBacklog: records.backlog.count, recordsOldestSeconds: records.backlog.oldestSeconds,
+            recordsDeadLettered: records.recordsDeadLettered)
     }
 
     /// Outcomes waiting for their observers in `P:outcomes`, and the age of the oldest.
@@ -225,8 +247,10 @@ package final class Worker: Sendable {
     /// The leader and every configured schedule with its last and next tick (for `status`).
     package func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
         let auditor = ControlAuditor(redis: redis, keys: queue.keys, trail: audit)
-        return try await Scheduler(redis: redis, queue: queue, services: services, state: state, auditor: auditor,
-                                   consumer: consumer, logger: logger).scheduleOverview()
+        return try await Scheduler(
+            redis: redis, queue: queue, services: services, state: state, auditor: auditor,
+            consumer: consumer, logger: logger
+        ).scheduleOverview()
     }
 
     // MARK: - start-up
@@ -241,12 +265,15 @@ package final class Worker: Sendable {
                 return
             } catch {
                 if ContinuousClock.now > deadline {
-                    logger.error("cannot migrate the database; starting anyway, records wait until PostgreSQL is back",
-                                 metadata: ["error": "\(error)"])
+                    logger.error(
+                        "cannot migrate the database; starting anyway, records wait until PostgreSQL is back",
+                        metadata: ["error": "\(error)"])
                     Task { [self] in
                         while !state.isShuttingDown {
                             try? await Task.sleep(for: .seconds(5))
-                            if (try? await Migrator.migrate(postgres, migrations: Schema.migrations, lockKey: Schema.lockKey)) != nil { return }
+                            if (try? await Migrator.migrate(postgres, migrations: Schema.migrations, lockKey: Schema.lockKey)) != nil {
+                                return
+                            }
                         }
                     }
                     return
@@ -275,9 +302,12 @@ package final class Worker: Sendable {
     /// Adds a fetcher for `name` unless one runs; it ends by itself when the queue leaves the configuration.
     private func startFetcher(_ name: String, in serviceGroup: ServiceGroup) async {
         guard fetching.withLock({ $0.insert(name).inserted }) else { return }
-        let fetcher = QueueFetcher(fetcher: Fetcher(queue: name, core: core), onEnd: { [self] in _ = fetching.withLock { $0.remove(name) } })
-        await serviceGroup.addServiceUnlessShutdown(.init(service: fetcher, successTerminationBehavior: .ignore,
-                                                          failureTerminationBehavior: .ignore))
+        let fetcher = QueueFetcher(
+            fetcher: Fetcher(queue: name, core: core), onEnd: { [self] in _ = fetching.withLock { $0.remove(name) } })
+        await serviceGroup.addServiceUnlessShutdown(
+            .init(
+                service: fetcher, successTerminationBehavior: .ignore,
+                failureTerminationBehavior: .ignore))
     }
 }
 

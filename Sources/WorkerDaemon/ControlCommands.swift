@@ -40,7 +40,8 @@ package final class ControlCommands: Sendable {
             return Self.failure(echo, "the request has no \"cmd\" string; one of \(Self.commands.joined(separator: ", "))")
         }
         guard Self.commands.contains(cmd) else {
-            return Self.failure(echo, "unknown cmd \(JSONText.quote(String(cmd.prefix(64)))); one of \(Self.commands.joined(separator: ", "))")
+            return Self.failure(
+                echo, "unknown cmd \(JSONText.quote(String(cmd.prefix(64)))); one of \(Self.commands.joined(separator: ", "))")
         }
         let answer: Answer = await withTaskGroup(of: Answer?.self) { group in
             group.addTask { await self.run(cmd, request, peer: peer) }
@@ -85,26 +86,37 @@ package final class ControlCommands: Sendable {
             switch cmd {
             case "status": return .success(try await status())
             case "jobs": return .success(try await jobs())
-            case "pause", "resume": return await audited(cmd, peer: peer, target: request["queue"]?.stringValue) { entry in
-                try await self.pause(request, paused: cmd == "pause", peer: peer, entry: &entry)
-            }
-            case "drain", "undrain": return await audited(cmd, peer: peer, target: nil) { _ in
-                self.worker.setDraining(cmd == "drain")
-                return .success([("draining", .bool(cmd == "drain"))])
-            }
-            case "cancel": return await audited(cmd, peer: peer, target: request["jobId"]?.stringValue) { entry in
-                try await self.cancel(request, peer: peer, entry: &entry)
-            }
-            case "retry": return await audited(cmd, peer: peer, target: request["jobId"]?.stringValue) { _ in
-                try await self.retry(request)
-            }
-            case "reload": return await audited(cmd, peer: peer, target: nil) { _ in
-                if let problem = await self.reloadConfiguration() { return .failure("jobs.yml was not reloaded: \(problem)") }
-                let cfg = self.worker.configuration
-                return .success([("queues", .array(cfg.queues.map { q in
-                    .object([("name", .string(q.name)), ("concurrency", Self.number(q.concurrency))])
-                })), ("schedules", .array(cfg.schedules.map { .string($0.name) }))])
-            }
+            case "pause", "resume":
+                return await audited(cmd, peer: peer, target: request["queue"]?.stringValue) { entry in
+                    try await self.pause(request, paused: cmd == "pause", peer: peer, entry: &entry)
+                }
+            case "drain", "undrain":
+                return await audited(cmd, peer: peer, target: nil) { _ in
+                    self.worker.setDraining(cmd == "drain")
+                    return .success([("draining", .bool(cmd == "drain"))])
+                }
+            case "cancel":
+                return await audited(cmd, peer: peer, target: request["jobId"]?.stringValue) { entry in
+                    try await self.cancel(request, peer: peer, entry: &entry)
+                }
+            case "retry":
+                return await audited(cmd, peer: peer, target: request["jobId"]?.stringValue) { _ in
+                    try await self.retry(request)
+                }
+            case "reload":
+                return await audited(cmd, peer: peer, target: nil) { _ in
+                    if let problem = await self.reloadConfiguration() { return .failure("jobs.yml was not reloaded: \(problem)") }
+                    let cfg = self.worker.configuration
+                    return .success([
+                        (
+                            "queues",
+                            .array(
+                                cfg.queues.map { q in
+                                    .object([("name", .string(q.name)), ("concurrency", Self.number(q.concurrency))])
+                                })
+                        ), ("schedules", .array(cfg.schedules.map { .string($0.name) })),
+                    ])
+                }
             default: return .failure("unknown cmd")
             }
         } catch {
@@ -113,10 +125,13 @@ package final class ControlCommands: Sendable {
     }
 
     /// Runs an action and writes it to the audit trail (in the background: the answer does not wait for PostgreSQL).
-    private func audited(_ cmd: String, peer: ControlPeer, target: String?,
-                         _ body: (inout AuditEntry) async throws -> Answer) async -> Answer {
-        var entry = AuditEntry(actor: peer.description, peerUID: Int(peer.uid), peerPID: Int(peer.pid), source: "socket",
-                               action: cmd, target: target.map { String($0.prefix(200)) }, ok: true)
+    private func audited(
+        _ cmd: String, peer: ControlPeer, target: String?,
+        _ body: (inout AuditEntry) async throws -> Answer
+    ) async -> Answer {
+        var entry = AuditEntry(
+            actor: peer.description, peerUID: Int(peer.uid), peerPID: Int(peer.pid), source: "socket",
+            action: cmd, target: target.map { String($0.prefix(200)) }, ok: true)
         let answer: Answer
         do {
             answer = try await body(&entry)
@@ -166,8 +181,10 @@ package final class ControlCommands: Sendable {
             overview = fromRedis.overview
         }
         let queues: [JSONValue] = s.queues.map { q in
-            .object([("name", .string(q.name)), ("concurrency", Self.number(q.concurrency)), ("active", Self.number(q.active)),
-                     ("paused", .bool(s.paused.contains(q.name))), ("depth", depths[q.name].map(Self.number) ?? .null)])
+            .object([
+                ("name", .string(q.name)), ("concurrency", Self.number(q.concurrency)), ("active", Self.number(q.active)),
+                ("paused", .bool(s.paused.contains(q.name))), ("depth", depths[q.name].map(Self.number) ?? .null),
+            ])
         }
         var fields: [(String, JSONValue)] = [
             ("consumer", .string(s.consumer)),
@@ -182,21 +199,39 @@ package final class ControlCommands: Sendable {
             ("redis", .bool(s.redisConnected && redisAnswers)),
             ("postgres", .bool(s.postgresHealthy)),
             ("recordsBacklog", Self.number(s.recordsBacklog)),
-            ("records", .object([("pending", Self.number(s.recordsBacklog)),
-                                 ("oldestSeconds", .number(String(format: "%.1f", s.recordsOldestSeconds))),
-                                 ("deadLettered", Self.number(s.recordsDeadLettered))])),
-            ("circuits", .object(worker.services.integrations.circuitStates(configuration: worker.configuration).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            (
+                "records",
+                .object([
+                    ("pending", Self.number(s.recordsBacklog)),
+                    ("oldestSeconds", .number(String(format: "%.1f", s.recordsOldestSeconds))),
+                    ("deadLettered", Self.number(s.recordsDeadLettered)),
+                ])
+            ),
+            (
+                "circuits",
+                .object(
+                    worker.services.integrations.circuitStates(configuration: worker.configuration).sorted { $0.key < $1.key }.map {
+                        ($0.key, .string($0.value))
+                    })
+            ),
         ]
         if let overview {
             fields.append(("leader", overview.leader.map { .string($0) } ?? .null))
             fields.append(("isLeader", .bool(overview.leader == s.consumer)))
-            fields.append(("schedules", .array(overview.schedules.map { o in
-                .object([("name", .string(o.name)), ("spec", .string(o.spec)), ("type", .string(o.jobType)),
-                         ("queue", .string(o.queue)),
-                         ("lastRun", o.lastTick.map { .string(Timestamp.format(milliseconds: $0)) } ?? .null),
-                         ("lastJobId", o.lastJobID.map { .string($0) } ?? .null),
-                         ("nextRun", o.nextTick.map { .string(Timestamp.format(milliseconds: $0)) } ?? .null)])
-            })))
+            fields.append(
+                (
+                    "schedules",
+                    .array(
+                        overview.schedules.map { o in
+                            .object([
+                                ("name", .string(o.name)), ("spec", .string(o.spec)), ("type", .string(o.jobType)),
+                                ("queue", .string(o.queue)),
+                                ("lastRun", o.lastTick.map { .string(Timestamp.format(milliseconds: $0)) } ?? .null),
+                                ("lastJobId", o.lastJobID.map { .string($0) } ?? .null),
+                                ("nextRun", o.nextTick.map { .string(Timestamp.format(milliseconds: $0)) } ?? .null),
+                            ])
+                        })
+                ))
         }
         return fields
     }
@@ -232,7 +267,8 @@ package final class ControlCommands: Sendable {
             throw ControlRequestError("\(cmd) needs \"queue\": one of \(names.joined(separator: ", "))")
         }
         guard names.contains(name) else {
-            throw ControlRequestError("no queue named \(JSONText.quote(String(name.prefix(64)))); the queues are \(names.joined(separator: ", "))")
+            throw ControlRequestError(
+                "no queue named \(JSONText.quote(String(name.prefix(64)))); the queues are \(names.joined(separator: ", "))")
         }
         return name
     }
@@ -246,8 +282,10 @@ package final class ControlCommands: Sendable {
     }
 
     private func sender(_ peer: ControlPeer) -> [(String, String)] {
-        [("by", peer.description), ("peerUid", String(peer.uid)), ("peerPid", String(peer.pid)),
-         ("host", ProcessInfo.processInfo.hostName)]
+        [
+            ("by", peer.description), ("peerUid", String(peer.uid)), ("peerPid", String(peer.pid)),
+            ("host", ProcessInfo.processInfo.hostName),
+        ]
     }
 
     /// pause/resume go to every daemon through `P:control`; the answer waits (up to 1.5 s) until
@@ -261,8 +299,10 @@ package final class ControlCommands: Sendable {
         while worker.isPaused(name) != paused && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return .success([("queue", .string(name)), ("paused", .bool(paused)), ("applied", .bool(worker.isPaused(name) == paused)),
-                         ("entry", .string(id)), ("outcome", .string(paused ? "paused" : "resumed"))])
+        return .success([
+            ("queue", .string(name)), ("paused", .bool(paused)), ("applied", .bool(worker.isPaused(name) == paused)),
+            ("entry", .string(id)), ("outcome", .string(paused ? "paused" : "resumed")),
+        ])
     }
 
     /// Cancels a job wherever it is: queued or scheduled ones at once, a running one by its holder
@@ -287,11 +327,15 @@ package final class ControlCommands: Sendable {
                 if state != JobState.active.rawValue { break }
                 try? await Task.sleep(for: .milliseconds(50))
             }
-            return .success([("jobId", .string(id)), ("outcome", .string(state == JobState.active.rawValue ? "stopping" : state)),
-                             ("previousState", .string(JobState.active.rawValue)), ("ranOn", .string(where_))])
+            return .success([
+                ("jobId", .string(id)), ("outcome", .string(state == JobState.active.rawValue ? "stopping" : state)),
+                ("previousState", .string(JobState.active.rawValue)), ("ranOn", .string(where_)),
+            ])
         case .cancelled:
-            var fields: [(String, JSONValue)] = [("jobId", .string(id)), ("outcome", .string(CancelResult.Outcome.cancelled.rawValue)),
-                                                 ("previousState", .string(result.previousState))]
+            var fields: [(String, JSONValue)] = [
+                ("jobId", .string(id)), ("outcome", .string(CancelResult.Outcome.cancelled.rawValue)),
+                ("previousState", .string(result.previousState)),
+            ]
             if result.previousState == "unknown" {
                 fields.append(("note", .string("no job with this id was known; it is marked cancelled, so it will not run if it arrives")))
             }

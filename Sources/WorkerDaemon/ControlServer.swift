@@ -102,8 +102,9 @@ package final class ControlServer: Sendable {
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
             do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o755])
+                try FileManager.default.createDirectory(
+                    atPath: folder, withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o755])
             } catch {
                 throw ControlServerError("cannot create the folder of control.socket (\(folder)): \(error.localizedDescription)")
             }
@@ -117,7 +118,8 @@ package final class ControlServer: Sendable {
         guard bound == 0 else {
             let text = Self.errorText()
             close(fd)
-            throw ControlServerError("cannot create the control socket at \(path): \(text); check that its folder exists and the daemon's user may write there")
+            throw ControlServerError(
+                "cannot create the control socket at \(path): \(text); check that its folder exists and the daemon's user may write there")
         }
         // Permissions before listen: nobody can connect before they hold.
         guard chmod(path, mode_t(mode)) == 0, listen(fd, 512) == 0 else {
@@ -181,7 +183,9 @@ package final class ControlServer: Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
             if connected == 0 {
-                throw ControlServerError("another process already listens on the control socket \(path) (is another daemon running with this configuration?); stop it or set control.socket to another path")
+                throw ControlServerError(
+                    "another process already listens on the control socket \(path) (is another daemon running with this configuration?); stop it or set control.socket to another path"
+                )
             }
         }
         unlink(path)
@@ -200,7 +204,10 @@ package final class ControlServer: Sendable {
 
     /// One connection's state; touched by the loop thread only.
     private final class Connection {
-        enum Item { case line([UInt8]), answer([UInt8]) }
+        enum Item {
+            case line([UInt8])
+            case answer([UInt8])
+        }
         let id: Int
         let fd: Int32
         let peer: ControlPeer
@@ -248,7 +255,9 @@ package final class ControlServer: Sendable {
             if fds[1].revents != 0 {
                 while read(wake, &buffer, buffer.count) > 0 {}
             }
-            let answers = shared.withLock { s -> [(Int, [UInt8])] in defer { s.outbox = [] }; return s.outbox }
+            let answers = shared.withLock { s -> [(Int, [UInt8])] in
+                defer { s.outbox = [] }; return s.outbox
+            }
             for (id, bytes) in answers {
                 guard let c = connections[id] else { continue }
                 c.out += bytes
@@ -271,7 +280,9 @@ package final class ControlServer: Sendable {
                         continue
                     }
                     if connections.count >= Self.maxConnections {
-                        Self.sendNow(client, Array(#"{"ok":false,"error":"the control socket has too many connections open; try again shortly"}\#n"#.utf8))
+                        Self.sendNow(
+                            client,
+                            Array(#"{"ok":false,"error":"the control socket has too many connections open; try again shortly"}\#n"#.utf8))
                         close(client)
                         continue
                     }
@@ -301,8 +312,10 @@ package final class ControlServer: Sendable {
             let now = Date()
             let sweepIdle = now.timeIntervalSince(lastSweep) > 5
             if sweepIdle { lastSweep = now }
-            for (id, c) in connections where c.finished
-                || (sweepIdle && !c.busy && now.timeIntervalSince(c.lastActive) > Self.idleTimeout) {
+            for (id, c) in connections
+            where c.finished
+                || (sweepIdle && !c.busy && now.timeIntervalSince(c.lastActive) > Self.idleTimeout)
+            {
                 close(c.fd)
                 connections[id] = nil
             }
@@ -346,7 +359,11 @@ package final class ControlServer: Sendable {
                 if c.partial.count > Self.maxLineBytes {
                     c.partial = []
                     c.discarding = true
-                    c.pending.append(.answer(Array(#"{"ok":false,"error":"the request line is longer than 65536 bytes; send one JSON object per line"}\#n"#.utf8)))
+                    c.pending.append(
+                        .answer(
+                            Array(
+                                #"{"ok":false,"error":"the request line is longer than 65536 bytes; send one JSON object per line"}\#n"#
+                                    .utf8)))
                 }
             }
             guard let newline else { break }
@@ -407,7 +424,8 @@ package final class ControlServer: Sendable {
         if peer.gid == group || peer.groups.contains(group) { return nil }
         let daemonUser = ControlPeer.name(ofUser: geteuid()) ?? "uid \(geteuid())"
         let groupName = ControlPeer.name(ofGroup: group) ?? "gid \(group)"
-        return "permission denied: \(peer) is neither the daemon's user (\(daemonUser)) nor in the control socket's group (\(groupName)); run ctl as \(daemonUser) or add the user to the group \(groupName)"
+        return
+            "permission denied: \(peer) is neither the daemon's user (\(daemonUser)) nor in the control socket's group (\(groupName)); run ctl as \(daemonUser) or add the user to the group \(groupName)"
     }
 
     /// The credentials of a connected peer.
@@ -436,7 +454,8 @@ package final class ControlServer: Sendable {
             }
         }
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) else { return [] }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") })
+        else { return [] }
         return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
     }
 

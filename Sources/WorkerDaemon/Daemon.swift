@@ -13,10 +13,13 @@ package final class Daemon: Sendable {
     let notifier: SystemdNotifier
     let logger: Logger
 
-    package init(configuration: WorkerConfiguration, configPath: String?, environment: [String: String],
-                registry: HandlerRegistry, logger: Logger) throws {
-        self.worker = try Worker(configuration: configuration, registry: registry, logger: logger,
-                                 observers: WorkerServices.standardObservers(configuration))
+    package init(
+        configuration: WorkerConfiguration, configPath: String?, environment: [String: String],
+        registry: HandlerRegistry, logger: Logger
+    ) throws {
+        self.worker = try Worker(
+            configuration: configuration, registry: registry, logger: logger,
+            observers: WorkerServices.standardObservers(configuration))
         self.configPath = configPath
         self.environment = environment
         self.notifier = SystemdNotifier(environment: environment)
@@ -46,7 +49,9 @@ package final class Daemon: Sendable {
             while !Task.isCancelled && !worker.isShuttingDown {
                 let s = worker.status()
                 let active = s.queues.map(\.active).reduce(0, +)
-                notifier.notify("STATUS=\(active) active job(s); queues \(s.queues.map { "\($0.name) \($0.active)/\($0.concurrency)" }.joined(separator: ", "))\(s.paused.isEmpty ? "" : "; paused: " + s.paused.sorted().joined(separator: ","))")
+                notifier.notify(
+                    "STATUS=\(active) active job(s); queues \(s.queues.map { "\($0.name) \($0.active)/\($0.concurrency)" }.joined(separator: ", "))\(s.paused.isEmpty ? "" : "; paused: " + s.paused.sorted().joined(separator: ","))"
+                )
                 try? await Task.sleep(for: .seconds(5))
             }
         }

@@ -15,7 +15,8 @@ enum DiskMetrics {
             avail.append((label, UInt64(st.f_bavail) * unit))
             size.append((label, UInt64(st.f_blocks) * unit))
         }
-        var out = "# HELP medianest_filesystem_avail_bytes Space available to the daemon on the file system of the library or the temporary folder.\n"
+        var out =
+            "# HELP medianest_filesystem_avail_bytes Space available to the daemon on the file system of the library or the temporary folder.\n"
         out += "# TYPE medianest_filesystem_avail_bytes gauge\n"
         for (label, value) in avail { out += "medianest_filesystem_avail_bytes{path=\"\(label)\"} \(value)\n" }
         out += "# HELP medianest_filesystem_size_bytes Size of the file system of the library or the temporary folder.\n"

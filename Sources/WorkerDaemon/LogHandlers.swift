@@ -17,7 +17,8 @@ package struct JSONLogHandler: LineLogHandler {
     }
 
     package func log(event: LogEvent) {
-        let level = event.level, message = event.message
+        let level = event.level
+        let message = event.message
         var pairs: [(String, JSONText.Value?)] = [
             ("ts", .string(Timestamp.now())), ("level", .string(level.rawValue)), ("msg", .string(message.description)),
             ("logger", .string(label)),
@@ -41,7 +42,8 @@ package struct TextLogHandler: LineLogHandler {
     }
 
     package func log(event: LogEvent) {
-        let level = event.level, message = event.message
+        let level = event.level
+        let message = event.message
         let extra = merged(event).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         OutputLock.write("\(Timestamp.now()) \(level.rawValue.uppercased()) \(message)\(extra.isEmpty ? "" : " " + extra)\n")
     }

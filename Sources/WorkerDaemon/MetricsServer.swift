@@ -51,7 +51,9 @@ package final class MetricsServer: Sendable {
     }
 
     package func stop() {
-        let fd = listener.withLock { fd -> Int32 in defer { fd = -1 }; return fd }
+        let fd = listener.withLock { fd -> Int32 in
+            defer { fd = -1 }; return fd
+        }
         if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
     }
 
@@ -81,7 +83,8 @@ package final class MetricsServer: Sendable {
         }
         let line = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self).split(separator: " ")
         guard line.count >= 2 else { return respond(client, 400, "text/plain", "bad request\n") }
-        let method = line[0], target = line[1].split(separator: "?").first.map(String.init) ?? ""
+        let method = line[0]
+        let target = line[1].split(separator: "?").first.map(String.init) ?? ""
         guard method == "GET" || method == "HEAD" else { return respond(client, 405, "text/plain", "only GET\n") }
         switch target {
         case "/metrics":
@@ -111,7 +114,9 @@ package final class MetricsServer: Sendable {
     private func redisAnswers() async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask { (try? await self.worker.ping()) ?? false }
-            group.addTask { try? await Task.sleep(for: .seconds(1)); return false }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(1)); return false
+            }
             let first = await group.next() ?? false
             group.cancelAll()
             return first
@@ -136,9 +141,11 @@ package final class MetricsServer: Sendable {
     }
 
     private func respond(_ client: Int32, _ status: Int, _ type: String, _ body: String, head: Bool = false) {
-        let reason = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"][status] ?? "OK"
+        let reason =
+            [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"][status] ?? "OK"
         let bytes = Array(body.utf8)
-        var out = Array("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n".utf8)
+        var out = Array(
+            "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n".utf8)
         if !head { out += bytes }
         var offset = 0
         while offset < out.count {

@@ -1,9 +1,10 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How a child process ended.
@@ -81,8 +82,9 @@ public enum ChildProcess {
         started: (@Sendable (Int32) -> Void)? = nil
     ) async throws -> ProcessResult {
         try Task.checkCancellation()
-        let child = try RunningChild.spawn(executable: executable, arguments: arguments, environment: environment,
-                                           handling: handling, killGrace: killGrace)
+        let child = try RunningChild.spawn(
+            executable: executable, arguments: arguments, environment: environment,
+            handling: handling, killGrace: killGrace)
         started?(child.pid)
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<ProcessResult, Never>) in
@@ -147,8 +149,10 @@ final class RunningChild: Sendable {
 
     // MARK: spawning
 
-    static func spawn(executable: String, arguments: [String], environment: [String: String],
-                      handling: StdoutHandling, killGrace: Duration) throws -> RunningChild {
+    static func spawn(
+        executable: String, arguments: [String], environment: [String: String],
+        handling: StdoutHandling, killGrace: Duration
+    ) throws -> RunningChild {
         var out: [Int32] = [-1, -1]
         var err: [Int32] = [-1, -1]
         guard makePipe(&out) else { throw SpawnFailure.system("pipe", errno) }
@@ -174,8 +178,10 @@ final class RunningChild: Sendable {
         posix_spawnattr_setsigmask(&attributes, &empty)
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM,
-                       SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ, SIGWINCH] {
+        for signal in [
+            SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM,
+            SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ, SIGWINCH,
+        ] {
             sigaddset(&defaults, signal)
         }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
@@ -273,7 +279,9 @@ final class RunningChild: Sendable {
             if let cr = line.lastIndex(of: "\r") { line = String(line[line.index(after: cr)...]) }
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { return }
             stderrLines.append(line)
-            if stderrLines.count > ChildProcess.stderrLineLimit { stderrLines.removeFirst(stderrLines.count - ChildProcess.stderrLineLimit) }
+            if stderrLines.count > ChildProcess.stderrLineLimit {
+                stderrLines.removeFirst(stderrLines.count - ChildProcess.stderrLineLimit)
+            }
         }
 
         func consumeStdout(_ bytes: UnsafeRawBufferPointer) {
@@ -379,9 +387,9 @@ private extension siginfo_t {
     /// The pid field of a SIGCHLD siginfo (zero when waitid found nothing).
     func si_pid() -> pid_t {
         #if canImport(Glibc)
-        return _sifields._sigchld.si_pid
+            return _sifields._sigchld.si_pid
         #else
-        return self.si_pid
+            return self.si_pid
         #endif
     }
 }

@@ -1,7 +1,12 @@
 /// A quality a job may ask for (contract section 5).
 public enum Quality: String, Sendable, Equatable, CaseIterable {
     case best
-    case p2160 = "2160p", p1440 = "1440p", p1080 = "1080p", p720 = "720p", p480 = "480p", p360 = "360p"
+    case p2160 = "2160p"
+    case p1440 = "1440p"
+    case p1080 = "1080p"
+    case p720 = "720p"
+    case p480 = "480p"
+    case p360 = "360p"
     case audio
 
     /// The largest picture size allowed (the shorter side, so vertical videos count like wide ones).
@@ -162,11 +167,12 @@ public enum FormatSelector {
         if f.ext == "mhtml" || f.protocolName == "mhtml" { return false }
         if f.formatNote?.lowercased().contains("storyboard") == true { return false }
         if f.hasVideo == false && f.hasAudio == false { return false }
-        return !f.id.isEmpty && f.id.utf8.count <= 128 && f.id.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
-                || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: "=")
-                || b == UInt8(ascii: ":") || b == UInt8(ascii: "~") || b == UInt8(ascii: "@")
-        }
+        return !f.id.isEmpty && f.id.utf8.count <= 128
+            && f.id.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                    || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: "=")
+                    || b == UInt8(ascii: ":") || b == UInt8(ascii: "~") || b == UInt8(ascii: "@")
+            }
     }
 
     /// Whether the container can take the format's video by stream copy (unknown codecs are tried).

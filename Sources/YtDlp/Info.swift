@@ -29,10 +29,12 @@ public struct FormatInfo: Sendable, Equatable {
     /// The format is DRM-protected (cannot be downloaded).
     public var hasDRM: Bool
 
-    public init(id: String, ext: String? = nil, vcodec: String? = nil, acodec: String? = nil, width: Int? = nil, height: Int? = nil,
-                fps: Double? = nil, tbr: Double? = nil, vbr: Double? = nil, abr: Double? = nil, filesize: Int64? = nil,
-                filesizeApprox: Int64? = nil, protocolName: String? = nil, language: String? = nil, languagePreference: Int? = nil,
-                formatNote: String? = nil, hasDRM: Bool = false) {
+    public init(
+        id: String, ext: String? = nil, vcodec: String? = nil, acodec: String? = nil, width: Int? = nil, height: Int? = nil,
+        fps: Double? = nil, tbr: Double? = nil, vbr: Double? = nil, abr: Double? = nil, filesize: Int64? = nil,
+        filesizeApprox: Int64? = nil, protocolName: String? = nil, language: String? = nil, languagePreference: Int? = nil,
+        formatNote: String? = nil, hasDRM: Bool = false
+    ) {
         self.id = id
         self.ext = ext
         self.vcodec = vcodec
@@ -188,14 +190,16 @@ public enum Extraction: Sendable, Equatable {
             let entries: [PlaylistEntry] = rawEntries.compactMap { item in
                 guard let e = item as? [String: Any] else { return nil }
                 guard let url = string(e["url"]) ?? string(e["webpage_url"]) ?? string(e["original_url"]) else { return nil }
-                return PlaylistEntry(url: url, id: string(e["id"]), title: string(e["title"]), type: string(e["_type"]),
-                                     duration: double(e["duration"]), channel: string(e["channel"]), uploader: string(e["uploader"]),
-                                     timestamp: double(e["timestamp"]), description: string(e["description"]))
+                return PlaylistEntry(
+                    url: url, id: string(e["id"]), title: string(e["title"]), type: string(e["_type"]),
+                    duration: double(e["duration"]), channel: string(e["channel"]), uploader: string(e["uploader"]),
+                    timestamp: double(e["timestamp"]), description: string(e["description"]))
             }
-            return .playlist(PlaylistInfo(
-                id: string(dict["id"]) ?? "playlist", title: string(dict["title"]), extractor: extractor,
-                webpageURL: string(dict["webpage_url"]), channel: string(dict["channel"]), uploader: string(dict["uploader"]),
-                entries: entries))
+            return .playlist(
+                PlaylistInfo(
+                    id: string(dict["id"]) ?? "playlist", title: string(dict["title"]), extractor: extractor,
+                    webpageURL: string(dict["webpage_url"]), channel: string(dict["channel"]), uploader: string(dict["uploader"]),
+                    entries: entries))
         }
         guard let id = string(dict["id"]), !id.isEmpty else { throw .badOutput("yt-dlp described the video without an id.") }
         // Manifests (DASH, HLS) may give no duration but list their fragments' durations.
@@ -215,15 +219,17 @@ public enum Extraction: Sendable, Equatable {
                 language: string(f["language"]), languagePreference: int(f["language_preference"]),
                 formatNote: string(f["format_note"]), hasDRM: bool(f["has_drm"]) ?? false)
         }
-        return .video(VideoInfo(
-            id: id, title: string(dict["title"]), extractor: extractor, extractorKey: string(dict["extractor_key"]),
-            webpageURL: string(dict["webpage_url"]), channel: string(dict["channel"]), channelID: string(dict["channel_id"]),
-            uploader: string(dict["uploader"]), uploadDate: string(dict["upload_date"]), releaseDate: string(dict["release_date"]),
-            timestamp: double(dict["timestamp"]), duration: double(dict["duration"]) ?? fragmentsDuration, description: string(dict["description"]),
-            thumbnail: string(dict["thumbnail"]), tags: strings(dict["tags"]), categories: strings(dict["categories"]),
-            liveStatus: string(dict["live_status"]), isLive: bool(dict["is_live"]) ?? false, formats: formats,
-            subtitles: subtitles(dict["subtitles"]), automaticCaptions: subtitles(dict["automatic_captions"]),
-            playlistTitle: string(dict["playlist_title"]) ?? string(dict["playlist"]), playlistIndex: int(dict["playlist_index"])))
+        return .video(
+            VideoInfo(
+                id: id, title: string(dict["title"]), extractor: extractor, extractorKey: string(dict["extractor_key"]),
+                webpageURL: string(dict["webpage_url"]), channel: string(dict["channel"]), channelID: string(dict["channel_id"]),
+                uploader: string(dict["uploader"]), uploadDate: string(dict["upload_date"]), releaseDate: string(dict["release_date"]),
+                timestamp: double(dict["timestamp"]), duration: double(dict["duration"]) ?? fragmentsDuration,
+                description: string(dict["description"]),
+                thumbnail: string(dict["thumbnail"]), tags: strings(dict["tags"]), categories: strings(dict["categories"]),
+                liveStatus: string(dict["live_status"]), isLive: bool(dict["is_live"]) ?? false, formats: formats,
+                subtitles: subtitles(dict["subtitles"]), automaticCaptions: subtitles(dict["automatic_captions"]),
+                playlistTitle: string(dict["playlist_title"]) ?? string(dict["playlist"]), playlistIndex: int(dict["playlist_index"])))
     }
 
     // MARK: lenient field readers (yt-dlp writes numbers as ints or floats, and nulls freely)

@@ -41,7 +41,9 @@ public struct OutputTemplate: Sendable, Equatable {
     /// Renders the template. `values` maps placeholder names to raw values (from the site or the
     /// job); missing or empty values take `placeholder(name)`. `ext` is the file's extension,
     /// without the dot.
-    public func render(_ values: [String: String], ext: String, placeholder: (String) -> String = OutputTemplate.defaultPlaceholder) -> Rendered {
+    public func render(
+        _ values: [String: String], ext: String, placeholder: (String) -> String = OutputTemplate.defaultPlaceholder
+    ) -> Rendered {
         let safeExt = FileNameSanitizer.sanitize(ext, placeholder: "bin", maxBytes: 16)
         var components = template.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if components.isEmpty { components = ["{title} [{id}].{ext}"] }
@@ -113,7 +115,8 @@ public struct OutputTemplate: Sendable, Equatable {
         var total = values.reduce(0) { $0 + $1.utf8.count }
         while total > limit {
             guard let longest = fieldIndices.max(by: { values[$0].utf8.count < values[$1].utf8.count }),
-                  values[longest].utf8.count > 0 else { break }
+                values[longest].utf8.count > 0
+            else { break }
             let excess = total - limit
             let keep = max(values[longest].utf8.count - excess, 0)
             var shortened = FileNameSanitizer.truncate(values[longest], maxBytes: keep)

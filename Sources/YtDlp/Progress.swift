@@ -19,9 +19,11 @@ public struct DownloadProgress: Sendable, Equatable {
     public var fragmentIndex: Int?
     public var fragmentCount: Int?
 
-    public init(status: Status, formatID: String? = nil, downloadedBytes: Int64? = nil, totalBytes: Int64? = nil,
-                totalBytesEstimate: Int64? = nil, speed: Double? = nil, eta: Double? = nil,
-                fragmentIndex: Int? = nil, fragmentCount: Int? = nil) {
+    public init(
+        status: Status, formatID: String? = nil, downloadedBytes: Int64? = nil, totalBytes: Int64? = nil,
+        totalBytesEstimate: Int64? = nil, speed: Double? = nil, eta: Double? = nil,
+        fragmentIndex: Int? = nil, fragmentCount: Int? = nil
+    ) {
         self.status = status
         self.formatID = formatID
         self.downloadedBytes = downloadedBytes
@@ -43,7 +45,8 @@ public enum OutputLine: Sendable, Equatable {
 
     /// `--progress-template` value: one JSON object per report. yt-dlp writes `NA` for a missing
     /// field, which the parser reads as null.
-    public static let progressTemplate = #"download:{"mnp":1,"s":%(progress.status)j,"d":%(progress.downloaded_bytes)j,"t":%(progress.total_bytes)j,"te":%(progress.total_bytes_estimate)j,"sp":%(progress.speed)j,"eta":%(progress.eta)j,"f":%(info.format_id)j,"fi":%(progress.fragment_index)j,"fc":%(progress.fragment_count)j}"#
+    public static let progressTemplate =
+        #"download:{"mnp":1,"s":%(progress.status)j,"d":%(progress.downloaded_bytes)j,"t":%(progress.total_bytes)j,"te":%(progress.total_bytes_estimate)j,"sp":%(progress.speed)j,"eta":%(progress.eta)j,"f":%(info.format_id)j,"fi":%(progress.fragment_index)j,"fc":%(progress.fragment_count)j}"#
 
     /// `--print` value: one JSON object per finished file.
     public static let movedTemplate = #"after_move:{"mnm":1,"p":%(filepath)j,"f":%(format_id)j}"#
@@ -54,11 +57,12 @@ public enum OutputLine: Sendable, Equatable {
         guard bytes.count > 8, bytes[0] == UInt8(ascii: "{"), let object = FlatJSON.parse(bytes) else { return nil }
         if object["mnp"] != nil {
             guard let s = object["s"]?.string, let status = DownloadProgress.Status(rawValue: s) else { return nil }
-            return .progress(DownloadProgress(
-                status: status, formatID: object["f"]?.string, downloadedBytes: object["d"]?.int64,
-                totalBytes: object["t"]?.int64, totalBytesEstimate: object["te"]?.int64, speed: object["sp"]?.double,
-                eta: object["eta"]?.double, fragmentIndex: object["fi"]?.int64.map(Int.init),
-                fragmentCount: object["fc"]?.int64.map(Int.init)))
+            return .progress(
+                DownloadProgress(
+                    status: status, formatID: object["f"]?.string, downloadedBytes: object["d"]?.int64,
+                    totalBytes: object["t"]?.int64, totalBytesEstimate: object["te"]?.int64, speed: object["sp"]?.double,
+                    eta: object["eta"]?.double, fragmentIndex: object["fi"]?.int64.map(Int.init),
+                    fragmentCount: object["fc"]?.int64.map(Int.init)))
         }
         if object["mnm"] != nil, let path = object["p"]?.string {
             return .moved(formatID: object["f"]?.string, path: path)
@@ -177,7 +181,9 @@ enum FlatJSON {
                 case UInt8(ascii: "u"):
                     guard let high = hex4() else { return nil }
                     var scalar = high
-                    if (0xD800..<0xDC00).contains(high), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
+                    if (0xD800..<0xDC00).contains(high), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"),
+                        bytes[i + 1] == UInt8(ascii: "u")
+                    {
                         i += 2
                         guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
                         scalar = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
@@ -205,9 +211,11 @@ enum FlatJSON {
             case UInt8(ascii: "I"): return word("Infinity") ? .null : nil
             default:
                 let start = i
-                while i < bytes.count, (bytes[i] >= 0x30 && bytes[i] <= 0x39) || bytes[i] == UInt8(ascii: "-")
-                    || bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e")
-                    || bytes[i] == UInt8(ascii: "E") {
+                while i < bytes.count,
+                    (bytes[i] >= 0x30 && bytes[i] <= 0x39) || bytes[i] == UInt8(ascii: "-")
+                        || bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e")
+                        || bytes[i] == UInt8(ascii: "E")
+                {
                     i += 1
                 }
                 guard i > start, let d = Double(String(decoding: bytes[start..<i], as: UTF8.self)) else { return nil }

@@ -172,7 +172,9 @@ public struct SourceURL: Sendable, Equatable {
         if hostPart.hasPrefix("[") {
             guard let close = hostPart.firstIndex(of: "]") else { throw .invalidURL("'\(shown)' has a malformed IPv6 host.") }
             let after = hostPart[hostPart.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty {
+            if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
                 throw .invalidURL("'\(shown)' has a malformed host.")
             }
             hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
@@ -219,7 +221,8 @@ public struct SourceURL: Sendable, Equatable {
         while let b = utf8.popFirst() {
             if b == UInt8(ascii: "+") { bytes.append(0x20); continue }
             if b == UInt8(ascii: "%"), utf8.count >= 2,
-               let v = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
+                let v = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
+            {
                 bytes.append(v)
                 utf8 = utf8.dropFirst(2)
                 continue

@@ -19,9 +19,11 @@ public struct YtDlpConfiguration: Sendable, Equatable {
     /// The child's environment.
     public var environment: [String: String]
 
-    public init(executable: String = "yt-dlp", sleepRequests: Double? = nil, jsRuntime: String? = nil,
-                socketTimeout: Double = 30, retries: Int = 3, killGrace: Duration = .seconds(1),
-                environment: [String: String] = YtDlpConfiguration.childEnvironment()) {
+    public init(
+        executable: String = "yt-dlp", sleepRequests: Double? = nil, jsRuntime: String? = nil,
+        socketTimeout: Double = 30, retries: Int = 3, killGrace: Duration = .seconds(1),
+        environment: [String: String] = YtDlpConfiguration.childEnvironment()
+    ) {
         self.executable = executable
         self.sleepRequests = sleepRequests
         self.jsRuntime = jsRuntime
@@ -66,8 +68,10 @@ public struct DownloadRequest: Sendable, Equatable {
     /// Fetch the site's thumbnail too.
     public var thumbnail: Bool
 
-    public init(infoJSONPath: String, plan: FormatPlan, directory: String, baseName: String,
-                subtitles: SubtitleRequest? = nil, thumbnail: Bool = false) {
+    public init(
+        infoJSONPath: String, plan: FormatPlan, directory: String, baseName: String,
+        subtitles: SubtitleRequest? = nil, thumbnail: Bool = false
+    ) {
         self.infoJSONPath = infoJSONPath
         self.plan = plan
         self.directory = directory
@@ -91,9 +95,10 @@ public struct SubtitleRequest: Sendable, Equatable {
 
     /// Whether `code` is a language code this module passes on (1–35 of letters, digits, `-`, `_`).
     public static func isValidLanguage(_ code: String) -> Bool {
-        (1...35).contains(code.utf8.count) && code.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
-        }
+        (1...35).contains(code.utf8.count)
+            && code.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
+            }
     }
 }
 
@@ -117,9 +122,11 @@ public struct DownloadedFiles: Sendable, Equatable {
 public enum YtDlpArguments {
     /// Options every run gets.
     static func common(_ c: YtDlpConfiguration) -> [String] {
-        var args = ["--ignore-config", "--no-color", "--socket-timeout", format(c.socketTimeout),
-                    "--retries", String(c.retries), "--fragment-retries", String(c.retries),
-                    "--extractor-retries", String(c.retries), "--no-mtime"]
+        var args = [
+            "--ignore-config", "--no-color", "--socket-timeout", format(c.socketTimeout),
+            "--retries", String(c.retries), "--fragment-retries", String(c.retries),
+            "--extractor-retries", String(c.retries), "--no-mtime",
+        ]
         if let sleep = c.sleepRequests, sleep > 0 { args += ["--sleep-requests", format(sleep)] }
         if let runtime = c.jsRuntime, !runtime.isEmpty { args += ["--js-runtimes", runtime] }
         return args
@@ -135,19 +142,22 @@ public enum YtDlpArguments {
     public static func download(_ r: DownloadRequest, configuration c: YtDlpConfiguration) -> [String] {
         // yt-dlp reads `%` in an output template as a field: a literal one is written `%%`.
         let base = (r.directory as NSString).appendingPathComponent(r.baseName).replacingOccurrences(of: "%", with: "%%")
-        var args = common(c) + [
-            "--load-info-json", r.infoJSONPath,
-            "--format", r.plan.selector,
-            "--output", base + ".%(autonumber)d.%(ext)s",
-            "--quiet", "--no-warnings", "--progress", "--newline", "--progress-delta", "0.5",
-            "--progress-template", OutputLine.progressTemplate,
-            "--no-simulate", "--print", OutputLine.movedTemplate,
-            "--fixup", "never", "--no-embed-subs", "--no-embed-thumbnail", "--no-embed-metadata",
-            "--no-write-info-json", "--no-write-description", "--no-playlist",
-        ]
+        var args =
+            common(c) + [
+                "--load-info-json", r.infoJSONPath,
+                "--format", r.plan.selector,
+                "--output", base + ".%(autonumber)d.%(ext)s",
+                "--quiet", "--no-warnings", "--progress", "--newline", "--progress-delta", "0.5",
+                "--progress-template", OutputLine.progressTemplate,
+                "--no-simulate", "--print", OutputLine.movedTemplate,
+                "--fixup", "never", "--no-embed-subs", "--no-embed-thumbnail", "--no-embed-metadata",
+                "--no-write-info-json", "--no-write-description", "--no-playlist",
+            ]
         if let subtitles = r.subtitles, !subtitles.languages.isEmpty {
-            args += ["--write-subs", "--sub-langs", subtitles.languages.joined(separator: ","),
-                     "--sub-format", "vtt/srt/ass/best", "--output", "subtitle:" + base + ".sub.%(ext)s"]
+            args += [
+                "--write-subs", "--sub-langs", subtitles.languages.joined(separator: ","),
+                "--sub-format", "vtt/srt/ass/best", "--output", "subtitle:" + base + ".sub.%(ext)s",
+            ]
             if subtitles.automatic { args.append("--write-auto-subs") }
         }
         if r.thumbnail {
@@ -177,7 +187,8 @@ public struct YtDlp: Sendable {
     ///
     /// - Throws: `YtDlpError` (classified from yt-dlp's exit and stderr), or `CancellationError`.
     public func extract(url: String, started: (@Sendable (Int32) -> Void)? = nil) async throws -> (json: [UInt8], extraction: Extraction) {
-        let result = try await run(YtDlpArguments.extract(url: url, configuration: configuration), stdout: .collect(limit: Self.infoLimit), started: started)
+        let result = try await run(
+            YtDlpArguments.extract(url: url, configuration: configuration), stdout: .collect(limit: Self.infoLimit), started: started)
         guard result.termination == .exited(0), !result.stdout.isEmpty else {
             throw ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
         }
@@ -192,15 +203,19 @@ public struct YtDlp: Sendable {
     /// Downloads a request's formats. `progress` is called on the reading thread for every report.
     ///
     /// - Throws: `YtDlpError`, or `CancellationError` (yt-dlp has then been stopped).
-    public func download(_ request: DownloadRequest, progress: @escaping @Sendable (DownloadProgress) -> Void) async throws -> DownloadedFiles {
+    public func download(
+        _ request: DownloadRequest, progress: @escaping @Sendable (DownloadProgress) -> Void
+    ) async throws -> DownloadedFiles {
         let moved = MovedFiles()
-        let result = try await run(YtDlpArguments.download(request, configuration: configuration), stdout: .lines({ line in
-            switch OutputLine.parse(line) {
-            case .progress(let p)?: progress(p)
-            case .moved(_, let path)?: moved.add(path)
-            case nil: break
-            }
-        }))
+        let result = try await run(
+            YtDlpArguments.download(request, configuration: configuration),
+            stdout: .lines({ line in
+                switch OutputLine.parse(line) {
+                case .progress(let p)?: progress(p)
+                case .moved(_, let path)?: moved.add(path)
+                case nil: break
+                }
+            }))
         guard result.termination == .exited(0) else {
             throw ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
         }
@@ -217,8 +232,9 @@ public struct YtDlp: Sendable {
         guard media.count == request.plan.formats.count else {
             throw YtDlpError.badOutput("yt-dlp finished without leaving the downloaded file; the download will be tried again.")
         }
-        return DownloadedFiles(media: media, subtitles: Self.subtitleFiles(in: request.directory, baseName: request.baseName),
-                               thumbnail: Self.thumbnailFile(in: request.directory, baseName: request.baseName))
+        return DownloadedFiles(
+            media: media, subtitles: Self.subtitleFiles(in: request.directory, baseName: request.baseName),
+            thumbnail: Self.thumbnailFile(in: request.directory, baseName: request.baseName))
     }
 
     /// `<base>.sub.<lang>.<ext>` files, by language.
@@ -242,11 +258,14 @@ public struct YtDlp: Sendable {
             .map { (directory as NSString).appendingPathComponent($0) }
     }
 
-    private func run(_ arguments: [String], stdout: StdoutHandling, started: (@Sendable (Int32) -> Void)? = nil) async throws -> ProcessResult {
+    private func run(
+        _ arguments: [String], stdout: StdoutHandling, started: (@Sendable (Int32) -> Void)? = nil
+    ) async throws -> ProcessResult {
         do {
-            return try await ChildProcess.run(executable: configuration.executable, arguments: arguments,
-                                              environment: configuration.environment, stdout: stdout,
-                                              killGrace: configuration.killGrace, started: started)
+            return try await ChildProcess.run(
+                executable: configuration.executable, arguments: arguments,
+                environment: configuration.environment, stdout: stdout,
+                killGrace: configuration.killGrace, started: started)
         } catch let failure as SpawnFailure {
             switch failure {
             case .notFound(let path):

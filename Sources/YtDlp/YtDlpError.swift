@@ -85,13 +85,16 @@ public enum ErrorClassifier {
 
         // Throttling and server trouble first: "HTTP Error 503" must not read as a missing page.
         if has("http error 429", "too many requests", "rate-limited", "rate limited") {
-            return .network(message: "The site is throttling downloads (HTTP 429); the download will be tried again later.\(said)", detail: detail)
+            return .network(
+                message: "The site is throttling downloads (HTTP 429); the download will be tried again later.\(said)", detail: detail)
         }
         if let code = httpStatus(in: text), (500...599).contains(code) {
-            return .network(message: "The site answered with a server error (HTTP \(code)); the download will be tried again.\(said)", detail: detail)
+            return .network(
+                message: "The site answered with a server error (HTTP \(code)); the download will be tried again.\(said)", detail: detail)
         }
         if has("sign in to confirm you’re not a bot", "sign in to confirm you're not a bot", "confirm you are not a robot") {
-            return .network(message: "YouTube asks to confirm this host is not a bot; the download will be tried again later.\(said)", detail: detail)
+            return .network(
+                message: "YouTube asks to confirm this host is not a bot; the download will be tried again later.\(said)", detail: detail)
         }
         if has("unsupported url") {
             return .unsupported(detail: detail)
@@ -109,13 +112,19 @@ public enum ErrorClassifier {
             return .unavailable(message: "The video is for channel members only; it cannot be downloaded.\(said)", detail: detail)
         }
         if has("sign in to confirm your age", "age-restricted", "age restricted", "inappropriate for some users") {
-            return .unavailable(message: "The video is age-restricted and needs a signed-in account; it cannot be downloaded.\(said)", detail: detail)
+            return .unavailable(
+                message: "The video is age-restricted and needs a signed-in account; it cannot be downloaded.\(said)", detail: detail)
         }
-        if has("not available in your country", "blocked it in your country", "geo restriction", "geo-restricted", "not made this video available in your country") {
+        if has(
+            "not available in your country", "blocked it in your country", "geo restriction", "geo-restricted",
+            "not made this video available in your country")
+        {
             return .unavailable(message: "The video is blocked in this server's country.\(said)", detail: detail)
         }
-        if has("copyright", "has been removed", "account associated with this video has been terminated", "video has been terminated",
-               "no longer available", "video unavailable", "this video is unavailable", "is not available", "been deleted") {
+        if has(
+            "copyright", "has been removed", "account associated with this video has been terminated", "video has been terminated",
+            "no longer available", "video unavailable", "this video is unavailable", "is not available", "been deleted")
+        {
             return .unavailable(message: "The video is unavailable (removed, deleted or blocked).\(said)", detail: detail)
         }
         if let code = httpStatus(in: text), code == 404 || code == 410 {
@@ -127,10 +136,12 @@ public enum ErrorClassifier {
         if let code = httpStatus(in: text) {
             return .network(message: "The site refused the download (HTTP \(code)); it will be tried again.\(said)", detail: detail)
         }
-        if has("timed out", "timeout", "connection reset", "connection refused", "connection aborted", "remote end closed",
-               "incompleteread", "incomplete read", "bytes read", "name resolution", "name or service not known",
-               "network is unreachable", "no route to host", "ssl", "eof occurred", "did not get any data",
-               "giving up after", "unable to download", "got error", "transporterror", "broken pipe") {
+        if has(
+            "timed out", "timeout", "connection reset", "connection refused", "connection aborted", "remote end closed",
+            "incompleteread", "incomplete read", "bytes read", "name resolution", "name or service not known",
+            "network is unreachable", "no route to host", "ssl", "eof occurred", "did not get any data",
+            "giving up after", "unable to download", "got error", "transporterror", "broken pipe")
+        {
             return .network(message: "The download failed on the network; it will be tried again.\(said)", detail: detail)
         }
         return .failed(termination: termination, detail: detail)

@@ -17,8 +17,10 @@ struct Ctl: ParsableCommand {
 
             `ctl top` reads the cluster's Redis instead and shows every daemon.
             """,
-        subcommands: [CtlStatus.self, CtlJobs.self, CtlPause.self, CtlResume.self, CtlDrain.self, CtlUndrain.self,
-                      CtlCancel.self, CtlRetry.self, CtlReload.self, CtlTop.self])
+        subcommands: [
+            CtlStatus.self, CtlJobs.self, CtlPause.self, CtlResume.self, CtlDrain.self, CtlUndrain.self,
+            CtlCancel.self, CtlRetry.self, CtlReload.self, CtlTop.self,
+        ])
 }
 
 /// Options every socket command takes.
@@ -47,7 +49,8 @@ struct CtlOptions: ParsableArguments {
             throw ExitCode(2)
         }
         guard let answer = JSONValue.parse(line), answer.isObject else {
-            FileHandle.standardError.write(Data("medianest-worker ctl: the daemon answered something that is not a JSON object: \(line.prefix(200))\n".utf8))
+            FileHandle.standardError.write(
+                Data("medianest-worker ctl: the daemon answered something that is not a JSON object: \(line.prefix(200))\n".utf8))
             throw ExitCode(2)
         }
         let ok = answer["ok"]?.boolValue == true
@@ -56,14 +59,16 @@ struct CtlOptions: ParsableArguments {
         } else if ok {
             print(format(answer))
         } else {
-            FileHandle.standardError.write(Data("medianest-worker ctl: \(answer["error"]?.stringValue ?? "the daemon refused the request")\n".utf8))
+            FileHandle.standardError.write(
+                Data("medianest-worker ctl: \(answer["error"]?.stringValue ?? "the daemon refused the request")\n".utf8))
         }
         if !ok { throw ExitCode(1) }
     }
 }
 
 struct CtlStatus: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status",
+    static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "The daemon's state: queues, pause and drain, Redis and PostgreSQL, leader and schedules.")
     @OptionGroup var options: CtlOptions
     func run() throws { try options.send([("cmd", .string("status"))], format: CtlText.status) }
@@ -76,7 +81,8 @@ struct CtlJobs: ParsableCommand {
 }
 
 struct CtlPause: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pause",
+    static let configuration = CommandConfiguration(
+        commandName: "pause",
         abstract: "Stop every daemon from starting jobs of a queue (running jobs finish); it lasts across restarts.")
     @Argument(help: "The queue.") var queue: String
     @OptionGroup var options: CtlOptions
@@ -97,7 +103,8 @@ struct CtlResume: ParsableCommand {
 }
 
 struct CtlDrain: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "drain",
+    static let configuration = CommandConfiguration(
+        commandName: "drain",
         abstract: "Stop this daemon from taking jobs (others go on; running jobs finish).")
     @OptionGroup var options: CtlOptions
     func run() throws {
@@ -114,7 +121,8 @@ struct CtlUndrain: ParsableCommand {
 }
 
 struct CtlCancel: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cancel",
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
         abstract: "Cancel a queued, scheduled or running job, on whichever daemon holds it.")
     @Argument(help: "The job id.") var jobId: String
     @OptionGroup var options: CtlOptions
@@ -122,7 +130,8 @@ struct CtlCancel: ParsableCommand {
         try options.send([("cmd", .string("cancel")), ("jobId", .string(jobId))]) { answer in
             let outcome = answer["outcome"]?.stringValue ?? "cancelled"
             let was = answer["previousState"]?.stringValue ?? "unknown"
-            var text = outcome == "stopping"
+            var text =
+                outcome == "stopping"
                 ? "job \(jobId) is being stopped (it was running)"
                 : "job \(jobId) \(outcome) (it was \(was))"
             if let note = answer["note"]?.stringValue { text += "\nnote: \(note)" }
@@ -141,7 +150,8 @@ struct CtlRetry: ParsableCommand {
 }
 
 struct CtlReload: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reload",
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
         abstract: "Re-read jobs.yml, as SIGHUP does; a refused file leaves the running configuration in place.")
     @OptionGroup var options: CtlOptions
     func run() throws {
@@ -161,33 +171,45 @@ enum CtlText {
 
     static func status(_ a: JSONValue) -> String {
         var lines: [String] = []
-        let state = a["shuttingDown"]?.boolValue == true ? "shutting down" : (a["draining"]?.boolValue == true ? "draining (takes no new jobs)" : "running")
+        let state =
+            a["shuttingDown"]?.boolValue == true
+            ? "shutting down" : (a["draining"]?.boolValue == true ? "draining (takes no new jobs)" : "running")
         let uptime = CtlFormat.number(a["uptimeSeconds"]).map(CtlFormat.duration) ?? "–"
-        lines.append("daemon    \(CtlFormat.text(a["consumer"])) on \(CtlFormat.text(a["host"])), pid \(CtlFormat.text(a["pid"])), up \(uptime)")
+        lines.append(
+            "daemon    \(CtlFormat.text(a["consumer"])) on \(CtlFormat.text(a["host"])), pid \(CtlFormat.text(a["pid"])), up \(uptime)")
         lines.append("state     \(state); \(CtlFormat.text(a["active"])) active job(s)")
         let redis = a["redis"]?.boolValue == true ? "ok" : "UNREACHABLE"
         let pg = a["postgres"]?.boolValue == true ? "ok" : "UNREACHABLE"
         lines.append("redis     \(redis)")
         let records = a["records"]
-        lines.append("postgres  \(pg) (records waiting: \(CtlFormat.text(a["recordsBacklog"])), oldest "
-                     + "\(CtlFormat.text(records?["oldestSeconds"])) s, set aside here: \(CtlFormat.text(records?["deadLettered"])))")
+        lines.append(
+            "postgres  \(pg) (records waiting: \(CtlFormat.text(a["recordsBacklog"])), oldest "
+                + "\(CtlFormat.text(records?["oldestSeconds"])) s, set aside here: \(CtlFormat.text(records?["deadLettered"])))")
         if let leader = a["leader"] {
             let mine = a["isLeader"]?.boolValue == true ? " (this daemon)" : ""
             lines.append("leader    \(leader == .null ? "none" : CtlFormat.text(leader))\(mine)")
         }
         lines.append("")
         let queues = array(a["queues"]).map { q in
-            [CtlFormat.text(q["name"]), CtlFormat.text(q["active"]) + "/" + CtlFormat.text(q["concurrency"]),
-             CtlFormat.text(q["depth"]), q["paused"]?.boolValue == true ? "PAUSED" : "no"]
+            [
+                CtlFormat.text(q["name"]), CtlFormat.text(q["active"]) + "/" + CtlFormat.text(q["concurrency"]),
+                CtlFormat.text(q["depth"]), q["paused"]?.boolValue == true ? "PAUSED" : "no",
+            ]
         }
         lines.append(CtlFormat.table(["QUEUE", "ACTIVE", "DEPTH", "PAUSED"], queues, right: [1, 2]))
         let schedules = array(a["schedules"])
         if !schedules.isEmpty {
             lines.append("")
-            lines.append(CtlFormat.table(["SCHEDULE", "WHEN", "JOB", "LAST RUN", "NEXT RUN"], schedules.map { s in
-                [CtlFormat.text(s["name"]), CtlFormat.text(s["spec"]), "\(CtlFormat.text(s["type"])) on \(CtlFormat.text(s["queue"]))",
-                 CtlFormat.when(s["lastRun"]?.stringValue), CtlFormat.when(s["nextRun"]?.stringValue)]
-            }))
+            lines.append(
+                CtlFormat.table(
+                    ["SCHEDULE", "WHEN", "JOB", "LAST RUN", "NEXT RUN"],
+                    schedules.map { s in
+                        [
+                            CtlFormat.text(s["name"]), CtlFormat.text(s["spec"]),
+                            "\(CtlFormat.text(s["type"])) on \(CtlFormat.text(s["queue"]))",
+                            CtlFormat.when(s["lastRun"]?.stringValue), CtlFormat.when(s["nextRun"]?.stringValue),
+                        ]
+                    }))
         }
         return lines.joined(separator: "\n")
     }
@@ -201,12 +223,15 @@ enum CtlText {
             let eta = CtlFormat.number(j["eta"]).map(CtlFormat.duration) ?? ""
             var stage = CtlFormat.text(j["stage"])
             if let stopping = j["stopping"]?.stringValue { stage += " (stopping: \(stopping))" }
-            return [CtlFormat.text(j["jobId"]), CtlFormat.text(j["queue"]), CtlFormat.text(j["type"]),
-                    "\(CtlFormat.text(j["attempt"]))/\(CtlFormat.text(j["maxAttempts"]))", stage,
-                    CtlFormat.bar(progress, width: 20) + (progress.map { String(format: " %5.1f%%", $0) } ?? "      –"),
-                    speed, eta, CtlFormat.number(j["runningSeconds"]).map(CtlFormat.duration) ?? ""]
+            return [
+                CtlFormat.text(j["jobId"]), CtlFormat.text(j["queue"]), CtlFormat.text(j["type"]),
+                "\(CtlFormat.text(j["attempt"]))/\(CtlFormat.text(j["maxAttempts"]))", stage,
+                CtlFormat.bar(progress, width: 20) + (progress.map { String(format: " %5.1f%%", $0) } ?? "      –"),
+                speed, eta, CtlFormat.number(j["runningSeconds"]).map(CtlFormat.duration) ?? "",
+            ]
         }
-        return CtlFormat.table(["JOB", "QUEUE", "TYPE", "TRY", "STAGE", "PROGRESS", "SPEED", "ETA", "RUNNING"], rows,
-                               right: [3, 6, 7, 8])
+        return CtlFormat.table(
+            ["JOB", "QUEUE", "TYPE", "TRY", "STAGE", "PROGRESS", "SPEED", "ETA", "RUNNING"], rows,
+            right: [3, 6, 7, 8])
     }
 }

@@ -37,7 +37,9 @@ struct CtlClient {
             let code = errno
             switch code {
             case ENOENT:
-                throw CtlConnectionError("no control socket at \(path): is the daemon running (systemctl status medianest-worker)? --socket or --config chooses another one")
+                throw CtlConnectionError(
+                    "no control socket at \(path): is the daemon running (systemctl status medianest-worker)? --socket or --config chooses another one"
+                )
             case EACCES, EPERM:
                 throw CtlConnectionError("permission denied on \(path): run ctl as the daemon's user or as a member of the socket's group")
             case ECONNREFUSED:

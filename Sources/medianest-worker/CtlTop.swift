@@ -7,7 +7,8 @@ import WorkerDaemon
 /// `ctl top`: a live view of the whole cluster (``ClusterOverview``, read from Redis by the core),
 /// drawn with plain ANSI escapes so it works over SSH in any terminal.
 struct CtlTop: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "top",
+    static let configuration = CommandConfiguration(
+        commandName: "top",
         abstract: "A live view of queues and running jobs across every daemon (q or Ctrl-C quits).")
     @OptionGroup var options: ConfigOption
     @Option(help: "Seconds between refreshes.") var interval: Double = 1
@@ -19,7 +20,8 @@ struct CtlTop: AsyncParsableCommand {
         let source = try ClusterClient(configuration: cfg, name: "medianest-ctl-top")
         defer { source.close() }
         let interactive = !once && isatty(1) == 1
-        let color = interactive && !noColor && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        let color =
+            interactive && !noColor && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
             && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let renderer = TopRenderer(color: color, prefix: cfg.redis.prefix)
 
@@ -86,11 +88,15 @@ struct TopRenderer {
         let clock = DateFormatter()
         clock.dateFormat = "HH:mm:ss"
         let quit = color ? "   (q quits)" : ""
-        lines.append(bold("medianest-worker top") + " — prefix \(prefix) — \(clock.string(from: s.at)) — \(s.daemons.count) daemon(s), \(s.jobs.count) job(s) running" + quit)
+        lines.append(
+            bold("medianest-worker top")
+                + " — prefix \(prefix) — \(clock.string(from: s.at)) — \(s.daemons.count) daemon(s), \(s.jobs.count) job(s) running" + quit)
         lines.append("")
         let queueRows = s.queues.map { q -> [String] in
-            [q.name, q.depth.map(String.init) ?? "–", String(q.pending), "\(q.active)/\(q.slots)",
-             q.paused ? "PAUSED" : "no", q.startsPerMinute.map { String(format: "%.1f", $0) } ?? "–"]
+            [
+                q.name, q.depth.map(String.init) ?? "–", String(q.pending), "\(q.active)/\(q.slots)",
+                q.paused ? "PAUSED" : "no", q.startsPerMinute.map { String(format: "%.1f", $0) } ?? "–",
+            ]
         }
         var table = CtlFormat.table(["QUEUE", "DEPTH", "TAKEN", "ACTIVE", "PAUSED", "STARTS/MIN"], queueRows, right: [1, 2, 3, 5])
             .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -99,8 +105,10 @@ struct TopRenderer {
         lines.append("")
 
         let daemonRows = s.daemons.map { d -> [String] in
-            [d.consumer, d.host, d.pid, d.active, d.draining ? "draining" : "running",
-             d.seenAgo.map { CtlFormat.duration(max($0, 0)) + " ago" } ?? "–"]
+            [
+                d.consumer, d.host, d.pid, d.active, d.draining ? "draining" : "running",
+                d.seenAgo.map { CtlFormat.duration(max($0, 0)) + " ago" } ?? "–",
+            ]
         }
         var daemons = CtlFormat.table(["DAEMON", "HOST", "PID", "ACTIVE", "STATE", "HEARTBEAT"], daemonRows, right: [2, 3])
             .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -119,14 +127,18 @@ struct TopRenderer {
             } else {
                 bytes = ""
             }
-            return [CtlFormat.clip(j.id, 36), j.queue, j.type, j.attempt, j.stage ?? "–",
-                    CtlFormat.bar(j.progress, width: barWidth) + " " + pct, bytes,
-                    j.speed.map { CtlFormat.bytes($0) + "/s" } ?? "", j.eta.map(CtlFormat.duration) ?? "",
-                    j.startedAt.map { CtlFormat.duration(max(now - Double($0) / 1000, 0)) } ?? "", CtlFormat.clip(j.holder, 28)]
+            return [
+                CtlFormat.clip(j.id, 36), j.queue, j.type, j.attempt, j.stage ?? "–",
+                CtlFormat.bar(j.progress, width: barWidth) + " " + pct, bytes,
+                j.speed.map { CtlFormat.bytes($0) + "/s" } ?? "", j.eta.map(CtlFormat.duration) ?? "",
+                j.startedAt.map { CtlFormat.duration(max(now - Double($0) / 1000, 0)) } ?? "", CtlFormat.clip(j.holder, 28),
+            ]
         }
-        var jobs = CtlFormat.table(["JOB", "QUEUE", "TYPE", "TRY", "STAGE", "PROGRESS", "BYTES", "SPEED", "ETA", "RUNNING", "DAEMON"],
-                                   jobRows, right: [3, 6, 7, 8, 9], maxWidth: 80)
-            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var jobs = CtlFormat.table(
+            ["JOB", "QUEUE", "TYPE", "TRY", "STAGE", "PROGRESS", "BYTES", "SPEED", "ETA", "RUNNING", "DAEMON"],
+            jobRows, right: [3, 6, 7, 8, 9], maxWidth: 80
+        )
+        .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if !jobs.isEmpty { jobs[0] = bold(jobs[0]) }
         if s.jobs.isEmpty { jobs.append("no jobs running") }
         let room = max(size.rows - lines.count - 1, 2)

@@ -43,8 +43,9 @@ struct Run: AsyncParsableCommand {
         Logs.bootstrap(level: cfg.logging.level, format: cfg.logging.format)
         let logger = Logger(label: "medianest-worker")
         do {
-            let daemon = try Daemon(configuration: cfg, configPath: path, environment: ProcessInfo.processInfo.environment,
-                                    registry: HandlerRegistry.standard(), logger: logger)
+            let daemon = try Daemon(
+                configuration: cfg, configPath: path, environment: ProcessInfo.processInfo.environment,
+                registry: HandlerRegistry.standard(), logger: logger)
             let status = await daemon.run()
             // Everything is flushed and closed: leave now rather than wait for idle threads to wind down.
             Foundation.exit(status)
@@ -74,7 +75,8 @@ struct Migrate: AsyncParsableCommand {
 }
 
 struct CheckConfig: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check-config",
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
         abstract: "Validate jobs.yml and print the resolved configuration (secrets masked).")
     @OptionGroup var options: ConfigOption
 
@@ -108,8 +110,9 @@ struct Enqueue: AsyncParsableCommand {
             guard let ms = Timestamp.parse(runAt) else { throw ValidationError("--run-at must be an RFC 3339 timestamp") }
             runAtMs = ms
         }
-        let envelope = JobEnvelope(id: jobID, type: type, payloadJSON: payloadValue.encoded, userId: user,
-                                   maxAttempts: maxAttempts, runAt: runAtMs)
+        let envelope = JobEnvelope(
+            id: jobID, type: type, payloadJSON: payloadValue.encoded, userId: user,
+            maxAttempts: maxAttempts, runAt: runAtMs)
         let cluster = try ClusterClient(configuration: cfg, name: "medianest-enqueue")
         defer { cluster.close() }
         do {

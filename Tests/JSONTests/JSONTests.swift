@@ -1,4 +1,5 @@
 import Testing
+
 @testable import JSON
 
 @Suite("JSON")
@@ -46,11 +47,11 @@ struct JSONParserEdgeCaseTests {
     @Test func invalidUTF8IsRefused() {
         let quote = UInt8(ascii: "\"")
         for bytes: [UInt8] in [
-            [quote, 0xFF, quote],                   // never valid
-            [quote, 0xC3, quote],                   // truncated two-byte sequence
-            [quote, 0xC0, 0xAF, quote],             // overlong "/"
-            [quote, 0xED, 0xA0, 0x80, quote],       // a surrogate encoded directly (CESU-8)
-            [quote, 0x61, 0x5C, 0x6E, 0xFE, quote], // after an escape, on the slow path
+            [quote, 0xFF, quote],  // never valid
+            [quote, 0xC3, quote],  // truncated two-byte sequence
+            [quote, 0xC0, 0xAF, quote],  // overlong "/"
+            [quote, 0xED, 0xA0, 0x80, quote],  // a surrogate encoded directly (CESU-8)
+            [quote, 0x61, 0x5C, 0x6E, 0xFE, quote],  // after an escape, on the slow path
             [0xEF, 0xBB, 0xBF] + Array("{}".utf8),  // a byte-order mark is not JSON whitespace
         ] {
             #expect(JSONValue.parse(bytes: bytes) == nil, "accepted \(bytes)")
@@ -141,8 +142,10 @@ struct JSONEscapingTests {
     }
 
     @Test func theWriterLeavesOutNilValues() {
-        let text = JSONText.object([("a", .string("x")), ("b", nil), ("c", .int(-3)), ("d", .oneDecimal(12.345)),
-                                    ("e", .double(.infinity)), ("f", .raw("[1]")), ("g", .bool(true)), ("h", .null)])
+        let text = JSONText.object([
+            ("a", .string("x")), ("b", nil), ("c", .int(-3)), ("d", .oneDecimal(12.345)),
+            ("e", .double(.infinity)), ("f", .raw("[1]")), ("g", .bool(true)), ("h", .null),
+        ])
         #expect(text == #"{"a":"x","c":-3,"d":12.3,"e":null,"f":[1],"g":true,"h":null}"#)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Media
 
 /// One frame at 30 fps, the tolerance on durations.
@@ -26,8 +27,11 @@ struct ConvertTests {
         let out = dir + "/out.mp4"
         let log = ProgressLog()
         let threads = ProgressLog()
-        _ = try await Media.remux(input: f.h264aac, output: out, container: .mp4,
-                                  progress: { log.add($0); threads.addName(currentThreadName()) })
+        _ = try await Media.remux(
+            input: f.h264aac, output: out, container: .mp4,
+            progress: {
+                log.add($0); threads.addName(currentThreadName())
+            })
         let info = try await Media.probe(out)
         #expect(info.streams.map(\.codec) == ["h264", "aac"])
         #expect(abs((info.duration ?? 0) - 3.0) <= frame30)
@@ -85,11 +89,13 @@ struct ConvertTests {
     @Test func mergeMP4PairWithTagsAndSubtitles() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/merged.mp4"
-        let tags = MediaTags(title: "A Title", artist: "Some Channel", date: "2024-01-31",
-                             description: "Line one\nline two", comment: "https://www.youtube.com/watch?v=abc")
-        let r = try await Media.merge(video: f.videoOnlyMP4, audio: f.audioOnlyM4A, output: out, container: .mp4,
-                                      tags: tags, subtitles: [SubtitleInput(path: f.vtt, language: "en")])
-        #expect(r.transcoded.count == 1)   // webvtt -> mov_text
+        let tags = MediaTags(
+            title: "A Title", artist: "Some Channel", date: "2024-01-31",
+            description: "Line one\nline two", comment: "https://www.youtube.com/watch?v=abc")
+        let r = try await Media.merge(
+            video: f.videoOnlyMP4, audio: f.audioOnlyM4A, output: out, container: .mp4,
+            tags: tags, subtitles: [SubtitleInput(path: f.vtt, language: "en")])
+        #expect(r.transcoded.count == 1)  // webvtt -> mov_text
         let info = try await Media.probe(out)
         #expect(info.streams.map(\.codec) == ["h264", "aac", "mov_text"])
         #expect(info.subtitleStreams.first?.language == "eng")
@@ -118,10 +124,12 @@ struct ConvertTests {
     @Test func mergeIntoMKVWithSubRip() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/merged.mkv"
-        let r = try await Media.merge(video: f.videoOnlyMP4, audio: f.audioOnlyWebM, output: out, container: .mkv,
-                                      tags: MediaTags(title: "MKV", artist: "Channel", date: "2024-02-29",
-                                                      description: "About", comment: "https://example.com/v"),
-                                      subtitles: [SubtitleInput(path: f.vtt, language: "de")])
+        let r = try await Media.merge(
+            video: f.videoOnlyMP4, audio: f.audioOnlyWebM, output: out, container: .mkv,
+            tags: MediaTags(
+                title: "MKV", artist: "Channel", date: "2024-02-29",
+                description: "About", comment: "https://example.com/v"),
+            subtitles: [SubtitleInput(path: f.vtt, language: "de")])
         let info = r.output
         #expect(info.streams.map(\.codec) == ["h264", "opus", "subrip"])
         #expect(info.subtitleStreams.first?.language == "ger")
@@ -143,8 +151,9 @@ struct ConvertTests {
     @Test func mergeAACIntoWebMBecomesOpus() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/merged.webm"
-        let r = try await Media.merge(video: f.videoOnlyWebM, audio: f.audioOnlyM4A, output: out, container: .webm,
-                                      subtitles: [SubtitleInput(path: f.vtt)])
+        let r = try await Media.merge(
+            video: f.videoOnlyWebM, audio: f.audioOnlyM4A, output: out, container: .webm,
+            subtitles: [SubtitleInput(path: f.vtt)])
         #expect(r.transcoded.contains("audio 0: aac -> opus"))
         let info = try await Media.probe(out)
         #expect(info.streams.map(\.codec) == ["vp9", "opus", "webvtt"])
@@ -176,8 +185,9 @@ struct ConvertTests {
     @Test func audioToM4ACopiesAAC() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/a.m4a"
-        let r = try await Media.extractAudio(input: f.h264aac, output: out, format: .m4a,
-                                             tags: MediaTags(title: "Song", artist: "Channel"))
+        let r = try await Media.extractAudio(
+            input: f.h264aac, output: out, format: .m4a,
+            tags: MediaTags(title: "Song", artist: "Channel"))
         #expect(r.transcoded.isEmpty)
         #expect(r.dropped.isEmpty)
         let info = try await Media.probe(out)
@@ -201,9 +211,10 @@ struct ConvertTests {
         let f = try Fixtures.get()
         let out = try outputDir() + "/a.mp3"
         let log = ProgressLog()
-        let r = try await Media.extractAudio(input: f.h264aac, output: out, format: .mp3,
-                                             tags: MediaTags(title: "Song", artist: "Channel", comment: "https://example.com/x"),
-                                             progress: { log.add($0) })
+        let r = try await Media.extractAudio(
+            input: f.h264aac, output: out, format: .mp3,
+            tags: MediaTags(title: "Song", artist: "Channel", comment: "https://example.com/x"),
+            progress: { log.add($0) })
         #expect(r.transcoded == ["audio 1: aac -> mp3"])
         let info = try await Media.probe(out)
         #expect(info.streams.map(\.codec) == ["mp3"])
@@ -219,8 +230,9 @@ struct ConvertTests {
         let out = try outputDir() + "/subs.en.srt"
         try await Media.convertSubtitles(input: f.vtt, output: out)
         let text = try String(contentsOfFile: out, encoding: .utf8)
-        #expect(text.contains("1\r\n00:00:01,000 --> 00:00:02,500\r\nHello from the fixture") ||
-                text.contains("1\n00:00:01,000 --> 00:00:02,500\nHello from the fixture"))
+        #expect(
+            text.contains("1\r\n00:00:01,000 --> 00:00:02,500\r\nHello from the fixture")
+                || text.contains("1\n00:00:01,000 --> 00:00:02,500\nHello from the fixture"))
         #expect(text.contains("00:00:02,600 --> 00:00:02,900"))
         let info = try await Media.probe(out)
         #expect(info.subtitleStreams.first?.codec == "subrip")
@@ -238,8 +250,9 @@ struct ConvertTests {
         let dir = try outputDir()
         let gate = CancelGate()
         let task = Task { () async throws -> ConversionResult in
-            try await Media.merge(video: f.videoOnlyMP4, audio: f.audioOnlyWebM, output: dir + "/x.mkv", container: .mp4,
-                                  progress: { p in if p > 0.1 { gate.fire() } })
+            try await Media.merge(
+                video: f.videoOnlyMP4, audio: f.audioOnlyWebM, output: dir + "/x.mkv", container: .mp4,
+                progress: { p in if p > 0.1 { gate.fire() } })
         }
         gate.attach(task)
         let result = await task.result
@@ -256,8 +269,9 @@ struct ConvertTests {
         let dir = try outputDir()
         let gate = CancelGate()
         let task = Task { () async throws -> ConversionResult in
-            try await Media.extractAudio(input: f.h264aac, output: dir + "/a.mp3", format: .mp3,
-                                         progress: { p in if p > 0.2 { gate.fire() } })
+            try await Media.extractAudio(
+                input: f.h264aac, output: dir + "/a.mp3", format: .mp3,
+                progress: { p in if p > 0.2 { gate.fire() } })
         }
         gate.attach(task)
         let result = await task.result
@@ -272,7 +286,9 @@ struct ConvertTests {
     @Test func remuxWritesVideoContainersOnly() async throws {
         let f = try Fixtures.get()
         let dir = try outputDir()
-        await expectMediaError({ if case .invalidArgument = $0 { return true }; return false }) { () async throws(MediaError) in
+        await expectMediaError({
+            if case .invalidArgument = $0 { return true }; return false
+        }) { () async throws(MediaError) in
             _ = try await Media.remux(input: f.h264aac, output: dir + "/a.mp3", container: .mp3)
         }
         #expect(listing(dir).isEmpty)
@@ -357,8 +373,10 @@ struct IndexPlacementTests {
         let out = dir + "/small.mp4"
         let log = ProgressLog()
         let r = try await LibAVThread.run("test") { flag throws(MediaError) in
-            try Media.convert(output: out, container: .mp4, tags: .none, progress: { log.add($0) }, flag: flag,
-                              reservation: IndexReservation(bytesPerSample: 0, fixedBytes: 64)) { conv throws(MediaError) in
+            try Media.convert(
+                output: out, container: .mp4, tags: .none, progress: { log.add($0) }, flag: flag,
+                reservation: IndexReservation(bytesPerSample: 0, fixedBytes: 64)
+            ) { conv throws(MediaError) in
                 let file = try InputFile(path: f.h264aac, flag: flag)
                 try conv.addAll(of: conv.addInput(file))
                 return file

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Media
 
 @Suite("broken inputs")
@@ -89,7 +90,9 @@ struct ErrorTests {
 
     @Test func missingOutputFolder() async throws {
         let f = try Fixtures.get()
-        await expectMediaError({ if case .writeFailed = $0 { return true }; return false }) { () async throws(MediaError) in
+        await expectMediaError({
+            if case .writeFailed = $0 { return true }; return false
+        }) { () async throws(MediaError) in
             _ = try await Media.remux(input: f.h264aac, output: f.dir + "/no/such/dir/o.mkv", container: .mkv)
         }
     }

@@ -1,26 +1,27 @@
 import Foundation
 import Testing
+
 @testable import Media
 
 /// Media fixtures made by the ffmpeg command once per test process, in a
 /// temporary folder that is removed at exit.
 struct Fixtures: Sendable {
     let dir: String
-    var h264aac: String { "\(dir)/h264aac.mp4" }          // 640x360 30 fps H.264 + AAC, 3 s, moov at the end
-    var vp9opus: String { "\(dir)/vp9opus.webm" }         // 320x240 VP9 + Opus, 2 s
+    var h264aac: String { "\(dir)/h264aac.mp4" }  // 640x360 30 fps H.264 + AAC, 3 s, moov at the end
+    var vp9opus: String { "\(dir)/vp9opus.webm" }  // 320x240 VP9 + Opus, 2 s
     var videoOnlyMP4: String { "\(dir)/video-only.mp4" }  // H.264 only, 3 s
     var audioOnlyM4A: String { "\(dir)/audio-only.m4a" }  // AAC only, 3 s
-    var videoOnlyWebM: String { "\(dir)/video-only.webm" } // VP9 only, 2 s
-    var audioOnlyWebM: String { "\(dir)/audio-only.webm" } // Opus only, 2 s
+    var videoOnlyWebM: String { "\(dir)/video-only.webm" }  // VP9 only, 2 s
+    var audioOnlyWebM: String { "\(dir)/audio-only.webm" }  // Opus only, 2 s
     var vtt: String { "\(dir)/subs.en.vtt" }
-    var truncated: String { "\(dir)/truncated.mp4" }       // first half of h264aac.mp4 (no moov)
-    var truncatedFaststart: String { "\(dir)/truncated-faststart.mp4" } // moov present, media data cut
+    var truncated: String { "\(dir)/truncated.mp4" }  // first half of h264aac.mp4 (no moov)
+    var truncatedFaststart: String { "\(dir)/truncated-faststart.mp4" }  // moov present, media data cut
     var empty: String { "\(dir)/empty.mp4" }
     var textAsMP4: String { "\(dir)/text.mp4" }
-    var blackIntro: String { "\(dir)/black-intro.mp4" }   // 2 s black, then 2 s test pattern, keyframe every 1 s
-    var chapters: String { "\(dir)/chapters.mkv" }        // 3 s, two chapters
-    var fragmentedVideo: String { "\(dir)/dash-video.mp4" } // fragmented (DASH-style) H.264 only, 3 s
-    var fragmentedAudio: String { "\(dir)/dash-audio.m4a" } // fragmented AAC only, 3 s
+    var blackIntro: String { "\(dir)/black-intro.mp4" }  // 2 s black, then 2 s test pattern, keyframe every 1 s
+    var chapters: String { "\(dir)/chapters.mkv" }  // 3 s, two chapters
+    var fragmentedVideo: String { "\(dir)/dash-video.mp4" }  // fragmented (DASH-style) H.264 only, 3 s
+    var fragmentedAudio: String { "\(dir)/dash-audio.m4a" }  // fragmented AAC only, 3 s
 
     static let shared: Result<Fixtures, FixtureError> = make()
 
@@ -32,8 +33,10 @@ struct Fixtures: Sendable {
 
     private static func make() -> Result<Fixtures, FixtureError> {
         guard let ffmpeg = findFFmpeg() else {
-            return .failure(FixtureError(description:
-                "the ffmpeg command is not on PATH: install ffmpeg (Debian package `ffmpeg`) to make the media test fixtures"))
+            return .failure(
+                FixtureError(
+                    description:
+                        "the ffmpeg command is not on PATH: install ffmpeg (Debian package `ffmpeg`) to make the media test fixtures"))
         }
         let dir = NSTemporaryDirectory() + "medianest-media-tests-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
@@ -47,17 +50,23 @@ struct Fixtures: Sendable {
         let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
         let vp9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"]
         let jobs: [[String]] = [
-            ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-             "-t", "3", "-g", "30"] + x264 + ["-c:a", "aac", "-b:a", "96k", "-metadata", "title=Fixture Title", f.h264aac],
-            ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000",
-             "-t", "2"] + vp9 + ["-c:a", "libopus", "-b:a", "64k", f.vp9opus],
+            [
+                "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                "-t", "3", "-g", "30",
+            ] + x264 + ["-c:a", "aac", "-b:a", "96k", "-metadata", "title=Fixture Title", f.h264aac],
+            [
+                "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000",
+                "-t", "2",
+            ] + vp9 + ["-c:a", "libopus", "-b:a", "64k", f.vp9opus],
             ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "3", "-g", "30"] + x264 + [f.videoOnlyMP4],
             ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "3", "-c:a", "aac", "-b:a", "96k", f.audioOnlyM4A],
             ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "2"] + vp9 + [f.videoOnlyWebM],
             ["-f", "lavfi", "-i", "sine=frequency=550:sample_rate=48000", "-t", "2", "-c:a", "libopus", "-b:a", "64k", f.audioOnlyWebM],
-            ["-f", "lavfi", "-i", "color=c=black:size=320x240:rate=25:duration=2", "-f", "lavfi",
-             "-i", "testsrc2=size=320x240:rate=25:duration=2", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0",
-             "-g", "25"] + x264 + [f.blackIntro],
+            [
+                "-f", "lavfi", "-i", "color=c=black:size=320x240:rate=25:duration=2", "-f", "lavfi",
+                "-i", "testsrc2=size=320x240:rate=25:duration=2", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0",
+                "-g", "25",
+            ] + x264 + [f.blackIntro],
         ]
         for args in jobs {
             if let err = run(ffmpeg, ["-nostdin", "-v", "error", "-y"] + args) { return .failure(err) }
@@ -110,8 +119,13 @@ struct Fixtures: Sendable {
         } catch {
             return .failure(FixtureError(description: "cannot write fixtures: \(error)"))
         }
-        if let err = run(ffmpeg, ["-nostdin", "-v", "error", "-y", "-i", f.videoOnlyMP4, "-i", meta, "-map_metadata", "1",
-                                  "-map_chapters", "1", "-c", "copy", f.chapters]) {
+        if let err = run(
+            ffmpeg,
+            [
+                "-nostdin", "-v", "error", "-y", "-i", f.videoOnlyMP4, "-i", meta, "-map_metadata", "1",
+                "-map_chapters", "1", "-c", "copy", f.chapters,
+            ])
+        {
             return .failure(err)
         }
         return .success(f)
@@ -171,8 +185,10 @@ func fileBytes(_ path: String, count: Int) -> [UInt8] {
 }
 
 /// Expects `body` to throw a MediaError matching `check`.
-func expectMediaError(_ check: (MediaError) -> Bool, sourceLocation: SourceLocation = #_sourceLocation,
-                      _ body: () async throws(MediaError) -> Void) async {
+func expectMediaError(
+    _ check: (MediaError) -> Bool, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws(MediaError) -> Void
+) async {
     do {
         try await body()
         Issue.record("expected a MediaError, got success", sourceLocation: sourceLocation)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Media
 
 @Suite("thumbnails")
@@ -10,10 +11,11 @@ struct ThumbnailTests {
     @Test func keyframeJPEGScaled() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/t.jpg"
-        let r = try await Media.thumbnail(input: f.h264aac, output: out, at: .fraction(0.5), width: 320,
-                                          format: .jpeg, mode: .keyframe)
+        let r = try await Media.thumbnail(
+            input: f.h264aac, output: out, at: .fraction(0.5), width: 320,
+            format: .jpeg, mode: .keyframe)
         #expect(r.width == 320 && r.height == 180)
-        #expect(abs(r.time - 1.0) < 0.01)   // keyframes every second; 1.5 s lands on 1.0 s
+        #expect(abs(r.time - 1.0) < 0.01)  // keyframes every second; 1.5 s lands on 1.0 s
         #expect(fileBytes(out, count: 3) == Self.jpegMagic)
         let info = try await Media.probe(out)
         #expect(info.videoStreams.first?.width == 320)
@@ -23,8 +25,9 @@ struct ThumbnailTests {
     @Test func exactPNG() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/t.png"
-        let r = try await Media.thumbnail(input: f.h264aac, output: out, at: .seconds(1.5), width: nil,
-                                          format: .png, mode: .exact)
+        let r = try await Media.thumbnail(
+            input: f.h264aac, output: out, at: .seconds(1.5), width: nil,
+            format: .png, mode: .exact)
         #expect(r.width == 640 && r.height == 360)
         #expect(abs(r.time - 1.5) <= frame30)
         #expect(fileBytes(out, count: 8) == Self.pngMagic)
@@ -56,15 +59,17 @@ struct ThumbnailTests {
         let f = try Fixtures.get()
         let dir = try outputDir()
         let k = try await Media.thumbnail(input: f.h264aac, output: dir + "/k.png", at: .seconds(99), format: .png, mode: .keyframe)
-        #expect(abs(k.time - 2.0) < 0.01)   // the last keyframe
+        #expect(abs(k.time - 2.0) < 0.01)  // the last keyframe
         let e = try await Media.thumbnail(input: f.h264aac, output: dir + "/e.png", at: .fraction(1), format: .png, mode: .exact)
-        #expect(e.time > 2.9)               // the last frame
+        #expect(e.time > 2.9)  // the last frame
     }
 
     @Test func widthOutOfRange() async throws {
         let f = try Fixtures.get()
         let dir = try outputDir()
-        await expectMediaError({ if case .invalidArgument = $0 { return true }; return false }) { () async throws(MediaError) in
+        await expectMediaError({
+            if case .invalidArgument = $0 { return true }; return false
+        }) { () async throws(MediaError) in
             _ = try await Media.thumbnail(input: f.h264aac, output: dir + "/t.jpg", width: 4)
         }
         #expect(listing(dir).isEmpty)

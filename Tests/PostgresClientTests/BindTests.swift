@@ -113,8 +113,10 @@ struct TimestampTests {
 struct RowTests {
     let row = PostgresRow(
         columns: ["id", "name", "flag", "score", "at", "missing_value", "id", "big", "uid"],
-        values: ["7", "Zoë", "t", "2.5", "2026-11-24 10:00:00.123+00", nil, "8", "9223372036854775807",
-                 "0f4a5d2e-1b2c-4d3e-8f90-a1b2c3d4e5f6"])
+        values: [
+            "7", "Zoë", "t", "2.5", "2026-11-24 10:00:00.123+00", nil, "8", "9223372036854775807",
+            "0f4a5d2e-1b2c-4d3e-8f90-a1b2c3d4e5f6",
+        ])
 
     @Test func readsValues() throws {
         #expect(row["name"] == "Zoë")

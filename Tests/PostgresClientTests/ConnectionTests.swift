@@ -101,11 +101,12 @@ extension DatabaseTests {
             try await TestDatabase.withSchema { configuration in
                 let connection = try await TestDatabase.connect(configuration)
                 defer { connection.close() }
-                try await connection.execute(script: """
-                    CREATE TABLE a (x int);
-                    INSERT INTO a VALUES (1), (2);
-                    CREATE TABLE b AS SELECT x * 10 AS y FROM a;
-                    """)
+                try await connection.execute(
+                    script: """
+                        CREATE TABLE a (x int);
+                        INSERT INTO a VALUES (1), (2);
+                        CREATE TABLE b AS SELECT x * 10 AS y FROM a;
+                        """)
                 #expect(try await connection.query("SELECT sum(y) AS s FROM b").rows[0].int("s") == 30)
                 // A failing script runs as one implicit transaction: nothing of it stays.
                 let error = await capturePostgresError {
@@ -166,7 +167,8 @@ extension DatabaseTests {
         @Test func closedPortFailsQuicklyWithoutThePassword() async throws {
             let port = TestDatabase.closedPort()
             // A long connect timeout: a refused port must fail at once, whatever the machine's load.
-            let configuration = try PostgresConfiguration(url: "postgres://medianest:Pa55-word-zz@127.0.0.1:\(port)/medianest?connect_timeout=30")
+            let configuration = try PostgresConfiguration(
+                url: "postgres://medianest:Pa55-word-zz@127.0.0.1:\(port)/medianest?connect_timeout=30")
             let started = ContinuousClock.now
             let error = await capturePostgresError { _ = try await PostgresConnection.connect(configuration) }
             let elapsed = ContinuousClock.now - started

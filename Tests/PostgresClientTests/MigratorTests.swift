@@ -8,8 +8,12 @@ extension DatabaseTests {
     struct MigratorTests {
         static let migrations = [
             Migration(version: 2, name: "add_items_name", sql: "ALTER TABLE items ADD COLUMN name text; INSERT INTO log VALUES (2)"),
-            Migration(version: 1, name: "create_items", sql: "CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE log (v int); INSERT INTO log VALUES (1)"),
-            Migration(version: 3, name: "slow_index", sql: "SELECT pg_sleep(0.2); CREATE INDEX items_name ON items (name); INSERT INTO log VALUES (3)"),
+            Migration(
+                version: 1, name: "create_items",
+                sql: "CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE log (v int); INSERT INTO log VALUES (1)"),
+            Migration(
+                version: 3, name: "slow_index",
+                sql: "SELECT pg_sleep(0.2); CREATE INDEX items_name ON items (name); INSERT INTO log VALUES (3)"),
         ]
 
         static func recorded(_ pool: PostgresPool) async throws -> [Int] {
@@ -44,7 +48,8 @@ extension DatabaseTests {
                 let (appliedByA, appliedByB) = try await (a, b)
                 #expect(Set(appliedByA).isDisjoint(with: appliedByB))
                 #expect((appliedByA + appliedByB).sorted() == [1, 2, 3])
-                let counts = try await first.query("SELECT version, count(*) AS c FROM schema_migrations GROUP BY version ORDER BY version").rows
+                let counts = try await first.query("SELECT version, count(*) AS c FROM schema_migrations GROUP BY version ORDER BY version")
+                    .rows
                 #expect(try counts.map { try $0.int("version") } == [1, 2, 3])
                 #expect(try counts.allSatisfy { try $0.int("c") == 1 })
                 #expect(try await first.query("SELECT v FROM log ORDER BY v").rows.map { try $0.int("v") } == [1, 2, 3])
@@ -104,10 +109,12 @@ extension DatabaseTests {
         @Test func duplicateVersionsAreRefused() async throws {
             try await TestDatabase.withPool { pool, _ in
                 let error = await capturePostgresError {
-                    _ = try await Migrator.migrate(pool, migrations: [
-                        Migration(version: 1, name: "a", sql: "SELECT 1"),
-                        Migration(version: 1, name: "b", sql: "SELECT 2"),
-                    ], lockKey: Self.lockKey())
+                    _ = try await Migrator.migrate(
+                        pool,
+                        migrations: [
+                            Migration(version: 1, name: "a", sql: "SELECT 1"),
+                            Migration(version: 1, name: "b", sql: "SELECT 2"),
+                        ], lockKey: Self.lockKey())
                 }
                 #expect(error?.description.contains("version 1") == true)
                 let table = try await pool.query("SELECT to_regclass('schema_migrations') IS NULL AS absent").rows[0]

@@ -229,7 +229,8 @@ extension DatabaseTests {
                 let names: [String?] = (0..<5000).map { "item-\($0) \"q\" {b} \\" }
                 let first = try await pool.query(sql, [PostgresBind(array: names), PostgresBind(array: (0..<5000).map { Int64($0) })])
                 #expect(first.affectedRows == 5000)
-                let second = try await pool.query(sql, [PostgresBind(array: names), PostgresBind(array: [Int64?](repeating: 1, count: 5000))])
+                let second = try await pool.query(
+                    sql, [PostgresBind(array: names), PostgresBind(array: [Int64?](repeating: 1, count: 5000))])
                 #expect(second.affectedRows == 5000)
                 let summary = try await pool.query("SELECT count(*) AS c, sum(n) AS s FROM counters").rows[0]
                 #expect(try summary.int("c") == 5000)

@@ -15,9 +15,11 @@ extension DatabaseTests {
                     SELECT $1::text AS s, $2::int AS i, $3::bigint AS b, $4::float8 AS d, $5::bool AS t,
                            $6::timestamptz AS ts, $7::jsonb ->> 'title' AS j, $8::uuid AS u, $9::numeric AS n
                     """,
-                    [PostgresBind("héllo"), PostgresBind(-42), PostgresBind(Int64.max), PostgresBind(Double.pi),
-                     PostgresBind(true), PostgresBind(date), PostgresBind(json: #"{"title":"Ünïcode \"quoted\""}"#),
-                     PostgresBind(uuid), PostgresBind(12.5)])
+                    [
+                        PostgresBind("héllo"), PostgresBind(-42), PostgresBind(Int64.max), PostgresBind(Double.pi),
+                        PostgresBind(true), PostgresBind(date), PostgresBind(json: #"{"title":"Ünïcode \"quoted\""}"#),
+                        PostgresBind(uuid), PostgresBind(12.5),
+                    ])
                 let row = try #require(result.rows.first)
                 #expect(try row.string("s") == "héllo")
                 #expect(try row.int("i") == -42)
@@ -40,9 +42,11 @@ extension DatabaseTests {
                     SELECT $1::text AS s, $2::int AS i, $3::bigint AS b, $4::float8 AS d, $5::bool AS t,
                            $6::timestamptz AS ts, $7::jsonb AS j, $8::text[] AS a, $9::bigint[] AS ia, $10::uuid AS u
                     """,
-                    [PostgresBind(String?.none), PostgresBind(Int?.none), PostgresBind(Int64?.none),
-                     PostgresBind(Double?.none), PostgresBind(Bool?.none), PostgresBind(Date?.none),
-                     PostgresBind(json: nil), .null, nil, PostgresBind(UUID?.none)])
+                    [
+                        PostgresBind(String?.none), PostgresBind(Int?.none), PostgresBind(Int64?.none),
+                        PostgresBind(Double?.none), PostgresBind(Bool?.none), PostgresBind(Date?.none),
+                        PostgresBind(json: nil), .null, nil, PostgresBind(UUID?.none),
+                    ])
                 let row = try #require(result.rows.first)
                 #expect(row.values.allSatisfy { $0 == nil })
                 #expect(row.columns == ["s", "i", "b", "d", "t", "ts", "j", "a", "ia", "u"])
@@ -60,7 +64,9 @@ extension DatabaseTests {
                 }
                 let nan = try await pool.query("SELECT $1::float8 AS d", [PostgresBind(Double.nan)]).rows[0]
                 #expect(try nan.double("d").isNaN)
-                let ints = try await pool.query("SELECT $1::bigint AS lo, $2::bigint AS hi", [PostgresBind(Int64.min), PostgresBind(Int64.max)]).rows[0]
+                let ints = try await pool.query(
+                    "SELECT $1::bigint AS lo, $2::bigint AS hi", [PostgresBind(Int64.min), PostgresBind(Int64.max)]
+                ).rows[0]
                 #expect(try ints.int64("lo") == Int64.min)
                 #expect(try ints.int64("hi") == Int64.max)
             }
@@ -81,7 +87,8 @@ extension DatabaseTests {
                     String(repeating: "long ", count: 20_000),
                 ]
                 for (id, text) in texts.enumerated() {
-                    let inserted = try await pool.query("INSERT INTO notes (id, body) VALUES ($1, $2)", [PostgresBind(id), PostgresBind(text)])
+                    let inserted = try await pool.query(
+                        "INSERT INTO notes (id, body) VALUES ($1, $2)", [PostgresBind(id), PostgresBind(text)])
                     #expect(inserted.affectedRows == 1)
                 }
                 let rows = try await pool.query("SELECT id, body FROM notes ORDER BY id").rows
@@ -117,7 +124,8 @@ extension DatabaseTests {
                     [PostgresBind(array: elements)]
                 ).rows
                 #expect(rows.map { $0.optionalString("v").flatMap { Int64($0) } } == elements)
-                let small = try await pool.query("SELECT array_length($1::int[], 1) AS n", [PostgresBind(array: [Int?](arrayLiteral: 1, 2, nil))])
+                let small = try await pool.query(
+                    "SELECT array_length($1::int[], 1) AS n", [PostgresBind(array: [Int?](arrayLiteral: 1, 2, nil))])
                 #expect(try small.rows[0].int("n") == 3)
             }
         }
@@ -131,7 +139,9 @@ extension DatabaseTests {
                 ).rows[0]
                 #expect(try row.string("title") == #"Café "Noir" \ 🎬"#)
                 #expect(try row.int("paths") == 2)
-                let bad = await capturePostgresError { _ = try await pool.query("SELECT $1::jsonb AS j", [PostgresBind(json: "{not json")]) }
+                let bad = await capturePostgresError {
+                    _ = try await pool.query("SELECT $1::jsonb AS j", [PostgresBind(json: "{not json")])
+                }
                 #expect(bad?.sqlState == "22P02")
             }
         }
@@ -140,7 +150,9 @@ extension DatabaseTests {
             let connection = try await TestDatabase.connect()
             defer { connection.close() }
             let instant = Date(timeIntervalSince1970: 1_795_514_400.5)  // 2026-11-24 10:00:00.5 UTC
-            for (zone, suffix) in [("UTC", "+00"), ("Asia/Kolkata", "+05:30"), ("America/St_Johns", "-03:30"), ("America/Los_Angeles", "-08")] {
+            for (zone, suffix) in [
+                ("UTC", "+00"), ("Asia/Kolkata", "+05:30"), ("America/St_Johns", "-03:30"), ("America/Los_Angeles", "-08"),
+            ] {
                 try await connection.execute(script: "SET TIME ZONE '\(zone)'")
                 let row = try await connection.query("SELECT $1::timestamptz AS t", [PostgresBind(instant)]).rows[0]
                 let text = try row.string("t")
@@ -148,7 +160,9 @@ extension DatabaseTests {
                 #expect(abs(try row.date("t").timeIntervalSince(instant)) < 1e-6, "\(zone): \(text)")
             }
             try await connection.execute(script: "SET TIME ZONE 'UTC'")
-            let whole = try await connection.query("SELECT '2026-11-24 10:00:00+00'::timestamptz AS t, '2026-11-24 10:00:00.123456+00'::timestamptz AS micro").rows[0]
+            let whole = try await connection.query(
+                "SELECT '2026-11-24 10:00:00+00'::timestamptz AS t, '2026-11-24 10:00:00.123456+00'::timestamptz AS micro"
+            ).rows[0]
             #expect(try whole.string("t") == "2026-11-24 10:00:00+00")
             #expect(try whole.date("t") == Date(timeIntervalSince1970: 1_795_514_400))
             #expect(abs(try whole.date("micro").timeIntervalSince1970 - 1_795_514_400.123456) < 1e-6)

@@ -15,10 +15,11 @@ enum TestDatabase {
     /// The configuration from `MEDIANEST_TEST_DATABASE_URL`; a missing variable fails the test.
     static func configuration() throws -> PostgresConfiguration {
         guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
-            throw TestSetupError(description: """
-                \(variable) is not set. Point it at a PostgreSQL server the tests may create \
-                schemas in, e.g. \(variable)=postgres://medianest@127.0.0.1:5440/medianest
-                """)
+            throw TestSetupError(
+                description: """
+                    \(variable) is not set. Point it at a PostgreSQL server the tests may create \
+                    schemas in, e.g. \(variable)=postgres://medianest@127.0.0.1:5440/medianest
+                    """)
         }
         do {
             var configuration = try PostgresConfiguration(url: url)
@@ -35,9 +36,10 @@ enum TestDatabase {
         do {
             return try await PostgresConnection.connect(configuration)
         } catch {
-            throw TestSetupError(description: """
-                cannot reach the test database \(configuration.redactedURL) (from \(variable)): \(error)
-                """)
+            throw TestSetupError(
+                description: """
+                    cannot reach the test database \(configuration.redactedURL) (from \(variable)): \(error)
+                    """)
         }
     }
 
@@ -100,9 +102,9 @@ enum TestDatabase {
     /// A port on 127.0.0.1 where nothing listens (bound and released at once).
     static func closedPort() -> Int {
         #if canImport(Glibc)
-        let streamType = Int32(SOCK_STREAM.rawValue)
+            let streamType = Int32(SOCK_STREAM.rawValue)
         #else
-        let streamType = SOCK_STREAM
+            let streamType = SOCK_STREAM
         #endif
         let socketDescriptor = socket(AF_INET, streamType, 0)
         defer { close(socketDescriptor) }

@@ -106,7 +106,8 @@ struct RedisConfigurationTests {
     }
 
     @Test func errorsNeverShowThePassword() {
-        for url in ["redis://:hunter2@h:port", "redis://u:hunter2@h/db", "redis://hunter2@h", "redis://:hunter2@h?x=1", "ftp://:hunter2@h"] {
+        for url in ["redis://:hunter2@h:port", "redis://u:hunter2@h/db", "redis://hunter2@h", "redis://:hunter2@h?x=1", "ftp://:hunter2@h"]
+        {
             do {
                 _ = try RedisConfiguration(url: url)
                 Issue.record("\(url) should not parse")
@@ -168,7 +169,10 @@ struct RedisValueTests {
         c.append(12)
         c.append(Int64(-3))
         c.append(Double.infinity)
-        #expect(c.arguments == [Array("xadd".utf8), [115], [42], Array("field".utf8), [0, 255], Array("12".utf8), Array("-3".utf8), Array("+inf".utf8)])
+        #expect(
+            c.arguments == [
+                Array("xadd".utf8), [115], [42], Array("field".utf8), [0, 255], Array("12".utf8), Array("-3".utf8), Array("+inf".utf8),
+            ])
         #expect(c.name == "XADD")
         #expect(RedisCommand(["AUTH", "user", "hunter2"]).description == "AUTH (2 arguments)")
         #expect(RedisCommand(bytes: [[1]]) == RedisCommand(bytes: [[1]]))

@@ -56,7 +56,9 @@ struct RedisConnectionTests {
             let notInteger = await redisError { () async throws(RedisError) in try await connection.send("INCR", prefix + "text") }
             #expect(notInteger == .server("ERR value is not an integer or out of range"))
             _ = try await connection.send("XGROUP", "CREATE", prefix + "s", "workers", "0")
-            let busy = await redisError { () async throws(RedisError) in try await connection.send("XGROUP", "CREATE", prefix + "s", "workers", "0") }
+            let busy = await redisError { () async throws(RedisError) in
+                try await connection.send("XGROUP", "CREATE", prefix + "s", "workers", "0")
+            }
             #expect(busy?.serverErrorCode == "BUSYGROUP")
             let noGroup = await redisError { () async throws(RedisError) in
                 try await connection.send("XREADGROUP", "GROUP", "nope", "c", "COUNT", "1", "STREAMS", prefix + "s", ">")
@@ -202,7 +204,7 @@ struct RedisConnectionTests {
             #expect(await queued == .closed)
             #expect(ContinuousClock.now - start < .seconds(3))
             #expect(!connection.isConnected)
-            connection.close() // idempotent
+            connection.close()  // idempotent
             #expect(await redisError { () async throws(RedisError) in try await connection.send("PING") } == .closed)
             #expect(await redisError { () async throws(RedisError) in try await connection.connect() } == .closed)
             // The server saw the socket go away.

@@ -134,7 +134,7 @@ struct RedisReconnectTests {
         try await server.start()
         _ = try await pingUntilUp(connection)
         #expect(connection.isConnected)
-        #expect(try await connection.send("GET", "k") == .null) // no persistence: a fresh server
+        #expect(try await connection.send("GET", "k") == .null)  // no persistence: a fresh server
         #expect(try await connection.send("SET", "k", "w") == .status("OK"))
         #expect(connection.statistics.reconnects == 1)
     }
@@ -161,7 +161,8 @@ struct RedisReconnectTests {
         let again = try #require(try await connection.send("CLIENT", "INFO").string)
         #expect(again.contains(" db=3 ") && again.contains(" name=auth-test ") && again.contains(" user=worker "), "\(again)")
 
-        let defaultUser = RedisConnection(configuration: try RedisConfiguration(url: "redis://:default-secret@127.0.0.1:\(server.port)"), name: "")
+        let defaultUser = RedisConnection(
+            configuration: try RedisConfiguration(url: "redis://:default-secret@127.0.0.1:\(server.port)"), name: "")
         defer { defaultUser.close() }
         #expect(try await defaultUser.send("PING") == .status("PONG"))
 

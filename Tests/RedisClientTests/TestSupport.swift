@@ -1,8 +1,9 @@
 import Foundation
 import RedisClient
 import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A setup problem that must fail the test (never skip it) with a message saying what to do.
@@ -17,7 +18,9 @@ enum TestRedis {
 
     static func configuration() throws -> RedisConfiguration {
         guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
-            throw TestSetupError("\(variable) is not set. Point it at a disposable Redis server, for example: \(variable)=redis://127.0.0.1:6390/0 swift test")
+            throw TestSetupError(
+                "\(variable) is not set. Point it at a disposable Redis server, for example: \(variable)=redis://127.0.0.1:6390/0 swift test"
+            )
         }
         do {
             return try RedisConfiguration(url: url)
@@ -139,17 +142,23 @@ final class PrivateRedisServer: @unchecked Sendable {
     }
 
     static func executable() throws -> String {
-        let candidates = [ProcessInfo.processInfo.environment["MEDIANEST_TEST_REDIS_SERVER"], "/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        let candidates = [
+            ProcessInfo.processInfo.environment["MEDIANEST_TEST_REDIS_SERVER"], "/usr/bin/redis-server", "/usr/local/bin/redis-server",
+        ]
         for case let path? in candidates where FileManager.default.isExecutableFile(atPath: path) { return path }
-        throw TestSetupError("redis-server was not found; install it (apt-get install redis-server) or set MEDIANEST_TEST_REDIS_SERVER to its path.")
+        throw TestSetupError(
+            "redis-server was not found; install it (apt-get install redis-server) or set MEDIANEST_TEST_REDIS_SERVER to its path.")
     }
 
     /// Starts the server and waits until it answers.
     func start() async throws {
         let path = try Self.executable()
-        let arguments = [path, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                         "--daemonize", "no", "--dir", directory.path,
-                         "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
+        let arguments =
+            [
+                path, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--dir", directory.path,
+                "--logfile", directory.appendingPathComponent("redis.log").path,
+            ] + extraArguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         // Threads of the Swift runtime block most signals, and a spawned child inherits the
@@ -176,7 +185,7 @@ final class PrivateRedisServer: @unchecked Sendable {
                 _ = try await probe.send("PING")
                 return
             } catch .server {
-                return // answering (e.g. NOAUTH): it is up
+                return  // answering (e.g. NOAUTH): it is up
             } catch {
                 try await Task.sleep(for: .milliseconds(20))
             }

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import ServiceClients
 
 /// A clock the test moves by hand.

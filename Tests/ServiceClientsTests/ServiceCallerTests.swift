@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import ServiceClients
 
 /// A transport answering from a script, recording the requests.
@@ -121,7 +122,9 @@ struct ServiceCallerTests {
 @Suite("URLs")
 struct URLTests {
     @Test func safeURLDropsCredentialsQueryAndFragment() {
-        #expect(SafeURL.describe("https://user:pw@plex.local:32400/library/sections?X-Plex-Token=abc#x") == "https://plex.local:32400/library/sections")
+        #expect(
+            SafeURL.describe("https://user:pw@plex.local:32400/library/sections?X-Plex-Token=abc#x")
+                == "https://plex.local:32400/library/sections")
         #expect(SafeURL.origin("http://u:p@[::1]:8080/a/b") == "http://[::1]:8080")
         #expect(SafeURL.host("http://u:p@[::1]:8080/a/b") == "::1")
         #expect(SafeURL.host("https://hooks.example.com/x") == "hooks.example.com")
@@ -129,7 +132,8 @@ struct URLTests {
     }
 
     @Test func urlBuilderEncodesEachValue() {
-        #expect(URLBuilder.url(base: "http://plex:32400/", path: "/library/sections/1/refresh", query: [("path", "/data/You Tube/a&b=c")])
+        #expect(
+            URLBuilder.url(base: "http://plex:32400/", path: "/library/sections/1/refresh", query: [("path", "/data/You Tube/a&b=c")])
                 == "http://plex:32400/library/sections/1/refresh?path=%2Fdata%2FYou%20Tube%2Fa%26b%3Dc")
         #expect(URLBuilder.encode("é") == "%C3%A9")
         #expect(URLBuilder.url(base: "http://h/base", path: "x") == "http://h/base/x")
@@ -140,11 +144,12 @@ struct URLTests {
 struct PlexModelTests {
     @Test func sectionsWithLocations() throws {
         let json = """
-        {"MediaContainer":{"size":2,"Directory":[
-          {"key":"1","title":"Movies","type":"movie","Location":[{"id":1,"path":"/data/movies"}]},
-          {"key":2,"title":"YouTube","type":"movie","Location":[{"id":2,"path":"/data/youtube/"}]}]}}
-        """
-        let sections = try HTTPResponse(status: 200, body: Array(json.utf8))
+            {"MediaContainer":{"size":2,"Directory":[
+              {"key":"1","title":"Movies","type":"movie","Location":[{"id":1,"path":"/data/movies"}]},
+              {"key":2,"title":"YouTube","type":"movie","Location":[{"id":2,"path":"/data/youtube/"}]}]}}
+            """
+        let sections =
+            try HTTPResponse(status: 200, body: Array(json.utf8))
             .decode(PlexEnvelope<PlexDirectories>.self, service: "plex").MediaContainer.Directory ?? []
         #expect(sections.map(\.key) == ["1", "2"])
         #expect(sections[1].contains(path: "/data/youtube/chan/a.mp4"))
@@ -155,12 +160,16 @@ struct PlexModelTests {
 
     @Test func itemsWithTheirFiles() throws {
         let json = """
-        {"MediaContainer":{"Metadata":[{"ratingKey":"42","type":"movie","title":"A","Media":[{"Part":[{"file":"/data/youtube/a.mp4"}]}]},
-          {"ratingKey":43,"title":"B"}]}}
-        """
-        let items = try HTTPResponse(status: 200, body: Array(json.utf8))
+            {"MediaContainer":{"Metadata":[{"ratingKey":"42","type":"movie","title":"A","Media":[{"Part":[{"file":"/data/youtube/a.mp4"}]}]},
+              {"ratingKey":43,"title":"B"}]}}
+            """
+        let items =
+            try HTTPResponse(status: 200, body: Array(json.utf8))
             .decode(PlexEnvelope<PlexMetadataList>.self, service: "plex").MediaContainer.Metadata ?? []
-        #expect(items == [PlexItem(ratingKey: "42", type: "movie", title: "A", files: ["/data/youtube/a.mp4"]), PlexItem(ratingKey: "43", title: "B")])
+        #expect(
+            items == [
+                PlexItem(ratingKey: "42", type: "movie", title: "A", files: ["/data/youtube/a.mp4"]), PlexItem(ratingKey: "43", title: "B"),
+            ])
     }
 
     @Test func aBadAnswerIsAnInvalidResponse() {
@@ -176,8 +185,9 @@ struct RedirectTests {
         let transport = ScriptedTransport([.status(302), .status(200)])
         let caller = ServiceCaller(transport: transport)
         do {
-            _ = try await caller.call(HTTPRequest(method: "GET", url: "http://h/x"), service: "plex",
-                                      policy: CallPolicy(timeout: 1, retries: 2, backoff: 0.001))
+            _ = try await caller.call(
+                HTTPRequest(method: "GET", url: "http://h/x"), service: "plex",
+                policy: CallPolicy(timeout: 1, retries: 2, backoff: 0.001))
             Issue.record("a redirect must not count as an answer")
         } catch let error as ServiceError {
             #expect(error.httpStatus == 302)

@@ -1,10 +1,12 @@
 import Testing
+
 @testable import WorkerConfig
 
 @Suite("Errors name the file, the key and the line")
 struct ConfigErrorTests {
     @Test func unknownKeyIsNamedWithASuggestion() {
-        let error = parseError("""
+        let error = parseError(
+            """
             queues:
               youtube:
                 concurency: 3
@@ -22,7 +24,8 @@ struct ConfigErrorTests {
     }
 
     @Test func integrationSectionsAreTyped() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             webhooks:
               - url: https://hooks.example.com/x
                 secret: a-secret-of-24-characters
@@ -30,15 +33,23 @@ struct ConfigErrorTests {
             smtp: { host: mail.example.com, port: 587, from: worker@example.com, username: worker, password: "${SMTP_PASSWORD:-}" }
             notifications: ~
             """)
-        #expect(configuration.webhooks == [WebhookSettings(url: "https://hooks.example.com/x", secret: "a-secret-of-24-characters",
-                                                           events: ["youtube:completed"])])
-        #expect(configuration.smtp == SMTPSettings(host: "mail.example.com", port: 587, username: "worker", password: "",
-                                                   from: "worker@example.com"))
+        #expect(
+            configuration.webhooks == [
+                WebhookSettings(
+                    url: "https://hooks.example.com/x", secret: "a-secret-of-24-characters",
+                    events: ["youtube:completed"])
+            ])
+        #expect(
+            configuration.smtp
+                == SMTPSettings(
+                    host: "mail.example.com", port: 587, username: "worker", password: "",
+                    from: "worker@example.com"))
         #expect(configuration.notifications == NotificationSettings())
     }
 
     @Test func wrongTypeSaysWhatWasExpected() {
-        let error = parseError("""
+        let error = parseError(
+            """
             queues:
               youtube:
                 concurrency: three
@@ -84,7 +95,8 @@ struct ConfigErrorTests {
     }
 
     @Test func scheduleWithBothCronAndEvery() {
-        let error = parseError("""
+        let error = parseError(
+            """
             schedules:
               cleanup:
                 cron: "*/15 * * * *"
@@ -102,7 +114,8 @@ struct ConfigErrorTests {
     }
 
     @Test func scheduleNamingAnUnknownQueue() {
-        let error = parseError("""
+        let error = parseError(
+            """
             schedules:
               health:
                 every: 2m
@@ -116,7 +129,8 @@ struct ConfigErrorTests {
 
     @Test func scheduleJobNeedsATypeAndAMapPayload() {
         #expect(parseError("schedules: { a: { every: 1m, job: { queue: default } } }")?.key == "schedules.a.job.type")
-        #expect(parseError("schedules: { a: { every: 1m, job: { type: x, queue: default, payload: [1] } } }")?.key
+        #expect(
+            parseError("schedules: { a: { every: 1m, job: { type: x, queue: default, payload: [1] } } }")?.key
                 == "schedules.a.job.payload")
     }
 
@@ -183,7 +197,8 @@ struct ConfigErrorTests {
     }
 
     @Test func invalidYAMLGivesTheLine() {
-        let error = parseError("""
+        let error = parseError(
+            """
             redis:
               url: redis://127.0.0.1:6379/0
              prefix: medianest
@@ -209,8 +224,11 @@ struct ConfigErrorTests {
     }
 
     @Test func missingFile() {
-        #expect(throws: ConfigError(file: "/nonexistent/jobs.yml", key: "",
-                                    message: "no such file (give the path with --config or MEDIANEST_CONFIG)")) {
+        #expect(
+            throws: ConfigError(
+                file: "/nonexistent/jobs.yml", key: "",
+                message: "no such file (give the path with --config or MEDIANEST_CONFIG)")
+        ) {
             try ConfigLoader.load(path: "/nonexistent/jobs.yml", environment: [:])
         }
     }

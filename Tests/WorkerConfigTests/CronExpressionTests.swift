@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import WorkerConfig
 
 @Suite("CronExpression")
@@ -61,4 +62,3 @@ struct CronExpressionTests {
         #expect(throws: CronExpression.ParseError.self) { try CronExpression(text) }
     }
 }
-

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WorkerConfig
 
 @Suite("Defaults")
@@ -41,22 +42,26 @@ struct DefaultsTests {
     }
 
     @Test func defaultsOfAQueueKeyByKey() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             queues:
               default:
               bulk: { concurrency: 8 }
             """)
-        #expect(configuration.queues == [
-            QueueSettings(name: "default", concurrency: 1, maxAttempts: 3,
-                          backoff: BackoffSettings(initial: 5, max: 600), timeout: 3600, rateLimit: nil),
-            QueueSettings(name: "bulk", concurrency: 8),
-        ])
+        #expect(
+            configuration.queues == [
+                QueueSettings(
+                    name: "default", concurrency: 1, maxAttempts: 3,
+                    backoff: BackoffSettings(initial: 5, max: 600), timeout: 3600, rateLimit: nil),
+                QueueSettings(name: "bulk", concurrency: 8),
+            ])
         #expect(configuration.queue(named: "bulk")?.concurrency == 8)
         #expect(configuration.queue(named: "missing") == nil)
     }
 
     @Test func queuesKeepFileOrder() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             queues: { zeta: {}, alpha: {}, default: {}, mid: {} }
             """)
         #expect(configuration.queueNames == ["zeta", "alpha", "default", "mid"])
@@ -86,7 +91,8 @@ struct DefaultsTests {
     }
 
     @Test func acceptsEveryKindOfValue() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             redis: { url: "redis://:pw@redis.local:6380/2", prefix: "mn:prod" }
             postgres: { url: "postgresql:///medianest?host=/run/postgresql", pool_size: 10 }
             paths: { library: /media/yt/, temp: /tmp/mn }
@@ -142,7 +148,8 @@ struct DefaultsTests {
     }
 
     @Test func yamlAnchorsAndMergeKeys() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             queues:
               youtube: &base { concurrency: 2, timeout: 2h }
               media: { <<: *base, concurrency: 5 }
@@ -160,9 +167,11 @@ struct DefaultsTests {
     }
 
     @Test func plexPathMapping() {
-        let plex = PlexSettings(url: "http://plex:32400", token: "t", pathMap: [
-            PathMapping(local: "/srv/media/youtube", remote: "/data/youtube"),
-        ])
+        let plex = PlexSettings(
+            url: "http://plex:32400", token: "t",
+            pathMap: [
+                PathMapping(local: "/srv/media/youtube", remote: "/data/youtube")
+            ])
         #expect(plex.remotePath(for: "/srv/media/youtube/chan/a.mp4") == "/data/youtube/chan/a.mp4")
         #expect(plex.remotePath(for: "/srv/media/youtube") == "/data/youtube")
         #expect(plex.remotePath(for: "/srv/media/youtube2/a.mp4") == "/srv/media/youtube2/a.mp4")

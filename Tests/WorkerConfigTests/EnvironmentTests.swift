@@ -1,10 +1,12 @@
 import Testing
+
 @testable import WorkerConfig
 
 @Suite("Environment")
 struct EnvironmentTests {
     @Test func expandsVariablesInValues() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             redis: { url: "redis://${REDIS_HOST}:${REDIS_PORT}/0" }
             paths: { library: "${MEDIA_ROOT}/youtube" }
             queues:
@@ -15,7 +17,8 @@ struct EnvironmentTests {
               url: http://plex:32400
               token: ${PLEX_TOKEN}
               path_map: { "${MEDIA_ROOT}/youtube": /data/youtube }
-            """, environment: [
+            """,
+            environment: [
                 "REDIS_HOST": "redis.internal", "REDIS_PORT": "6380", "MEDIA_ROOT": "/mnt/media",
                 "WORKERS": "6", "EXTRA_HOST": "127.0.0.1", "PLEX_TOKEN": "abc",
             ])
@@ -32,20 +35,23 @@ struct EnvironmentTests {
             logging: { level: "${LOG_LEVEL:-debug}", format: "${LOG_FORMAT-text}" }
             """
         #expect(try parse(yaml).logging == LoggingSettings(level: "debug", format: "text"))
-        #expect(try parse(yaml, environment: ["LOG_LEVEL": "", "LOG_FORMAT": "json"]).logging
+        #expect(
+            try parse(yaml, environment: ["LOG_LEVEL": "", "LOG_FORMAT": "json"]).logging
                 == LoggingSettings(level: "debug", format: "json"))
         #expect(try parse(yaml, environment: ["LOG_LEVEL": "error"]).logging.level == "error")
     }
 
     @Test func escapedReferenceIsLiteral() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             youtube: { yt_dlp: "/opt/$${HOME}/cost$5" }
             """)
         #expect(configuration.youtube.ytDlp == "/opt/${HOME}/cost$5")
     }
 
     @Test func unsetVariableNamesTheKeyAndTheVariable() {
-        let error = parseError("""
+        let error = parseError(
+            """
             plex:
               url: http://127.0.0.1:32400
               token: "${PLEX_TOKEN}"

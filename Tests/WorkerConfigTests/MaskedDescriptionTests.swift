@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WorkerConfig
 
 @Suite("maskedDescription")
@@ -23,11 +24,13 @@ struct MaskedDescriptionTests {
         for secret in ["redis-pass", "pg-pass", "qs-pass", "plex-token-value", "overseerr-key", "smtp-pass"] {
             #expect(!text.contains(secret), "\(secret) is shown")
         }
-        for shown in ["redis://default:***@redis.local:6379/0", "postgres://medianest:***@db.local:5432/medianest",
-                      "sslmode=disable", "http://plex.local:32400", "token: \"***\"", "api_key: \"***\"",
-                      "section: YouTube", "/srv/media/youtube: /data/youtube", "mail.local", "username: worker",
-                      "prefix: medianest", "concurrency: 3", "shutdown_timeout: 30s", "state: 7d",
-                      "cron: \"0 3 * * *\"", "listen: \"127.0.0.1:9464\"", "mode: \"0660\""] {
+        for shown in [
+            "redis://default:***@redis.local:6379/0", "postgres://medianest:***@db.local:5432/medianest",
+            "sslmode=disable", "http://plex.local:32400", "token: \"***\"", "api_key: \"***\"",
+            "section: YouTube", "/srv/media/youtube: /data/youtube", "mail.local", "username: worker",
+            "prefix: medianest", "concurrency: 3", "shutdown_timeout: 30s", "state: 7d",
+            "cron: \"0 3 * * *\"", "listen: \"127.0.0.1:9464\"", "mode: \"0660\"",
+        ] {
             #expect(text.contains(shown), "\(shown) is missing from:\n\(text)")
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WorkerConfig
 
 @Suite("DurationParser")
@@ -14,7 +15,9 @@ struct DurationParserTests {
         #expect(DurationParser.parse(text) == seconds)
     }
 
-    @Test(arguments: ["", " ", "-5s", "-1", "abc", "5x", "5 s", "s", "1h30", "1..5s", "5S", "1e3", "+5s", "ten minutes", "5sm", "inf", "nan"])
+    @Test(arguments: [
+        "", " ", "-5s", "-1", "abc", "5x", "5 s", "s", "1h30", "1..5s", "5S", "1e3", "+5s", "ten minutes", "5sm", "inf", "nan",
+    ])
     func refusesInvalidDurations(text: String) {
         #expect(DurationParser.parse(text) == nil)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import WorkerConfig
 
 /// Parses `yaml` as `jobs.yml`, expecting success.
@@ -8,8 +9,10 @@ func parse(_ yaml: String, environment: [String: String] = [:]) throws -> Worker
 }
 
 /// Parses `yaml`, expecting a ``ConfigError``, and returns it.
-func parseError(_ yaml: String, environment: [String: String] = [:],
-                sourceLocation: SourceLocation = #_sourceLocation) -> ConfigError? {
+func parseError(
+    _ yaml: String, environment: [String: String] = [:],
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> ConfigError? {
     do {
         let configuration = try ConfigLoader.parse(yaml: yaml, source: "jobs.yml", environment: environment)
         Issue.record("expected an error, got \(configuration)", sourceLocation: sourceLocation)

@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import Testing
+
 @testable import WorkerCore
 
 @Suite("Envelope validation")
@@ -17,7 +18,9 @@ struct EnvelopeTests {
     }
 
     @Test func acceptsAFullEnvelope() throws {
-        let env = try parse(#"{"id":"a.b:c-1_2","type":"noop","payload":{"x":[1,2.5,"s"]},"userId":"u7","maxAttempts":5,"runAt":"2026-01-02T03:04:05.678+01:00","timeoutSeconds":30}"#).get()
+        let env = try parse(
+            #"{"id":"a.b:c-1_2","type":"noop","payload":{"x":[1,2.5,"s"]},"userId":"u7","maxAttempts":5,"runAt":"2026-01-02T03:04:05.678+01:00","timeoutSeconds":30}"#
+        ).get()
         #expect(env.id == "a.b:c-1_2")
         #expect(env.payloadJSON == #"{"x":[1,2.5,"s"]}"#)
         #expect(env.userId == "u7")
@@ -53,13 +56,17 @@ struct EnvelopeTests {
 
     @Test func oversizedEntriesAreRefusedWithTheirId() {
         let big = String(repeating: "x", count: 100 * 1024)
-        guard case .failure(let r) = parse(#"{"id":"big-1","type":"noop","payload":{"blob":"\#(big)"}}"#) else { Issue.record("accepted"); return }
+        guard case .failure(let r) = parse(#"{"id":"big-1","type":"noop","payload":{"blob":"\#(big)"}}"#) else {
+            Issue.record("accepted"); return
+        }
         #expect(r.reason.contains("limit is 64 KiB"))
         #expect(r.id == "big-1")
     }
 
     @Test func entryWithoutJobField() {
-        guard case .failure(let r) = EnvelopeParser.parse(fields: [("data", Array("{}".utf8))], schema: known) else { Issue.record("accepted"); return }
+        guard case .failure(let r) = EnvelopeParser.parse(fields: [("data", Array("{}".utf8))], schema: known) else {
+            Issue.record("accepted"); return
+        }
         #expect(r.reason.contains("no 'job' field"))
     }
 
@@ -102,8 +109,9 @@ struct RetryTests {
 @Suite("Events")
 struct EventTests {
     @Test func namesFollowTheWebClient() throws {
-        let yt = JobDescriptor(id: "j", type: "youtube.download", queue: "youtube", userId: "u",
-                               events: YouTubeDownloadHandler.events, correlation: "d-1")
+        let yt = JobDescriptor(
+            id: "j", type: "youtube.download", queue: "youtube", userId: "u",
+            events: YouTubeDownloadHandler.events, correlation: "d-1")
         let retry = try #require(JSONValue.parse(EventFactory.make(.retrying, job: yt, at: "t", fields: [("error", .string("boom"))])))
         #expect(retry["event"]?.stringValue == "youtube:failed")
         #expect(retry["willRetry"]?.boolValue == true)

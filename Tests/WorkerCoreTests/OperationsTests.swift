@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WorkerConfig
+
 @testable import WorkerCore
 
 /// Epoch milliseconds of a UTC wall-clock time.
@@ -48,9 +49,11 @@ struct ScheduleTimingTests {
         let spec = ScheduleTiming.Spec.cron(try CronExpression("*/15 * * * *"))
         let last = utc(2026, 3, 1, 10, 0)
         #expect(ScheduleTiming.due(spec, last: last, now: utc(2026, 3, 1, 10, 14, 59), timeZone: utcZone) == nil)
-        #expect(ScheduleTiming.due(spec, last: last, now: utc(2026, 3, 1, 10, 15, 0), timeZone: utcZone)
+        #expect(
+            ScheduleTiming.due(spec, last: last, now: utc(2026, 3, 1, 10, 15, 0), timeZone: utcZone)
                 == ScheduleTiming.Due(tick: utc(2026, 3, 1, 10, 15), skipped: 0))
-        #expect(ScheduleTiming.due(spec, last: last, now: utc(2026, 3, 1, 11, 7), timeZone: utcZone)
+        #expect(
+            ScheduleTiming.due(spec, last: last, now: utc(2026, 3, 1, 11, 7), timeZone: utcZone)
                 == ScheduleTiming.Due(tick: utc(2026, 3, 1, 11, 0), skipped: 3))
         #expect(ScheduleTiming.next(after: last, spec: spec, timeZone: utcZone) == utc(2026, 3, 1, 10, 15))
     }
@@ -93,8 +96,10 @@ struct ScheduleTimingTests {
 @Suite("Cleanup rules")
 struct CleanupRuleTests {
     @Test func leftoversAreRecognised() {
-        for name in ["video.mp4.part", "video.f137.mp4.part", "video.f137.mp4.part-Frag12", "video.mp4.ytdl",
-                     ".Title [abc].mp4.part-1234-99887766"] {
+        for name in [
+            "video.mp4.part", "video.f137.mp4.part", "video.f137.mp4.part-Frag12", "video.mp4.ytdl",
+            ".Title [abc].mp4.part-1234-99887766",
+        ] {
             #expect(FileSweeper.isPartialLeftover(name), "\(name)")
         }
         for name in ["video.mp4", "part.mp4", "My part one.mkv", "Title [abc].en.vtt", ".plexignore", "notes.partition"] {

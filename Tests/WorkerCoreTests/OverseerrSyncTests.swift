@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import Testing
+
 @testable import WorkerCore
 
 @Suite("Overseerr sync: status mapping and the forward-only rule")
@@ -24,7 +25,8 @@ struct OverseerrSyncTests {
         #expect(P.target(requestStatus: 5, mediaStatus: 3) == P.Target(status: "completed"))
         // 3 declined and 4 failed fail the request, with the reason.
         #expect(P.target(requestStatus: 3, mediaStatus: 2) == P.Target(status: "failed", reason: "declined in Overseerr"))
-        #expect(P.target(requestStatus: 3, mediaStatus: 1, modifiedBy: "admin")
+        #expect(
+            P.target(requestStatus: 3, mediaStatus: 1, modifiedBy: "admin")
                 == P.Target(status: "failed", reason: "declined in Overseerr by admin"))
         #expect(P.target(requestStatus: 4, mediaStatus: 2)?.status == "failed")
         #expect(P.target(requestStatus: 4, mediaStatus: 2)?.reason?.contains("Radarr or Sonarr") == true)
@@ -69,7 +71,9 @@ struct OverseerrSyncTests {
         var status = "submitted"
         var moves: [String] = []
         for (request, media) in answers {
-            guard let target = P.target(requestStatus: request, mediaStatus: media), P.moves(from: status, to: target.status) else { continue }
+            guard let target = P.target(requestStatus: request, mediaStatus: media), P.moves(from: status, to: target.status) else {
+                continue
+            }
             status = target.status
             moves.append(status)
         }
@@ -90,16 +94,20 @@ struct OverseerrSyncTests {
         #expect(problem("notification.send", "{\(base),\"audience\":{\"all\":true}}") == nil)
         #expect(problem("notification.send", "{\(base),\"audience\":{\"role\":\"ADMIN\"},\"metadata\":{\"k\":1}}") == nil)
         #expect(problem("notification.send", "{\(base)}") == "payload.userIds or payload.audience is required")
-        #expect(problem("notification.send", "{\(base),\"userIds\":[\"a\"],\"audience\":{\"all\":true}}")
+        #expect(
+            problem("notification.send", "{\(base),\"userIds\":[\"a\"],\"audience\":{\"all\":true}}")
                 == "payload.userIds and payload.audience cannot both be given")
-        #expect(problem("notification.send", "{\(base),\"userIds\":\"a\"}")
+        #expect(
+            problem("notification.send", "{\(base),\"userIds\":\"a\"}")
                 == "payload.userIds must be a list of 1 to 100000 strings of 1 to 128 characters")
-        #expect(problem("notification.send", "{\(base),\"userIds\":[\"a\",7]}") == "payload.userIds[1] must be a string of 1 to 128 characters")
+        #expect(
+            problem("notification.send", "{\(base),\"userIds\":[\"a\",7]}") == "payload.userIds[1] must be a string of 1 to 128 characters")
         #expect(problem("notification.send", "{\(base),\"audience\":{\"all\":false}}")?.hasPrefix("payload.audience must be") == true)
         #expect(problem("notification.send", "{\(base),\"audience\":{\"all\":\"yes\"}}") == "payload.audience.all must be true or false")
         #expect(problem("notification.send", #"{"userIds":["a"],"title":"t","message":"m"}"#) == "payload.type is required")
         #expect(problem("notification.send", "{\(base),\"userIds\":[\"a\"],\"metadata\":[1]}") == "payload.metadata must be an object")
-        #expect(problem("notification.send", #"{"userIds":["a"],"type":"info","title":"t","message":5}"#) == "payload.message must be a string")
+        #expect(
+            problem("notification.send", #"{"userIds":["a"],"type":"info","title":"t","message":5}"#) == "payload.message must be a string")
     }
 
     @Test func rowIDsAreStablePerJobAndUser() {

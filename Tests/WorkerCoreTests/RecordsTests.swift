@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import PostgresClient
 import Testing
+
 @testable import WorkerCore
 
 @Suite("Storable text")
@@ -60,8 +61,12 @@ struct RecordBatchTests {
     }
 
     func job(_ entryID: String, _ jobID: String, state: String, extra: [(String, String)] = []) -> StreamEntry {
-        entry(entryID, [("k", "job"), ("id", jobID), ("st", state), ("q", "default"), ("t", "noop"),
-                        ("env", #"{"id":"\#(jobID)","type":"noop","payload":{"x":1}}"#)] + extra)
+        entry(
+            entryID,
+            [
+                ("k", "job"), ("id", jobID), ("st", state), ("q", "default"), ("t", "noop"),
+                ("env", #"{"id":"\#(jobID)","type":"noop","payload":{"x":1}}"#),
+            ] + extra)
     }
 
     @Test func theNewestRecordOfAJobWinsWhateverTheOrder() throws {
@@ -99,8 +104,10 @@ struct RecordBatchTests {
     }
 
     @Test func hostileBytesInARecordAreEscapedForTheRow() throws {
-        var fields: [(String, [UInt8])] = [("k", Array("job".utf8)), ("id", Array("j".utf8)), ("st", Array("failed".utf8)),
-                                           ("q", Array("default".utf8)), ("t", Array("noop".utf8))]
+        var fields: [(String, [UInt8])] = [
+            ("k", Array("job".utf8)), ("id", Array("j".utf8)), ("st", Array("failed".utf8)),
+            ("q", Array("default".utf8)), ("t", Array("noop".utf8)),
+        ]
         fields.append(("err", Array("bad ".utf8) + [0, 0xFF] + Array(" end".utf8)))
         fields.append(("env", Array(#"{"id":"j","type":"noop","payload":{"fail":"a\u0000b"}}"#.utf8)))
         let row = try #require(RecordBatch([StreamEntry(id: "5-0", fields: fields)]).jobs.first)
@@ -111,8 +118,9 @@ struct RecordBatchTests {
     }
 
     @Test func auditRecordsRoundTrip() throws {
-        let audit = AuditEntry(at: 1_700_000_000_123, actor: "uid 0 (root)", peerUID: 0, peerPID: 42, source: "socket",
-                               action: "pause", target: "default", ok: true, detail: "paused", controlEntry: "9-9")
+        let audit = AuditEntry(
+            at: 1_700_000_000_123, actor: "uid 0 (root)", peerUID: 0, peerPID: 42, source: "socket",
+            action: "pause", target: "default", ok: true, detail: "paused", controlEntry: "9-9")
         let fields = audit.outboxFields(worker: "host-1")
         let row = try #require(RecordBatch([entry("7-0", fields)]).audits.first)
         #expect(row.at == audit.at && row.actor == audit.actor && row.peerUID == 0 && row.peerPID == 42)
@@ -147,10 +155,15 @@ struct OutcomeTests {
             ("err", "gone"), ("res", #"{"path":"x"}"#), ("at", "2026-12-02T00:00:00.000Z"), ("det", "HTTP 404"),
         ]
         let vocabulary: (String) -> EventVocabulary = { $0 == "youtube.download" ? YouTubeDownloadHandler.events : .standard }
-        let event = try #require(OutcomeDispatcher.event(from: StreamEntry(id: "5-1", fields: fields.map { ($0.0, Array($0.1.utf8)) }),
-                                                         vocabulary: vocabulary))
-        #expect(event.job == JobDescriptor(id: "dl-1", type: "youtube.download", queue: "youtube", userId: "u9",
-                                           events: YouTubeDownloadHandler.events, correlation: "d-1"))
+        let event = try #require(
+            OutcomeDispatcher.event(
+                from: StreamEntry(id: "5-1", fields: fields.map { ($0.0, Array($0.1.utf8)) }),
+                vocabulary: vocabulary))
+        #expect(
+            event.job
+                == JobDescriptor(
+                    id: "dl-1", type: "youtube.download", queue: "youtube", userId: "u9",
+                    events: YouTubeDownloadHandler.events, correlation: "d-1"))
         #expect(event.job.downloadId == "d-1")
         #expect(event.outcome == .failed && event.attempt == 3 && event.maxAttempts == 3)
         #expect(event.error == "gone" && event.detail == "HTTP 404" && event.result == nil)

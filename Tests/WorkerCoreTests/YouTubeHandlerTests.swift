@@ -3,6 +3,7 @@ import JSON
 import Testing
 import WorkerConfig
 import YtDlp
+
 @testable import WorkerCore
 
 @Suite("youtube.download pieces")
@@ -41,7 +42,9 @@ struct YouTubeHandlerTests {
     }
 
     @Test func subtitlesAndPlaylistMembership() throws {
-        let r = try request(#"{"url":"http://127.0.0.1:8/a.mp4#__youtubedl_smuggle=x","subtitles":{"auto":true,"embed":true},"playlist":{"jobId":"p","downloadId":"d","title":"T","index":2,"count":12},"entry":{"title":"Entry"}}"#)
+        let r = try request(
+            #"{"url":"http://127.0.0.1:8/a.mp4#__youtubedl_smuggle=x","subtitles":{"auto":true,"embed":true},"playlist":{"jobId":"p","downloadId":"d","title":"T","index":2,"count":12},"entry":{"title":"Entry"}}"#
+        )
         #expect(r.subtitles == YouTubeRequest.Subtitles(languages: ["en"], automatic: true, embed: true))
         #expect(r.playlist?.index == 2 && r.playlist?.count == 12 && r.entry?.title == "Entry")
         #expect(r.source.url.hasSuffix("#__youtubedl_smuggle=x"), "yt-dlp's fragment survives for playlist entries only")
@@ -62,18 +65,21 @@ struct YouTubeHandlerTests {
     }
 
     @Test func nfoDocuments() {
-        let episode = NFOWriter.document(NFOWriter.Fields(
-            title: "A <b>&\"x\"\u{1}", channel: "Chan", id: "dQw4w9WgXcQ", extractor: "youtube", date: "2024-01-31",
-            description: "line 1\nline 2", duration: 125, url: "https://www.youtube.com/watch?v=dQw4w9WgXcQ--x", tags: ["t"],
-            playlist: "PL", index: 3))
+        let episode = NFOWriter.document(
+            NFOWriter.Fields(
+                title: "A <b>&\"x\"\u{1}", channel: "Chan", id: "dQw4w9WgXcQ", extractor: "youtube", date: "2024-01-31",
+                description: "line 1\nline 2", duration: 125, url: "https://www.youtube.com/watch?v=dQw4w9WgXcQ--x", tags: ["t"],
+                playlist: "PL", index: 3))
         #expect(episode.contains("<episodedetails>") && episode.contains("</episodedetails>"))
         #expect(episode.contains("<title>A &lt;b&gt;&amp;&quot;x&quot;</title>"), "escaped, control character dropped")
         #expect(episode.contains("<showtitle>Chan</showtitle>") && episode.contains("<aired>2024-01-31</aired>"))
         #expect(episode.contains(#"<uniqueid type="youtube" default="true">dQw4w9WgXcQ</uniqueid>"#))
         #expect(episode.contains("<runtime>2</runtime>") && episode.contains("<episode>3</episode>"))
         #expect(!episode.contains("--x"), "no -- inside the comment")
-        let movie = NFOWriter.document(NFOWriter.Fields(title: "clip", channel: nil, id: "clip", extractor: "generic", date: nil,
-                                                       description: nil, duration: nil, url: nil, tags: [], playlist: nil, index: nil))
+        let movie = NFOWriter.document(
+            NFOWriter.Fields(
+                title: "clip", channel: nil, id: "clip", extractor: "generic", date: nil,
+                description: nil, duration: nil, url: nil, tags: [], playlist: nil, index: nil))
         #expect(movie.contains("<movie>") && movie.contains(#"<uniqueid type="generic" default="true">clip</uniqueid>"#))
     }
 
@@ -89,21 +95,24 @@ struct YouTubeHandlerTests {
             FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
             return path
         }
-        let first = try LibraryMover.place(media: .init(source: make("a.mp4", "one"), suffix: ".mp4"),
-                                           sidecars: [.init(source: make("a.nfo", "nfo one"), suffix: ".nfo")],
-                                           folder: library, baseName: "Title [id]")
+        let first = try LibraryMover.place(
+            media: .init(source: make("a.mp4", "one"), suffix: ".mp4"),
+            sidecars: [.init(source: make("a.nfo", "nfo one"), suffix: ".nfo")],
+            folder: library, baseName: "Title [id]")
         #expect(first.paths == [library + "/Title [id].nfo", library + "/Title [id].mp4"])
-        let second = try LibraryMover.place(media: .init(source: make("b.mp4", "two"), suffix: ".mp4"),
-                                            sidecars: [.init(source: make("b.nfo", "nfo two"), suffix: ".nfo")],
-                                            folder: library, baseName: "Title [id]")
+        let second = try LibraryMover.place(
+            media: .init(source: make("b.mp4", "two"), suffix: ".mp4"),
+            sidecars: [.init(source: make("b.nfo", "nfo two"), suffix: ".nfo")],
+            folder: library, baseName: "Title [id]")
         #expect(second.baseName == "Title [id] (2)")
         #expect(try String(contentsOfFile: library + "/Title [id].mp4", encoding: .utf8) == "one")
         #expect(try String(contentsOfFile: library + "/Title [id] (2).mp4", encoding: .utf8) == "two")
         // Sidecars of a file that is gone are replaced.
         try FileManager.default.removeItem(atPath: library + "/Title [id].mp4")
-        let third = try LibraryMover.place(media: .init(source: make("c.mp4", "three"), suffix: ".mp4"),
-                                           sidecars: [.init(source: make("c.nfo", "nfo three"), suffix: ".nfo")],
-                                           folder: library, baseName: "Title [id]")
+        let third = try LibraryMover.place(
+            media: .init(source: make("c.mp4", "three"), suffix: ".mp4"),
+            sidecars: [.init(source: make("c.nfo", "nfo three"), suffix: ".nfo")],
+            folder: library, baseName: "Title [id]")
         #expect(third.baseName == "Title [id]")
         #expect(try String(contentsOfFile: library + "/Title [id].nfo", encoding: .utf8) == "nfo three")
         #expect(try FileManager.default.contentsOfDirectory(atPath: temp).isEmpty)

@@ -2,6 +2,7 @@ import Foundation
 import RedisClient
 import Testing
 import WorkerConfig
+
 @testable import WorkerCore
 @testable import WorkerDaemon
 
@@ -16,7 +17,9 @@ enum TestRedis {
 
     static func configuration(queues: [String]) throws -> WorkerConfiguration {
         guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
-            throw TestSetupError(description: "\(variable) is not set. Point it at a disposable Redis server, e.g. \(variable)=redis://127.0.0.1:6390/0 swift test")
+            throw TestSetupError(
+                description:
+                    "\(variable) is not set. Point it at a disposable Redis server, e.g. \(variable)=redis://127.0.0.1:6390/0 swift test")
         }
         var configuration = WorkerConfiguration()
         configuration.redis.url = url
@@ -49,16 +52,23 @@ struct ClusterOverviewTests {
             // Two jobs enqueued as `medianest-worker enqueue` does; daemon-a takes the first.
             try await cluster.enqueue(JobEnvelope(id: "job-running", type: "noop", maxAttempts: 3), on: "default")
             try await cluster.enqueue(JobEnvelope(id: "job-waiting", type: "noop"), on: "default")
-            _ = try await redis.send(RedisCommand(["XREADGROUP", "GROUP", RedisKeys.group, "daemon-a", "COUNT", "1",
-                                                   "STREAMS", keys.queue("default"), ">"]))
+            _ = try await redis.send(
+                RedisCommand([
+                    "XREADGROUP", "GROUP", RedisKeys.group, "daemon-a", "COUNT", "1",
+                    "STREAMS", keys.queue("default"), ">",
+                ]))
             let started = Timestamp.nowMilliseconds() - 5000
             _ = try await redis.pipeline([
-                RedisCommand(["HSET", keys.job("job-running"), "state", "active", "type", "noop", "worker", "daemon-a",
-                              "attempt", "1", "maxAttempts", "3", "stage", "downloading", "progress", "42.5",
-                              "startedAt", Timestamp.format(milliseconds: started)]),
+                RedisCommand([
+                    "HSET", keys.job("job-running"), "state", "active", "type", "noop", "worker", "daemon-a",
+                    "attempt", "1", "maxAttempts", "3", "stage", "downloading", "progress", "42.5",
+                    "startedAt", Timestamp.format(milliseconds: started),
+                ]),
                 RedisCommand(["ZADD", keys.workers, "1", "daemon-a", "2", "daemon-gone"]),
-                RedisCommand(["HSET", keys.worker("daemon-a"), "host", "host-a", "pid", "123", "active", "1", "draining", "0",
-                              "queues", "default:1/4,other:0/2", "seenAt", Timestamp.now()]),
+                RedisCommand([
+                    "HSET", keys.worker("daemon-a"), "host", "host-a", "pid", "123", "active", "1", "draining", "0",
+                    "queues", "default:1/4,other:0/2", "seenAt", Timestamp.now(),
+                ]),
                 RedisCommand(["SADD", keys.paused, "other"]),
             ])
 
@@ -79,8 +89,11 @@ struct ClusterOverviewTests {
             #expect(job.attempt == "1/3" && job.stage == "downloading" && job.progress == 42.5 && job.startedAt == started)
 
             // The start rate comes from entries-read between two looks.
-            _ = try await redis.send(RedisCommand(["XREADGROUP", "GROUP", RedisKeys.group, "daemon-a", "COUNT", "1",
-                                                   "STREAMS", keys.queue("default"), ">"]))
+            _ = try await redis.send(
+                RedisCommand([
+                    "XREADGROUP", "GROUP", RedisKeys.group, "daemon-a", "COUNT", "1",
+                    "STREAMS", keys.queue("default"), ">",
+                ]))
             var second = try await cluster.overview()
             second.at = first.at.addingTimeInterval(30)
             second.rates(from: first)

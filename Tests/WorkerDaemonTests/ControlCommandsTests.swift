@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import WorkerConfig
+
 @testable import WorkerCore
 @testable import WorkerDaemon
 

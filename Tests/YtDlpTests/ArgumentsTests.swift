@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YtDlp
 
 @Suite("yt-dlp arguments")
@@ -23,8 +24,9 @@ struct ArgumentsTests {
 
     @Test func downloadsReadTheSavedInfoAndNameFilesAfterTheJob() {
         let plan = FormatPlan(kind: .separate, formats: [FormatInfo(id: "137"), FormatInfo(id: "140")], container: .mp4)
-        let request = DownloadRequest(infoJSONPath: "/tmp/j%1/dl-j.info.json", plan: plan, directory: "/tmp/j%1", baseName: "dl-j",
-                                      subtitles: SubtitleRequest(languages: ["en", "pt-BR"], automatic: true), thumbnail: true)
+        let request = DownloadRequest(
+            infoJSONPath: "/tmp/j%1/dl-j.info.json", plan: plan, directory: "/tmp/j%1", baseName: "dl-j",
+            subtitles: SubtitleRequest(languages: ["en", "pt-BR"], automatic: true), thumbnail: true)
         let args = YtDlpArguments.download(request, configuration: config)
         #expect(args.contains(["--load-info-json", "/tmp/j%1/dl-j.info.json"]))
         #expect(args.contains(["--format", "b*[format_id='137'],b*[format_id='140']"]))
@@ -36,8 +38,10 @@ struct ArgumentsTests {
     }
 
     @Test func childEnvironmentKeepsNoSecrets() {
-        let env = YtDlpConfiguration.childEnvironment(from: ["PATH": "/bin", "HOME": "/h", "PLEX_TOKEN": "t", "MEDIANEST_DATABASE_URL": "postgres://u:p@h/d",
-                                                             "PYENV_VERSION": "3.11", "HTTPS_PROXY": "http://proxy:3128"])
+        let env = YtDlpConfiguration.childEnvironment(from: [
+            "PATH": "/bin", "HOME": "/h", "PLEX_TOKEN": "t", "MEDIANEST_DATABASE_URL": "postgres://u:p@h/d",
+            "PYENV_VERSION": "3.11", "HTTPS_PROXY": "http://proxy:3128",
+        ])
         #expect(env["PATH"] == "/bin" && env["HOME"] == "/h" && env["PYENV_VERSION"] == "3.11" && env["HTTPS_PROXY"] != nil)
         #expect(env["PLEX_TOKEN"] == nil && env["MEDIANEST_DATABASE_URL"] == nil)
         #expect(env["PYTHONUTF8"] == "1")

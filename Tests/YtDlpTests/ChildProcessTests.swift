@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import YtDlp
 
 @Suite("child processes")
@@ -8,8 +9,9 @@ struct ChildProcessTests {
     let env = ["PATH": "/usr/bin:/bin"]
 
     @Test func exitStatusStdoutAndStderr() async throws {
-        let r = try await ChildProcess.run(executable: "/bin/sh", arguments: ["-c", "printf 'a\\nb'; echo oops >&2; echo last >&2; exit 3"],
-                                           environment: env, stdout: .collect(limit: 1 << 20))
+        let r = try await ChildProcess.run(
+            executable: "/bin/sh", arguments: ["-c", "printf 'a\\nb'; echo oops >&2; echo last >&2; exit 3"],
+            environment: env, stdout: .collect(limit: 1 << 20))
         #expect(r.termination == .exited(3))
         #expect(String(decoding: r.stdout, as: UTF8.self) == "a\nb")
         #expect(r.stderrLines == ["oops", "last"])
@@ -17,15 +19,17 @@ struct ChildProcessTests {
 
     @Test func linesArriveOneByOne() async throws {
         let seen = Mutex<[String]>([])
-        let r = try await ChildProcess.run(executable: "sh", arguments: ["-c", "echo one; echo 'two words'; printf three"],
-                                           environment: env, stdout: .lines({ line in seen.withLock { $0.append(line) } }))
+        let r = try await ChildProcess.run(
+            executable: "sh", arguments: ["-c", "echo one; echo 'two words'; printf three"],
+            environment: env, stdout: .lines({ line in seen.withLock { $0.append(line) } }))
         #expect(r.termination == .exited(0))
         #expect(seen.withLock { $0 } == ["one", "two words", "three"])
     }
 
     @Test func argumentsAreNeverShellText() async throws {
-        let r = try await ChildProcess.run(executable: "/bin/echo", arguments: ["$(touch /tmp/never)", "; rm -rf /", "`id`"],
-                                           environment: env, stdout: .collect(limit: 4096))
+        let r = try await ChildProcess.run(
+            executable: "/bin/echo", arguments: ["$(touch /tmp/never)", "; rm -rf /", "`id`"],
+            environment: env, stdout: .collect(limit: 4096))
         #expect(String(decoding: r.stdout, as: UTF8.self) == "$(touch /tmp/never) ; rm -rf / `id`\n")
     }
 
@@ -42,8 +46,9 @@ struct ChildProcessTests {
         // Even if this process ignores SIGTERM, the child gets the default action back.
         let previous = signal(SIGTERM, SIG_IGN)
         defer { signal(SIGTERM, previous) }
-        let r = try await ChildProcess.run(executable: "/bin/sh", arguments: ["-c", "cut -d' ' -f5 /proc/$$/stat; echo $$; kill -TERM $$; sleep 5; echo survived"],
-                                           environment: env, stdout: .collect(limit: 4096))
+        let r = try await ChildProcess.run(
+            executable: "/bin/sh", arguments: ["-c", "cut -d' ' -f5 /proc/$$/stat; echo $$; kill -TERM $$; sleep 5; echo survived"],
+            environment: env, stdout: .collect(limit: 4096))
         let lines = String(decoding: r.stdout, as: UTF8.self).split(separator: "\n")
         #expect(lines.count == 2 && lines[0] == lines[1], "process group id == pid")
         #expect(r.termination == .signalled(SIGTERM))
@@ -52,8 +57,9 @@ struct ChildProcessTests {
     @Test func noDescriptorIsInherited() async throws {
         let fd = open("/dev/null", O_RDONLY)  // without O_CLOEXEC
         defer { close(fd) }
-        let r = try await ChildProcess.run(executable: "/bin/sh", arguments: ["-c", "test -e /proc/$$/fd/\(fd) && echo leaked || echo clean"],
-                                           environment: env, stdout: .collect(limit: 4096))
+        let r = try await ChildProcess.run(
+            executable: "/bin/sh", arguments: ["-c", "test -e /proc/$$/fd/\(fd) && echo leaked || echo clean"],
+            environment: env, stdout: .collect(limit: 4096))
         #expect(String(decoding: r.stdout, as: UTF8.self) == "clean\n")
     }
 
@@ -62,12 +68,15 @@ struct ChildProcessTests {
         defer { unlink(pidFile) }
         let started = ContinuousClock.now
         let task = Task {
-            try await ChildProcess.run(executable: "/bin/sh", arguments: ["-c", "sleep 60 & echo $! > \(pidFile); wait"],
-                                       environment: env, stdout: .collect(limit: 4096), killGrace: .seconds(1))
+            try await ChildProcess.run(
+                executable: "/bin/sh", arguments: ["-c", "sleep 60 & echo $! > \(pidFile); wait"],
+                environment: env, stdout: .collect(limit: 4096), killGrace: .seconds(1))
         }
         var grandchild: pid_t = 0
         for _ in 0..<200 {
-            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
                 grandchild = pid
                 break
             }
@@ -88,8 +97,9 @@ struct ChildProcessTests {
     @Test func aChildThatIgnoresSIGTERMIsKilledAfterTheGrace() async throws {
         let started = ContinuousClock.now
         let task = Task {
-            try await ChildProcess.run(executable: "/bin/sh", arguments: ["-c", "trap '' TERM; echo ready; sleep 30; sleep 30"],
-                                       environment: env, stdout: .collect(limit: 4096), killGrace: .milliseconds(300))
+            try await ChildProcess.run(
+                executable: "/bin/sh", arguments: ["-c", "trap '' TERM; echo ready; sleep 30; sleep 30"],
+                environment: env, stdout: .collect(limit: 4096), killGrace: .milliseconds(300))
         }
         try await Task.sleep(for: .milliseconds(300))
         let cancelled = ContinuousClock.now
@@ -103,7 +113,8 @@ struct ChildProcessTests {
 /// Whether `pid` is a live process (not gone, not a zombie waiting for its new parent to reap it).
 func isRunning(_ pid: pid_t) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
+        let close = stat.lastIndex(of: ")")
+    else { return false }
     let state = stat[stat.index(close, offsetBy: 2)]
     return state != "Z" && state != "X"
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YtDlp
 
 @Suite("yt-dlp failures: retryable or permanent")
@@ -49,9 +50,14 @@ struct ErrorClassifierTests {
     }
 
     @Test func the404MessageIsForPeople() {
-        let e = classify(["ERROR: [generic] nothere: Unable to download webpage: HTTP Error 404: File not found (caused by <HTTPError 404: File not found>)"])
+        let e = classify([
+            "ERROR: [generic] nothere: Unable to download webpage: HTTP Error 404: File not found (caused by <HTTPError 404: File not found>)"
+        ])
         guard case .notFound(let message, let detail) = e else { Issue.record("\(e)"); return }
-        #expect(message == "The link leads to nothing (HTTP 404); check the URL. yt-dlp said: [generic] nothere: Unable to download webpage: HTTP Error 404: File not found")
+        #expect(
+            message
+                == "The link leads to nothing (HTTP 404); check the URL. yt-dlp said: [generic] nothere: Unable to download webpage: HTTP Error 404: File not found"
+        )
         #expect(detail.hasPrefix("ERROR: [generic]"))
     }
 

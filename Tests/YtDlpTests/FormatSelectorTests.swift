@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YtDlp
 
 @Suite("format selection")
@@ -10,9 +11,13 @@ struct FormatSelectorTests {
         FormatInfo(id: "140", ext: "m4a", vcodec: "none", acodec: "mp4a.40.2", abr: 129, filesize: 3_000_000),
         FormatInfo(id: "251", ext: "webm", vcodec: "none", acodec: "opus", abr: 135, filesize: 3_100_000),
         FormatInfo(id: "251-drc", ext: "webm", vcodec: "none", acodec: "opus", abr: 140, languagePreference: -1),
-        FormatInfo(id: "136", ext: "mp4", vcodec: "avc1.4d401f", acodec: "none", width: 1280, height: 720, fps: 30, tbr: 1500, filesize: 20_000_000),
+        FormatInfo(
+            id: "136", ext: "mp4", vcodec: "avc1.4d401f", acodec: "none", width: 1280, height: 720, fps: 30, tbr: 1500, filesize: 20_000_000
+        ),
         FormatInfo(id: "247", ext: "webm", vcodec: "vp9", acodec: "none", width: 1280, height: 720, fps: 30, tbr: 1300),
-        FormatInfo(id: "137", ext: "mp4", vcodec: "avc1.640028", acodec: "none", width: 1920, height: 1080, fps: 30, tbr: 4000, filesize: 60_000_000),
+        FormatInfo(
+            id: "137", ext: "mp4", vcodec: "avc1.640028", acodec: "none", width: 1920, height: 1080, fps: 30, tbr: 4000,
+            filesize: 60_000_000),
         FormatInfo(id: "248", ext: "webm", vcodec: "vp9", acodec: "none", width: 1920, height: 1080, fps: 30, tbr: 2600),
         FormatInfo(id: "399", ext: "mp4", vcodec: "av01.0.08M.08", acodec: "none", width: 1920, height: 1080, fps: 30, tbr: 2100),
         FormatInfo(id: "313", ext: "webm", vcodec: "vp9", acodec: "none", width: 3840, height: 2160, fps: 30, tbr: 18000),
@@ -47,9 +52,11 @@ struct FormatSelectorTests {
     }
 
     @Test func verticalVideosCountByTheirShortSide() throws {
-        let shorts = [FormatInfo(id: "v", vcodec: "avc1", acodec: "none", width: 1080, height: 1920),
-                      FormatInfo(id: "v2", vcodec: "avc1", acodec: "none", width: 720, height: 1280),
-                      FormatInfo(id: "a", vcodec: "none", acodec: "mp4a.40.2")]
+        let shorts = [
+            FormatInfo(id: "v", vcodec: "avc1", acodec: "none", width: 1080, height: 1920),
+            FormatInfo(id: "v2", vcodec: "avc1", acodec: "none", width: 720, height: 1280),
+            FormatInfo(id: "a", vcodec: "none", acodec: "mp4a.40.2"),
+        ]
         #expect(try plan(.p1080, .mp4, shorts).formats.map(\.id) == ["v", "a"])
         #expect(try plan(.p720, .mp4, shorts).formats.map(\.id) == ["v2", "a"])
     }

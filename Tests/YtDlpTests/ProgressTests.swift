@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YtDlp
 
 @Suite("progress lines")
@@ -6,19 +7,26 @@ struct ProgressTests {
     @Test func aProgressLineWithMissingFields() {
         let line = #"{"mnp":1,"s":"downloading","d":1838,"t":NA,"te":23076.0,"sp":4615.3007880781,"eta":NA,"f":"0","fi":1,"fc":2}"#
         guard case .progress(let p)? = OutputLine.parse(line) else { Issue.record("not read"); return }
-        #expect(p == DownloadProgress(status: .downloading, formatID: "0", downloadedBytes: 1838, totalBytes: nil,
-                                      totalBytesEstimate: 23076, speed: 4615.3007880781, eta: nil, fragmentIndex: 1, fragmentCount: 2))
+        #expect(
+            p
+                == DownloadProgress(
+                    status: .downloading, formatID: "0", downloadedBytes: 1838, totalBytes: nil,
+                    totalBytesEstimate: 23076, speed: 4615.3007880781, eta: nil, fragmentIndex: 1, fragmentCount: 2))
     }
 
     @Test func finishedAndMovedLines() {
-        #expect(OutputLine.parse(#"{"mnp":1,"s":"finished","d":32318,"t":32318,"te":NA,"sp":270495.1,"eta":NA,"f":"mp4","fi":NA,"fc":NA}"#)
-            == .progress(DownloadProgress(status: .finished, formatID: "mp4", downloadedBytes: 32318, totalBytes: 32318, speed: 270495.1)))
+        #expect(
+            OutputLine.parse(#"{"mnp":1,"s":"finished","d":32318,"t":32318,"te":NA,"sp":270495.1,"eta":NA,"f":"mp4","fi":NA,"fc":NA}"#)
+                == .progress(
+                    DownloadProgress(status: .finished, formatID: "mp4", downloadedBytes: 32318, totalBytes: 32318, speed: 270495.1)))
         #expect(OutputLine.parse(#"{"mnm":1,"p":"/tmp/j/dl-j.1.mp4","f":"137"}"#) == .moved(formatID: "137", path: "/tmp/j/dl-j.1.mp4"))
         #expect(OutputLine.parse(#"{"mnm":1,"p":"/tmp/\u00e9\"q\\x","f":null}"#) == .moved(formatID: nil, path: "/tmp/é\"q\\x"))
     }
 
-    @Test(arguments: ["", "[download] 10.0% of 1MiB", "{", #"{"mnp":1}"#, #"{"mnp":1,"s":"bogus"}"#, #"{"mnp":1,"s":"downloading","d":}"#,
-                      "WARNING: something", #"{"other":1}"#])
+    @Test(arguments: [
+        "", "[download] 10.0% of 1MiB", "{", #"{"mnp":1}"#, #"{"mnp":1,"s":"bogus"}"#, #"{"mnp":1,"s":"downloading","d":}"#,
+        "WARNING: something", #"{"other":1}"#,
+    ])
     func otherLinesAreIgnored(_ line: String) {
         #expect(OutputLine.parse(line) == nil)
     }

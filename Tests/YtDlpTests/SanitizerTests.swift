@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YtDlp
 
 @Suite("file names: sanitizer and output template")
@@ -55,8 +56,10 @@ struct SanitizerTests {
         #expect(s.sanitize(combining) == String(repeating: "x", count: 199))
     }
 
-    @Test(arguments: [("CON", "CON_"), ("con", "con_"), ("Nul", "Nul_"), ("COM1", "COM1_"), ("lpt9", "lpt9_"),
-                      ("con.txt", "con_.txt"), ("AUX.tar.gz", "AUX_.tar.gz"), ("CONSOLE", "CONSOLE"), ("COM10", "COM10")])
+    @Test(arguments: [
+        ("CON", "CON_"), ("con", "con_"), ("Nul", "Nul_"), ("COM1", "COM1_"), ("lpt9", "lpt9_"),
+        ("con.txt", "con_.txt"), ("AUX.tar.gz", "AUX_.tar.gz"), ("CONSOLE", "CONSOLE"), ("COM10", "COM10"),
+    ])
     func reservedNames(_ input: String, _ expected: String) {
         #expect(s.sanitize(input) == expected)
     }
@@ -80,7 +83,8 @@ struct SanitizerTests {
 
     @Test func aLongTitleIsShortenedSoTheIdSurvives() {
         let title = String(repeating: "é", count: 250)
-        let r = OutputTemplate("{channel}/{title} [{id}].{ext}").render(["channel": String(repeating: "c", count: 300), "title": title, "id": "dQw4w9WgXcQ"], ext: "mp4")
+        let r = OutputTemplate("{channel}/{title} [{id}].{ext}").render(
+            ["channel": String(repeating: "c", count: 300), "title": title, "id": "dQw4w9WgXcQ"], ext: "mp4")
         #expect(r.baseName.utf8.count <= 200)
         #expect(r.baseName.hasSuffix(" [dQw4w9WgXcQ]"))
         #expect(r.baseName.hasPrefix("éé"))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YtDlp
 
 @Suite("links: validation and YouTube normalisation")

@@ -66,8 +66,10 @@ public final class CircuitBreaker: Sendable {
 
     /// A breaker. `clock` gives monotonic seconds (tests pass their own); `onChange` is told of
     /// every state change, outside the breaker's lock.
-    public init(name: String, policy: BreakerPolicy = BreakerPolicy(), clock: (@Sendable () -> Double)? = nil,
-                onChange: (@Sendable (String, BreakerState) -> Void)? = nil) {
+    public init(
+        name: String, policy: BreakerPolicy = BreakerPolicy(), clock: (@Sendable () -> Double)? = nil,
+        onChange: (@Sendable (String, BreakerState) -> Void)? = nil
+    ) {
         self.name = name
         self.policy = policy
         self.clock = clock ?? CircuitBreaker.monotonicSeconds
@@ -209,9 +211,11 @@ public final class BreakerRegistry: Sendable {
     public func breaker(_ service: String, policy: BreakerPolicy = BreakerPolicy()) -> CircuitBreaker {
         breakers.withLock { b in
             if let existing = b[service] { return existing }
-            let made = CircuitBreaker(name: service, policy: policy, clock: clock, onChange: { [weak self] name, state in
-                self?.onChange.withLock { $0 }?(name, state)
-            })
+            let made = CircuitBreaker(
+                name: service, policy: policy, clock: clock,
+                onChange: { [weak self] name, state in
+                    self?.onChange.withLock { $0 }?(name, state)
+                })
             b[service] = made
             return made
         }

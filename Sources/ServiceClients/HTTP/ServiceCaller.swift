@@ -48,9 +48,11 @@ public final class ServiceCaller: Sendable {
     ///
     /// Throws ``ServiceError`` (a 4xx or, after the last try, a 5xx answer as
     /// ``ServiceError/httpStatus(service:status:message:)``) or `CancellationError`.
-    public func call(_ request: HTTPRequest, service: String, policy: CallPolicy = CallPolicy(),
-                     breakerPolicy: BreakerPolicy = BreakerPolicy(),
-                     observe: (@Sendable (_ outcome: String) -> Void)? = nil) async throws -> HTTPResponse {
+    public func call(
+        _ request: HTTPRequest, service: String, policy: CallPolicy = CallPolicy(),
+        breakerPolicy: BreakerPolicy = BreakerPolicy(),
+        observe: (@Sendable (_ outcome: String) -> Void)? = nil
+    ) async throws -> HTTPResponse {
         let breaker = breakers.breaker(service, policy: breakerPolicy)
         var attempt = 0
         while true {
@@ -74,8 +76,9 @@ public final class ServiceCaller: Sendable {
                     // Redirects are not followed: the request's token would go wherever the answer points.
                     breaker.record(permit, failed: false)
                     observe?("client_error")
-                    throw ServiceError.httpStatus(service: service, status: response.status,
-                                                  message: "a redirect, which is not followed; configure the address it points to")
+                    throw ServiceError.httpStatus(
+                        service: service, status: response.status,
+                        message: "a redirect, which is not followed; configure the address it points to")
                 }
                 failure = .httpStatus(service: service, status: response.status, message: Self.explanation(response))
                 if response.status >= 500 {
@@ -88,7 +91,8 @@ public final class ServiceCaller: Sendable {
                 if failure.isRetryable, attempt < policy.retries {
                     attempt += 1
                     let asked = response.headers["retry-after"].flatMap(Double.init)
-                    try await Task.sleep(for: .milliseconds(Int64(1000 * min(asked ?? policy.delay(beforeRetry: attempt), policy.maxBackoff))))
+                    try await Task.sleep(
+                        for: .milliseconds(Int64(1000 * min(asked ?? policy.delay(beforeRetry: attempt), policy.maxBackoff))))
                     continue
                 }
                 throw failure
@@ -115,7 +119,8 @@ public final class ServiceCaller: Sendable {
     /// of a JSON body, at most 200 characters, one line. Other bodies (HTML pages) give none.
     static func explanation(_ response: HTTPResponse) -> String? {
         guard response.body.count <= 64 * 1024, let first = response.body.first(where: { $0 > 0x20 }), first == UInt8(ascii: "{"),
-              let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else { return nil }
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        else { return nil }
         for key in ["message", "error", "detail"] {
             if let text = object[key] as? String, !text.isEmpty {
                 let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""

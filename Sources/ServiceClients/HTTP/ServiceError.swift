@@ -25,7 +25,7 @@ public enum ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
     public var service: String {
         switch self {
         case .circuitOpen(let s, _), .timedOut(let s, _), .unreachable(let s, _), .httpStatus(let s, _, _),
-             .invalidResponse(let s, _), .invalidRequest(let s, _), .missing(let s, _):
+            .invalidResponse(let s, _), .invalidRequest(let s, _), .missing(let s, _):
             return s
         }
     }

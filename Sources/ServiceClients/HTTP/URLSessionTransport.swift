@@ -1,8 +1,9 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Synchronization
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// ``HTTPTransport`` over Foundation's `URLSession` (libcurl on Linux, on threads of its own).
 ///
@@ -30,7 +31,8 @@ public final class URLSessionTransport: HTTPTransport {
 
     public func send(_ request: HTTPRequest, service: String, timeout: Double) async throws -> HTTPResponse {
         guard let url = URL(string: request.url), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              url.host != nil else {
+            url.host != nil
+        else {
             throw ServiceError.invalidRequest(service: service, reason: "\(SafeURL.origin(request.url)) is not an http(s) URL")
         }
         var urlRequest = URLRequest(url: url)
@@ -57,7 +59,8 @@ public final class URLSessionTransport: HTTPTransport {
                     for (key, value) in http.allHeaderFields {
                         if let k = key as? String, let v = value as? String { headers[k.lowercased()] = v }
                     }
-                    continuation.resume(returning: HTTPResponse(status: http.statusCode, headers: headers, body: data.map { [UInt8]($0) } ?? []))
+                    continuation.resume(
+                        returning: HTTPResponse(status: http.statusCode, headers: headers, body: data.map { [UInt8]($0) } ?? []))
                 }
                 if flight.start(task) {
                     task.resume()
@@ -92,7 +95,7 @@ public final class URLSessionTransport: HTTPTransport {
         case .notConnectedToInternet: reason = "the network is down"
         case .secureConnectionFailed: reason = "the TLS handshake failed"
         case .serverCertificateUntrusted, .serverCertificateHasBadDate, .serverCertificateNotYetValid,
-             .serverCertificateHasUnknownRoot:
+            .serverCertificateHasUnknownRoot:
             reason = "its TLS certificate is not trusted"
         case .badServerResponse: reason = "the answer was not valid HTTP"
         case .httpTooManyRedirects, .redirectToNonExistentLocation: reason = "it redirected the request"
@@ -145,8 +148,10 @@ final class Flight: Sendable {
 
 /// Refuses every redirect, so that the 3xx answer itself is returned.
 final class RedirectRefuser: NSObject, URLSessionTaskDelegate, Sendable {
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
         completionHandler(nil)
     }
 }

@@ -32,7 +32,7 @@ public struct MailMessage: Sendable, Equatable {
             candidate = String(candidate[candidate.index(after: open)..<close])
         }
         guard !candidate.isEmpty, candidate.utf8.count <= 254, candidate.contains("@"),
-              !candidate.unicodeScalars.contains(where: { $0.value < 0x21 || $0 == "<" || $0 == ">" || $0 == "," || $0.value == 0x7F })
+            !candidate.unicodeScalars.contains(where: { $0.value < 0x21 || $0 == "<" || $0 == ">" || $0 == "," || $0.value == 0x7F })
         else { return nil }
         return candidate
     }

@@ -32,8 +32,10 @@ public struct SMTPConfiguration: Sendable, Equatable {
     public var heloName: String
 
     /// A configuration.
-    public init(host: String, port: Int = 587, security: SMTPSecurity = .auto, username: String? = nil, password: String? = nil,
-                caFile: String? = nil, verifyCertificate: Bool = true, timeout: Double = 30, heloName: String? = nil) {
+    public init(
+        host: String, port: Int = 587, security: SMTPSecurity = .auto, username: String? = nil, password: String? = nil,
+        caFile: String? = nil, verifyCertificate: Bool = true, timeout: Double = 30, heloName: String? = nil
+    ) {
         self.host = host
         self.port = port
         self.security = security
@@ -126,7 +128,8 @@ public enum SMTPClient {
         }
         let recipients = message.to.compactMap(MailMessage.address(of:))
         guard !recipients.isEmpty, recipients.count == message.to.count else {
-            throw SMTPError(stage: "rcpt", message: "a recipient is not a mail address: \(message.to.joined(separator: ", "))", retryable: false)
+            throw SMTPError(
+                stage: "rcpt", message: "a recipient is not a mail address: \(message.to.joined(separator: ", "))", retryable: false)
         }
         let wire = SMTPWire(host: configuration.host, timeout: configuration.timeout)
         defer { wire.close() }
@@ -142,11 +145,14 @@ public enum SMTPClient {
                 try wire.startTLS(caFile: configuration.caFile, verify: configuration.verifyCertificate)
                 capabilities = try hello(wire, configuration)
             } else if configuration.security == .starttls {
-                throw SMTPError(stage: "starttls", message: "the mail server does not offer STARTTLS (smtp.tls: starttls requires it)", retryable: false)
+                throw SMTPError(
+                    stage: "starttls", message: "the mail server does not offer STARTTLS (smtp.tls: starttls requires it)", retryable: false
+                )
             }
         }
         if let username = configuration.username, !username.isEmpty {
-            try authenticate(wire, username: username, password: configuration.password ?? "", capabilities: capabilities, configuration: configuration)
+            try authenticate(
+                wire, username: username, password: configuration.password ?? "", capabilities: capabilities, configuration: configuration)
         }
         let eightBit = !message.rendered().allSatisfy { $0 < 0x80 }
         let bodyParameter = eightBit && capabilities.contains { $0.uppercased() == "8BITMIME" } ? " BODY=8BITMIME" : ""
@@ -172,11 +178,15 @@ public enum SMTPClient {
         return []
     }
 
-    static func authenticate(_ wire: SMTPWire, username: String, password: String, capabilities: [String],
-                             configuration: SMTPConfiguration) throws(SMTPError) {
+    static func authenticate(
+        _ wire: SMTPWire, username: String, password: String, capabilities: [String],
+        configuration: SMTPConfiguration
+    ) throws(SMTPError) {
         guard wire.isTLS || configuration.security == .none else {
-            throw SMTPError(stage: "auth", message: "the mail server offers no STARTTLS; the password is not sent unencrypted (set smtp.tls: none to allow it)",
-                            retryable: false)
+            throw SMTPError(
+                stage: "auth",
+                message: "the mail server offers no STARTTLS; the password is not sent unencrypted (set smtp.tls: none to allow it)",
+                retryable: false)
         }
         let mechanisms = capabilities.filter { $0.uppercased().hasPrefix("AUTH") }
             .flatMap { $0.uppercased().dropFirst(4).split(whereSeparator: { $0 == " " || $0 == "=" }).map(String.init) }
@@ -188,8 +198,11 @@ public enum SMTPClient {
             try command(wire, Data(username.utf8).base64EncodedString(), expect: [334], stage: "auth")
             try command(wire, Data(password.utf8).base64EncodedString(), expect: [235], stage: "auth")
         } else {
-            throw SMTPError(stage: "auth", message: "the mail server offers neither AUTH PLAIN nor AUTH LOGIN (it offers \(mechanisms.isEmpty ? "no AUTH" : mechanisms.joined(separator: " ")))",
-                            retryable: false)
+            throw SMTPError(
+                stage: "auth",
+                message:
+                    "the mail server offers neither AUTH PLAIN nor AUTH LOGIN (it offers \(mechanisms.isEmpty ? "no AUTH" : mechanisms.joined(separator: " ")))",
+                retryable: false)
         }
     }
 
@@ -237,8 +250,9 @@ public enum SMTPClient {
             case "greeting": what = "refused the connection"
             default: what = "refused \(stage.uppercased())"
             }
-            throw SMTPError(stage: stage, message: "the mail server \(what): \(reply.code) \(text)".trimmingCharacters(in: .whitespaces),
-                            retryable: reply.code >= 400 && reply.code < 500, code: reply.code)
+            throw SMTPError(
+                stage: stage, message: "the mail server \(what): \(reply.code) \(text)".trimmingCharacters(in: .whitespaces),
+                retryable: reply.code >= 400 && reply.code < 500, code: reply.code)
         }
         return reply
     }

@@ -99,7 +99,9 @@ final class SMTPWire {
             }
         }
         if !isAddress {
-            _ = host.withCString { SSL_ctrl(connection, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: $0)) }
+            _ = host.withCString {
+                SSL_ctrl(connection, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: $0))
+            }
         }
         SSL_set_fd(connection, fd)
         buffer.removeAll()
@@ -107,7 +109,9 @@ final class SMTPWire {
             let verifyResult = SSL_get_verify_result(connection)
             if verify && verifyResult != X509_V_OK {
                 let reason = String(cString: X509_verify_cert_error_string(Int(verifyResult)))
-                throw SMTPError(stage: "tls", message: "the mail server's TLS certificate is not trusted (\(reason)); set smtp.ca_file to its CA", retryable: false)
+                throw SMTPError(
+                    stage: "tls", message: "the mail server's TLS certificate is not trusted (\(reason)); set smtp.ca_file to its CA",
+                    retryable: false)
             }
             throw tlsError("the TLS handshake with the mail server failed")
         }

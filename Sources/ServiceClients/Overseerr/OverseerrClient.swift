@@ -34,8 +34,10 @@ public struct OverseerrClient: Sendable {
     let observe: (@Sendable (String) -> Void)?
 
     /// A client of the server at `url` with `apiKey`.
-    public init(url: String, apiKey: String, caller: ServiceCaller, policy: CallPolicy = CallPolicy(),
-                breakerPolicy: BreakerPolicy = BreakerPolicy(), observe: (@Sendable (String) -> Void)? = nil) {
+    public init(
+        url: String, apiKey: String, caller: ServiceCaller, policy: CallPolicy = CallPolicy(),
+        breakerPolicy: BreakerPolicy = BreakerPolicy(), observe: (@Sendable (String) -> Void)? = nil
+    ) {
         self.url = url
         self.apiKey = apiKey
         self.caller = caller
@@ -53,8 +55,9 @@ public struct OverseerrClient: Sendable {
     /// `GET /api/v1/status`: Overseerr's version.
     public func status() async throws -> String? {
         struct Status: Decodable { var version: String? }
-        let response = try await caller.call(request("GET", "/status"), service: Self.service, policy: policy,
-                                             breakerPolicy: breakerPolicy, observe: observe)
+        let response = try await caller.call(
+            request("GET", "/status"), service: Self.service, policy: policy,
+            breakerPolicy: breakerPolicy, observe: observe)
         return try response.decode(Status.self, service: Self.service).version
     }
 
@@ -75,8 +78,9 @@ public struct OverseerrClient: Sendable {
         body += "}"
         let response: HTTPResponse
         do {
-            response = try await caller.call(request("POST", "/request", body: Array(body.utf8)), service: Self.service,
-                                             policy: policy, breakerPolicy: breakerPolicy, observe: observe)
+            response = try await caller.call(
+                request("POST", "/request", body: Array(body.utf8)), service: Self.service,
+                policy: policy, breakerPolicy: breakerPolicy, observe: observe)
         } catch let error as ServiceError where error.httpStatus == 409 {
             return OverseerrRequest(id: nil, status: nil, alreadyRequested: true)
         }

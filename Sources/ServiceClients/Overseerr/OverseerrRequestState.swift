@@ -35,8 +35,9 @@ extension OverseerrClient {
         let escaped = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? id
         let response: HTTPResponse
         do {
-            response = try await caller.call(request("GET", "/request/" + escaped), service: Self.service, policy: policy,
-                                             breakerPolicy: breakerPolicy, observe: observe)
+            response = try await caller.call(
+                request("GET", "/request/" + escaped), service: Self.service, policy: policy,
+                breakerPolicy: breakerPolicy, observe: observe)
         } catch let error as ServiceError where error.httpStatus == 404 {
             return nil
         }

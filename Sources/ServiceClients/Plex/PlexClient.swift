@@ -16,8 +16,10 @@ public struct PlexClient: Sendable {
     let observe: (@Sendable (String) -> Void)?
 
     /// A client of the server at `url` authenticating with `token`; `observe` is told of each request's outcome.
-    public init(url: String, token: String, caller: ServiceCaller, policy: CallPolicy = CallPolicy(),
-                breakerPolicy: BreakerPolicy = BreakerPolicy(), observe: (@Sendable (String) -> Void)? = nil) {
+    public init(
+        url: String, token: String, caller: ServiceCaller, policy: CallPolicy = CallPolicy(),
+        breakerPolicy: BreakerPolicy = BreakerPolicy(), observe: (@Sendable (String) -> Void)? = nil
+    ) {
         self.url = url
         self.token = token
         self.caller = caller
@@ -27,10 +29,14 @@ public struct PlexClient: Sendable {
     }
 
     /// The request for `path` with the token and JSON headers.
-    public func request(_ method: String, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
-                        contentType: String? = nil) -> HTTPRequest {
-        var headers = [("Accept", "application/json"), ("X-Plex-Token", token),
-                       ("X-Plex-Product", "medianest-worker"), ("X-Plex-Client-Identifier", "medianest-worker")]
+    public func request(
+        _ method: String, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
+        contentType: String? = nil
+    ) -> HTTPRequest {
+        var headers = [
+            ("Accept", "application/json"), ("X-Plex-Token", token),
+            ("X-Plex-Product", "medianest-worker"), ("X-Plex-Client-Identifier", "medianest-worker"),
+        ]
         if let contentType { headers.append(("Content-Type", contentType)) }
         return HTTPRequest(method: method, url: URLBuilder.url(base: url, path: path, query: query), headers: headers, body: body)
     }
@@ -62,12 +68,14 @@ public struct PlexClient: Sendable {
                 return match
             }
             let known = all.map { "'\($0.title)'" }.joined(separator: ", ")
-            throw ServiceError.missing(service: Self.service, what: "library section '\(name)' (plex.section); it has \(known.isEmpty ? "none" : known)")
+            throw ServiceError.missing(
+                service: Self.service, what: "library section '\(name)' (plex.section); it has \(known.isEmpty ? "none" : known)")
         }
         let candidates = all.filter { $0.contains(path: remotePath) }
         guard let best = candidates.max(by: { ($0.locations.map(\.count).max() ?? 0) < ($1.locations.map(\.count).max() ?? 0) }) else {
-            throw ServiceError.missing(service: Self.service,
-                                       what: "library section with a folder containing \(remotePath); set plex.section or plex.path_map")
+            throw ServiceError.missing(
+                service: Self.service,
+                what: "library section with a folder containing \(remotePath); set plex.section or plex.path_map")
         }
         return best
     }
@@ -81,8 +89,10 @@ public struct PlexClient: Sendable {
 
     /// The most recently added items of a section, newest first.
     public func recentlyAdded(section: String, limit: Int = 100) async throws -> [PlexItem] {
-        try await metadata(request("GET", "/library/sections/\(URLBuilder.encode(section))/recentlyAdded",
-                                   query: [("X-Plex-Container-Start", "0"), ("X-Plex-Container-Size", String(limit))]))
+        try await metadata(
+            request(
+                "GET", "/library/sections/\(URLBuilder.encode(section))/recentlyAdded",
+                query: [("X-Plex-Container-Start", "0"), ("X-Plex-Container-Size", String(limit))]))
     }
 
     /// Every item of a section of items of `type`.
@@ -120,9 +130,13 @@ public struct PlexClient: Sendable {
     /// Uploads `image` (JPEG, PNG or WebP bytes) as the item's poster.
     public func uploadPoster(ratingKey: String, image: [UInt8]) async throws {
         let type: String
-        if image.starts(with: [0x89, 0x50, 0x4E, 0x47]) { type = "image/png" }
-        else if image.count > 12, image[8..<12].elementsEqual("WEBP".utf8) { type = "image/webp" }
-        else { type = "image/jpeg" }
+        if image.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
+            type = "image/png"
+        } else if image.count > 12, image[8..<12].elementsEqual("WEBP".utf8) {
+            type = "image/webp"
+        } else {
+            type = "image/jpeg"
+        }
         try await send(request("POST", "/library/metadata/\(URLBuilder.encode(ratingKey))/posters", body: image, contentType: type))
     }
 
@@ -150,10 +164,13 @@ public struct PlexClient: Sendable {
 
     /// Creates a (non-smart) collection holding one item; returns the collection's rating key.
     public func createCollection(section: PlexSection, title: String, ratingKey: String, machineIdentifier: String) async throws -> String {
-        let response = try await send(request("POST", "/library/collections", query: [
-            ("type", String(section.itemType)), ("title", title), ("smart", "0"), ("sectionId", section.key),
-            ("uri", Self.itemURI(machineIdentifier: machineIdentifier, ratingKey: ratingKey)),
-        ]))
+        let response = try await send(
+            request(
+                "POST", "/library/collections",
+                query: [
+                    ("type", String(section.itemType)), ("title", title), ("smart", "0"), ("sectionId", section.key),
+                    ("uri", Self.itemURI(machineIdentifier: machineIdentifier, ratingKey: ratingKey)),
+                ]))
         let created = try response.decode(PlexEnvelope<PlexMetadataList>.self, service: Self.service).MediaContainer.Metadata ?? []
         guard let key = created.first?.ratingKey else {
             throw ServiceError.invalidResponse(service: Self.service, reason: "the new collection's key is missing")
@@ -163,8 +180,10 @@ public struct PlexClient: Sendable {
 
     /// Adds an item to a collection.
     public func addToCollection(collection: String, ratingKey: String, machineIdentifier: String) async throws {
-        try await send(request("PUT", "/library/collections/\(URLBuilder.encode(collection))/items",
-                               query: [("uri", Self.itemURI(machineIdentifier: machineIdentifier, ratingKey: ratingKey))]))
+        try await send(
+            request(
+                "PUT", "/library/collections/\(URLBuilder.encode(collection))/items",
+                query: [("uri", Self.itemURI(machineIdentifier: machineIdentifier, ratingKey: ratingKey))]))
     }
 
     /// Puts an item in the collection titled `title` (made when missing); returns the collection's

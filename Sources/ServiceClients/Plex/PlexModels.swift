@@ -79,8 +79,10 @@ public struct PlexItem: Sendable, Equatable, Decodable {
     struct Part: Decodable { var file: String? }
 
     /// An item.
-    public init(ratingKey: String, type: String? = nil, title: String? = nil, summary: String? = nil,
-                originallyAvailableAt: String? = nil, thumb: String? = nil, files: [String] = []) {
+    public init(
+        ratingKey: String, type: String? = nil, title: String? = nil, summary: String? = nil,
+        originallyAvailableAt: String? = nil, thumb: String? = nil, files: [String] = []
+    ) {
         self.ratingKey = ratingKey
         self.type = type
         self.title = title

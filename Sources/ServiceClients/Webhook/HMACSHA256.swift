@@ -12,8 +12,9 @@ public enum HMACSHA256 {
         let ok = keyBytes.withUnsafeBytes { k in
             messageBytes.withUnsafeBytes { m in
                 out.withUnsafeMutableBufferPointer { o in
-                    HMAC(EVP_sha256(), k.baseAddress, Int32(key.count),
-                         m.baseAddress!.assumingMemoryBound(to: UInt8.self), message.count, o.baseAddress, &length)
+                    HMAC(
+                        EVP_sha256(), k.baseAddress, Int32(key.count),
+                        m.baseAddress!.assumingMemoryBound(to: UInt8.self), message.count, o.baseAddress, &length)
                 }
             }
         }

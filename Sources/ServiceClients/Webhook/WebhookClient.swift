@@ -18,8 +18,10 @@ public enum WebhookSignature {
 
     /// Whether `signature` is right for `body` at `timestamp` and the timestamp is within
     /// `tolerance` seconds of `now` (what a receiver does; used by tests).
-    public static func verify(secret: String, timestamp: Int64, body: [UInt8], signature: String,
-                              now: Int64, tolerance: Int64 = 300) -> Bool {
+    public static func verify(
+        secret: String, timestamp: Int64, body: [UInt8], signature: String,
+        now: Int64, tolerance: Int64 = 300
+    ) -> Bool {
         guard abs(now - timestamp) <= tolerance else { return false }
         let expected = Array(sign(secret: secret, timestamp: timestamp, body: body).utf8)
         let given = Array(signature.utf8)
@@ -40,8 +42,10 @@ public struct WebhookClient: Sendable {
     public var breakerPolicy: BreakerPolicy
 
     /// A client over `caller`.
-    public init(caller: ServiceCaller, policy: CallPolicy = CallPolicy(timeout: 10, retries: 0),
-                breakerPolicy: BreakerPolicy = BreakerPolicy()) {
+    public init(
+        caller: ServiceCaller, policy: CallPolicy = CallPolicy(timeout: 10, retries: 0),
+        breakerPolicy: BreakerPolicy = BreakerPolicy()
+    ) {
         self.caller = caller
         self.policy = policy
         self.breakerPolicy = breakerPolicy
@@ -51,26 +55,34 @@ public struct WebhookClient: Sendable {
     public static func service(for url: String) -> String { "webhook:" + SafeURL.host(url) }
 
     /// The signed request for one delivery.
-    public static func request(url: String, secret: String, event: String, deliveryID: String,
-                               timestamp: Int64, body: [UInt8]) -> HTTPRequest {
-        HTTPRequest(method: "POST", url: url, headers: [
-            ("Content-Type", "application/json"),
-            ("User-Agent", "medianest-worker"),
-            ("X-MediaNest-Event", event),
-            ("X-MediaNest-Delivery", deliveryID),
-            (WebhookSignature.timestampHeader, String(timestamp)),
-            (WebhookSignature.signatureHeader, WebhookSignature.sign(secret: secret, timestamp: timestamp, body: body)),
-        ], body: body)
+    public static func request(
+        url: String, secret: String, event: String, deliveryID: String,
+        timestamp: Int64, body: [UInt8]
+    ) -> HTTPRequest {
+        HTTPRequest(
+            method: "POST", url: url,
+            headers: [
+                ("Content-Type", "application/json"),
+                ("User-Agent", "medianest-worker"),
+                ("X-MediaNest-Event", event),
+                ("X-MediaNest-Delivery", deliveryID),
+                (WebhookSignature.timestampHeader, String(timestamp)),
+                (WebhookSignature.signatureHeader, WebhookSignature.sign(secret: secret, timestamp: timestamp, body: body)),
+            ], body: body)
     }
 
     /// Delivers `body` (a JSON object) to `url`, signed with `secret` at the current time. Succeeds on
     /// a 2xx answer; throws ``ServiceError`` otherwise (a redirect too: receivers answer directly).
-    public func deliver(url: String, secret: String, event: String, deliveryID: String, body: [UInt8],
-                        observe: (@Sendable (String) -> Void)? = nil) async throws {
+    public func deliver(
+        url: String, secret: String, event: String, deliveryID: String, body: [UInt8],
+        observe: (@Sendable (String) -> Void)? = nil
+    ) async throws {
         let timestamp = Int64(Date().timeIntervalSince1970)
         let service = Self.service(for: url)
-        _ = try await caller.call(Self.request(url: url, secret: secret, event: event, deliveryID: deliveryID,
-                                               timestamp: timestamp, body: body),
-                                  service: service, policy: policy, breakerPolicy: breakerPolicy, observe: observe)
+        _ = try await caller.call(
+            Self.request(
+                url: url, secret: secret, event: event, deliveryID: deliveryID,
+                timestamp: timestamp, body: body),
+            service: service, policy: policy, breakerPolicy: breakerPolicy, observe: observe)
     }
 }

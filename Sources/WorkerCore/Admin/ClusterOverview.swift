@@ -72,7 +72,8 @@ package struct ClusterOverview: Sendable {
         guard seconds > 0.05 else { return }
         for i in queues.indices {
             guard let now = queues[i].entriesRead,
-                  let before = previous.queues.first(where: { $0.name == queues[i].name })?.entriesRead else { continue }
+                let before = previous.queues.first(where: { $0.name == queues[i].name })?.entriesRead
+            else { continue }
             queues[i].startsPerMinute = Double(max(now - before, 0)) / seconds * 60
         }
     }
@@ -80,7 +81,9 @@ package struct ClusterOverview: Sendable {
     /// Reads the overview in three pipelined round trips: pause set, heartbeats and queue groups;
     /// heartbeat hashes and pending entries; job hashes. At most `jobsPerQueue` running jobs are
     /// looked up per queue.
-    package static func read(redis: RedisConnection, keys: RedisKeys, queues: [String], jobsPerQueue: Int = 200) async throws -> ClusterOverview {
+    package static func read(
+        redis: RedisConnection, keys: RedisKeys, queues: [String], jobsPerQueue: Int = 200
+    ) async throws -> ClusterOverview {
         var overview = ClusterOverview()
         var first: [RedisCommand] = [RedisCommand(["SMEMBERS", keys.paused]), RedisCommand(["ZRANGE", keys.workers, "0", "-1"])]
         for q in queues {
@@ -112,10 +115,12 @@ package struct ClusterOverview: Sendable {
         let now = Date()
         for (i, consumer) in consumers.enumerated() {
             let h = hash(r2[i])
-            guard !h.isEmpty else { continue }   // no heartbeat for 30 s: gone
+            guard !h.isEmpty else { continue }  // no heartbeat for 30 s: gone
             let seen = h["seenAt"].flatMap(Timestamp.parse).map { now.timeIntervalSince1970 - Double($0) / 1000 }
-            overview.daemons.append(Daemon(consumer: consumer, host: h["host"] ?? "?", pid: h["pid"] ?? "?",
-                                           active: h["active"] ?? "0", draining: h["draining"] == "1", seenAgo: seen))
+            overview.daemons.append(
+                Daemon(
+                    consumer: consumer, host: h["host"] ?? "?", pid: h["pid"] ?? "?",
+                    active: h["active"] ?? "0", draining: h["draining"] == "1", seenAgo: seen))
             for part in (h["queues"] ?? "").split(separator: ",") {
                 // name:active/concurrency
                 let fields = part.split(separator: ":")
@@ -140,12 +145,13 @@ package struct ClusterOverview: Sendable {
             for (job, reply) in zip(jobIDs, r3) {
                 let h = hash(reply)
                 guard h["state"] == "active" else { continue }
-                overview.jobs.append(Job(
-                    id: job.id, queue: job.queue, type: h["type"] ?? "?", holder: h["worker"] ?? job.holder,
-                    stage: h["stage"], progress: h["progress"].flatMap(Double.init),
-                    downloaded: h["downloadedBytes"].flatMap(Double.init), total: h["totalBytes"].flatMap(Double.init),
-                    speed: h["speed"].flatMap(Double.init), eta: h["eta"].flatMap(Double.init),
-                    attempt: "\(h["attempt"] ?? "?")/\(h["maxAttempts"] ?? "?")", startedAt: h["startedAt"].flatMap(Timestamp.parse)))
+                overview.jobs.append(
+                    Job(
+                        id: job.id, queue: job.queue, type: h["type"] ?? "?", holder: h["worker"] ?? job.holder,
+                        stage: h["stage"], progress: h["progress"].flatMap(Double.init),
+                        downloaded: h["downloadedBytes"].flatMap(Double.init), total: h["totalBytes"].flatMap(Double.init),
+                        speed: h["speed"].flatMap(Double.init), eta: h["eta"].flatMap(Double.init),
+                        attempt: "\(h["attempt"] ?? "?")/\(h["maxAttempts"] ?? "?")", startedAt: h["startedAt"].flatMap(Timestamp.parse)))
             }
         }
         overview.jobs.sort { ($0.startedAt ?? 0) < ($1.startedAt ?? 0) }

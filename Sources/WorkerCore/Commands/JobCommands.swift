@@ -20,7 +20,9 @@ struct JobCommands: Sendable {
                 logger.info("cancelling running job", metadata: ["jobId": "\(jobID)"])
             }
         case .cancelled:
-            if let job = result.job { metrics.jobFinished(queue: job.queue, type: job.type, outcome: JobOutcome.cancelled.metricLabel, seconds: nil) }
+            if let job = result.job {
+                metrics.jobFinished(queue: job.queue, type: job.type, outcome: JobOutcome.cancelled.metricLabel, seconds: nil)
+            }
         case .finished: break
         }
         return result
@@ -34,8 +36,11 @@ struct JobCommands: Sendable {
         if summary == nil, let record = try await JobRecords(pool: postgres).fetch(id: jobID) {
             // A hash that has expired leaves PostgreSQL's record as the only copy of the envelope.
             summary = JobQueue.JobSummary(queue: record.queue, type: record.type, userId: record.userId, state: nil)
-            envelope = JobEnvelope(id: jobID, type: record.type, payloadJSON: record.payloadJSON ?? "{}", userId: record.userId,
-                                   maxAttempts: record.maxAttempts).raw
+            envelope =
+                JobEnvelope(
+                    id: jobID, type: record.type, payloadJSON: record.payloadJSON ?? "{}", userId: record.userId,
+                    maxAttempts: record.maxAttempts
+                ).raw
             created = Timestamp.format(milliseconds: record.createdAt)
         }
         guard let summary else { return "unknown" }

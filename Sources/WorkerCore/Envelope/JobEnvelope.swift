@@ -17,8 +17,10 @@ package struct JobEnvelope: Sendable, Equatable {
     /// Largest accepted stream entry (contract: 64 KiB).
     package static let maxEntryBytes = 64 * 1024
 
-    package init(id: String, type: String, payloadJSON: String = "{}", userId: String? = nil,
-                maxAttempts: Int? = nil, runAt: Int64? = nil, timeoutSeconds: Int? = nil, raw: String? = nil) {
+    package init(
+        id: String, type: String, payloadJSON: String = "{}", userId: String? = nil,
+        maxAttempts: Int? = nil, runAt: Int64? = nil, timeoutSeconds: Int? = nil, raw: String? = nil
+    ) {
         self.id = id
         self.type = type
         self.payloadJSON = payloadJSON
@@ -26,12 +28,14 @@ package struct JobEnvelope: Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.runAt = runAt
         self.timeoutSeconds = timeoutSeconds
-        self.raw = raw ?? JSONText.object([
-            ("id", .string(id)), ("type", .string(type)), ("payload", .raw(payloadJSON)),
-            ("userId", userId.map { .string($0) }), ("maxAttempts", maxAttempts.map { .int(Int64($0)) }),
-            ("runAt", runAt.map { .string(Timestamp.format(milliseconds: $0)) }),
-            ("timeoutSeconds", timeoutSeconds.map { .int(Int64($0)) }),
-        ])
+        self.raw =
+            raw
+            ?? JSONText.object([
+                ("id", .string(id)), ("type", .string(type)), ("payload", .raw(payloadJSON)),
+                ("userId", userId.map { .string($0) }), ("maxAttempts", maxAttempts.map { .int(Int64($0)) }),
+                ("runAt", runAt.map { .string(Timestamp.format(milliseconds: $0)) }),
+                ("timeoutSeconds", timeoutSeconds.map { .int(Int64($0)) }),
+            ])
     }
 
     /// The payload object.
@@ -47,8 +51,8 @@ package struct JobEnvelope: Sendable, Equatable {
         for b in utf8 {
             switch b {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                 UInt8(ascii: ":"), UInt8(ascii: "-"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: ":"), UInt8(ascii: "-"):
                 continue
             default: return false
             }
@@ -91,7 +95,9 @@ package enum EnvelopeParser {
             if name == "job" { jobBytes = value }
         }
         let rawPreview = preview(jobBytes ?? fields.first?.1 ?? [])
-        func reject(_ reason: String, id: String? = nil, type: String? = nil, userId: String? = nil) -> Result<JobEnvelope, EnvelopeRejection> {
+        func reject(
+            _ reason: String, id: String? = nil, type: String? = nil, userId: String? = nil
+        ) -> Result<JobEnvelope, EnvelopeRejection> {
             .failure(EnvelopeRejection(id: id, type: type, userId: userId, reason: reason, raw: rawPreview))
         }
         if size > JobEnvelope.maxEntryBytes {
@@ -158,13 +164,17 @@ package enum EnvelopeParser {
             switch Timestamp.check(s) {
             case .success(let ms): runAt = ms
             case .failure(let problem):
-                return reject("'runAt' is not an RFC 3339 timestamp (\(problem)): \(JSONText.quote(String(s.prefix(60))))",
-                              id: id, type: type, userId: userId)
+                return reject(
+                    "'runAt' is not an RFC 3339 timestamp (\(problem)): \(JSONText.quote(String(s.prefix(60))))",
+                    id: id, type: type, userId: userId)
             }
-        case let other?: return reject("'runAt' must be an RFC 3339 timestamp string, not \(other.kind)", id: id, type: type, userId: userId)
+        case let other?:
+            return reject("'runAt' must be an RFC 3339 timestamp string, not \(other.kind)", id: id, type: type, userId: userId)
         }
-        return .success(JobEnvelope(id: id, type: type, payloadJSON: payload.encoded, userId: userId,
-                                    maxAttempts: ints["maxAttempts"], runAt: runAt, timeoutSeconds: ints["timeoutSeconds"], raw: text))
+        return .success(
+            JobEnvelope(
+                id: id, type: type, payloadJSON: payload.encoded, userId: userId,
+                maxAttempts: ints["maxAttempts"], runAt: runAt, timeoutSeconds: ints["timeoutSeconds"], raw: text))
     }
 
     private static func preview(_ bytes: [UInt8]) -> String {

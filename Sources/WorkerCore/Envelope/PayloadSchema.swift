@@ -274,9 +274,10 @@ package struct PayloadPattern: Sendable {
         description: "a language code such as en or pt-BR (1 to 35 letters, digits, - or _)",
         plural: "language codes such as en or pt-BR (1 to 35 letters, digits, - or _)",
         matches: { code in
-            (1...35).contains(code.utf8.count) && code.utf8.allSatisfy { b in
-                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
-            }
+            (1...35).contains(code.utf8.count)
+                && code.utf8.allSatisfy { b in
+                    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
+                }
         })
 
     /// A string holding a whole number in `range` (what `Int(_:)` reads: digits with an optional sign).

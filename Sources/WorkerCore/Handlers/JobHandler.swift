@@ -68,8 +68,10 @@ package struct HandlerRegistry: Sendable {
     /// Serves `type` with `handler`. Envelopes of the type whose payload does not fit `schema` are
     /// refused at intake (failed at once, never retried, the error naming the field); its events are
     /// named and filled as `events` says.
-    package mutating func register(_ type: String, _ handler: any JobHandler, schema: PayloadSchema,
-                                  events: EventVocabulary = .standard) {
+    package mutating func register(
+        _ type: String, _ handler: any JobHandler, schema: PayloadSchema,
+        events: EventVocabulary = .standard
+    ) {
         handlers[type] = handler
         schemas[type] = schema
         vocabularies[type] = events
@@ -100,8 +102,10 @@ package struct Progress: Sendable, Equatable {
     /// Seconds left.
     package var eta: Double?
 
-    package init(stage: String? = nil, percent: Double? = nil, downloadedBytes: Int64? = nil, totalBytes: Int64? = nil,
-                speed: Double? = nil, eta: Double? = nil) {
+    package init(
+        stage: String? = nil, percent: Double? = nil, downloadedBytes: Int64? = nil, totalBytes: Int64? = nil,
+        speed: Double? = nil, eta: Double? = nil
+    ) {
         self.stage = stage
         self.percent = percent
         self.downloadedBytes = downloadedBytes
@@ -134,8 +138,10 @@ package final class JobContext: Sendable {
     /// Least time between two progress events of a job (contract: at most 2 a second).
     static let progressInterval = Duration.milliseconds(500)
 
-    init(job: JobDescriptor, envelope: JobEnvelope, attempt: Int, maxAttempts: Int, logger: Logger,
-         temporaryRoot: String, services: WorkerServices) {
+    init(
+        job: JobDescriptor, envelope: JobEnvelope, attempt: Int, maxAttempts: Int, logger: Logger,
+        temporaryRoot: String, services: WorkerServices
+    ) {
         self.services = services
         let queue = services.queue
         self.job = job
@@ -235,7 +241,7 @@ struct NoopHandler: JobHandler {
 /// `sleep`: waits `seconds` (0–86400; absent means 1), reporting progress, and stops at once when cancelled.
 struct SleepHandler: JobHandler {
     static let schema = PayloadSchema([
-        .optional("seconds", .number(min: 0, max: 86_400), note: "how long to sleep; absent means 1"),
+        .optional("seconds", .number(min: 0, max: 86_400), note: "how long to sleep; absent means 1")
     ])
 
     func run(_ context: JobContext) async throws -> JSONValue {

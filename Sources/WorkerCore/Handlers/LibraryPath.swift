@@ -23,7 +23,9 @@ package enum LibraryPath {
         } else {
             // A file to be created: its folder must resolve inside the library.
             let parent = (joined as NSString).deletingLastPathComponent
-            guard let realParent = realPath(parent) else { throw JobFailure.permanent("the folder of '\(path)' does not exist in the library") }
+            guard let realParent = realPath(parent) else {
+                throw JobFailure.permanent("the folder of '\(path)' does not exist in the library")
+            }
             candidate = (realParent as NSString).appendingPathComponent((joined as NSString).lastPathComponent)
         }
         guard isInside(candidate, root) else {

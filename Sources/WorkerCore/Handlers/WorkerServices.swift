@@ -18,8 +18,10 @@ package final class WorkerServices: Sendable {
     /// The outbound integrations' caller and circuit breakers (one set per worker).
     package let integrations: IntegrationHub
 
-    init(configuration: WorkerConfiguration, queue: JobQueue, postgres: PostgresPool,
-         redis: RedisConnection, metrics: Metrics, logger: Logger, observers: [any JobObserver]) {
+    init(
+        configuration: WorkerConfiguration, queue: JobQueue, postgres: PostgresPool,
+        redis: RedisConnection, metrics: Metrics, logger: Logger, observers: [any JobObserver]
+    ) {
         self.observers = observers
         self.current = Mutex(configuration)
         self.queue = queue

@@ -49,9 +49,12 @@ package final class IntegrationHub: Sendable {
         attach(services)
         guard let settings = services.configuration.plex, !settings.token.isEmpty else { return nil }
         let metrics = services.metrics
-        return (PlexClient(url: settings.url, token: settings.token, caller: caller, policy: Self.plexPolicy,
-                           breakerPolicy: Self.breakerPolicy,
-                           observe: { metrics.externalRequest(service: PlexClient.service, outcome: $0) }), settings)
+        return (
+            PlexClient(
+                url: settings.url, token: settings.token, caller: caller, policy: Self.plexPolicy,
+                breakerPolicy: Self.breakerPolicy,
+                observe: { metrics.externalRequest(service: PlexClient.service, outcome: $0) }), settings
+        )
     }
 
     /// The Overseerr client for the configuration in force; nil when Overseerr is not configured.
@@ -59,9 +62,10 @@ package final class IntegrationHub: Sendable {
         attach(services)
         guard let settings = services.configuration.overseerr, !settings.apiKey.isEmpty else { return nil }
         let metrics = services.metrics
-        return OverseerrClient(url: settings.url, apiKey: settings.apiKey, caller: caller, policy: Self.overseerrPolicy,
-                               breakerPolicy: Self.breakerPolicy,
-                               observe: { metrics.externalRequest(service: OverseerrClient.service, outcome: $0) })
+        return OverseerrClient(
+            url: settings.url, apiKey: settings.apiKey, caller: caller, policy: Self.overseerrPolicy,
+            breakerPolicy: Self.breakerPolicy,
+            observe: { metrics.externalRequest(service: OverseerrClient.service, outcome: $0) })
     }
 
     /// The webhook client.
@@ -91,10 +95,12 @@ package final class IntegrationHub: Sendable {
     private func breakerChanged(_ service: String, _ state: BreakerState) {
         guard let services = attached.withLock({ $0.services }) else { return }
         let level: Logger.Level = state == .open ? .warning : .notice
-        services.logger.log(level: level, "circuit breaker \(state.rawValue)", metadata: [
-            "service": "\(service)",
-            "retryIn": "\(state == .open ? String(format: "%.0f s", caller.breakers.breaker(service).retryAfter) : "-")",
-        ])
+        services.logger.log(
+            level: level, "circuit breaker \(state.rawValue)",
+            metadata: [
+                "service": "\(service)",
+                "retryIn": "\(state == .open ? String(format: "%.0f s", caller.breakers.breaker(service).retryAfter) : "-")",
+            ])
         let key = "\(services.queue.keys.prefix):health:\(service)"
         Task {
             _ = try? await services.redis.send(RedisCommand(["HSET", key, "circuit", state.rawValue, "circuitChangedAt", Timestamp.now()]))

@@ -53,12 +53,17 @@ struct NotificationObserver: JobObserver {
         let id = DerivedID.uuid("notification:\(event.deliveryKey):\(userID)")
         var createdAt = event.at
         do {
-            let row = try await services.postgres.queryStoring("""
+            let row = try await services.postgres.queryStoring(
+                """
                 INSERT INTO notifications (id, user_id, type, title, message, metadata) VALUES ($6::uuid, $1, $2, $3, $4, $5)
                 ON CONFLICT (id) DO UPDATE SET id = notifications.id
                 RETURNING to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created
-                """, [PostgresBind(userID), PostgresBind(message.type), PostgresBind(message.title), PostgresBind(message.text),
-                      PostgresBind(json: metadata.encoded), PostgresBind(id)]).first
+                """,
+                [
+                    PostgresBind(userID), PostgresBind(message.type), PostgresBind(message.title), PostgresBind(message.text),
+                    PostgresBind(json: metadata.encoded), PostgresBind(id),
+                ]
+            ).first
             createdAt = row?["created"] ?? createdAt
         } catch {
             services.logger.warning("notification not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
@@ -67,11 +72,15 @@ struct NotificationObserver: JobObserver {
         let published = JSONText.object([
             ("event", .string("notification")), ("jobId", .string(event.job.id)), ("queue", .string(event.job.queue)),
             ("type", .string(event.job.type)), ("at", .string(createdAt)), ("userId", .string(userID)),
-            ("notification", .raw(JSONText.object([
-                ("id", .string(id)), ("type", .string(message.type)), ("title", .string(message.title)),
-                ("message", .string(message.text)), ("read", .bool(false)), ("createdAt", .string(createdAt)),
-                ("metadata", .raw(metadata.encoded)),
-            ]))),
+            (
+                "notification",
+                .raw(
+                    JSONText.object([
+                        ("id", .string(id)), ("type", .string(message.type)), ("title", .string(message.title)),
+                        ("message", .string(message.text)), ("read", .bool(false)), ("createdAt", .string(createdAt)),
+                        ("metadata", .raw(metadata.encoded)),
+                    ]))
+            ),
         ])
         do {
             _ = try await services.redis.send(RedisCommand(["PUBLISH", services.queue.keys.user(userID), published]))
@@ -91,7 +100,8 @@ struct NotificationObserver: JobObserver {
         let error = event.error ?? "it failed"
         switch event.job.type {
         case YouTubeDownloadHandler.type:
-            let name = event.result?["title"]?.stringValue
+            let name =
+                event.result?["title"]?.stringValue
                 ?? event.result?["path"]?.stringValue.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
                 ?? event.payload["url"]?.stringValue ?? "the video"
             switch event.outcome {
@@ -119,20 +129,29 @@ struct NotificationObserver: JobObserver {
 
     /// Marks a failed or cancelled request's row (unless it was submitted) and reads its user and title.
     func settleMediaRequest(_ event: JobEvent, services: WorkerServices) async -> (userID: String?, title: String?) {
-        guard let requestID = event.payload["requestId"].flatMap({ $0.stringValue ?? ($0.intValue.map(String.init)) }) else { return (nil, nil) }
+        guard let requestID = event.payload["requestId"].flatMap({ $0.stringValue ?? ($0.intValue.map(String.init)) }) else {
+            return (nil, nil)
+        }
         do {
             let row: PostgresRow?
             switch event.outcome {
             case .failed, .cancelled:
-                row = try await services.postgres.queryStoring("""
+                row = try await services.postgres.queryStoring(
+                    """
                     UPDATE media_requests SET status = CASE WHEN status = 'submitted' THEN status ELSE $2 END,
                         error = CASE WHEN status = 'submitted' THEN error ELSE $3 END, updated_at = now()
                     WHERE id = $1 RETURNING user_id, title
-                    """, [PostgresBind(requestID), PostgresBind(event.outcome == .failed ? "failed" : "cancelled"),
-                          PostgresBind(event.error)]).first
+                    """,
+                    [
+                        PostgresBind(requestID), PostgresBind(event.outcome == .failed ? "failed" : "cancelled"),
+                        PostgresBind(event.error),
+                    ]
+                ).first
             default:
-                row = try await services.postgres.query("SELECT user_id, title FROM media_requests WHERE id = $1",
-                                                        [PostgresBind(requestID)]).first
+                row = try await services.postgres.query(
+                    "SELECT user_id, title FROM media_requests WHERE id = $1",
+                    [PostgresBind(requestID)]
+                ).first
             }
             return (row?["user_id"], row?["title"])
         } catch {
@@ -155,13 +174,17 @@ struct ErrorLogObserver: JobObserver {
             ("payload", event.payload), ("at", .string(event.at)),
         ])
         do {
-            _ = try await services.postgres.queryStoring("""
+            _ = try await services.postgres.queryStoring(
+                """
                 INSERT INTO error_logs (id, correlation_id, user_id, error_code, error_message, stack_trace, request_path, metadata)
                 VALUES ($7::uuid, $1, $2, 'JOB_FAILED', $3, $4, $5, $6)
                 ON CONFLICT (id) DO NOTHING
-                """, [PostgresBind(event.job.id), PostgresBind(event.job.userId), PostgresBind(event.error ?? "the job failed"),
-                      PostgresBind(event.detail), PostgresBind("job:\(event.job.type)"), PostgresBind(json: metadata.encoded),
-                      PostgresBind(DerivedID.uuid("error_log:\(event.deliveryKey)"))])
+                """,
+                [
+                    PostgresBind(event.job.id), PostgresBind(event.job.userId), PostgresBind(event.error ?? "the job failed"),
+                    PostgresBind(event.detail), PostgresBind("job:\(event.job.type)"), PostgresBind(json: metadata.encoded),
+                    PostgresBind(DerivedID.uuid("error_log:\(event.deliveryKey)")),
+                ])
         } catch {
             services.logger.warning("error log row not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
         }

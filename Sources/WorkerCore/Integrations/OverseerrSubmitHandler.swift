@@ -33,18 +33,21 @@ struct OverseerrSubmitHandler: JobHandler {
     /// The payload schema. `requestId` and `tmdbId` take two forms on purpose: the API sends the
     /// request id as a string or a number, and the TMDB id as a number or a numeric string;
     /// `seasons` is a list of season numbers or the word `all` (the same as leaving it out).
-    static let schema = PayloadSchema([
-        .required("requestId", .either(.string(length: 1...128), .number()), note: "the media_requests id"),
-        .required("mediaType", .oneOf(["movie", "tv"])),
-        .required("tmdbId", .either(.integer(min: tmdbIds.lowerBound, max: tmdbIds.upperBound), .string(pattern: .wholeNumber(tmdbIds)))),
-        .optional("seasons", .either(.array(of: .integer(min: 0)), .oneOf(["all"])), note: "tv only; absent or all: every season"),
-        .optional("title", .string(), note: "needed when no media_requests row exists yet"),
-    ], rules: [
-        PayloadRule { payload in
-            guard case .array? = payload.given("seasons"), payload.given("mediaType")?.stringValue != "tv" else { return nil }
-            return "payload.seasons only applies to mediaType tv"
-        },
-    ])
+    static let schema = PayloadSchema(
+        [
+            .required("requestId", .either(.string(length: 1...128), .number()), note: "the media_requests id"),
+            .required("mediaType", .oneOf(["movie", "tv"])),
+            .required(
+                "tmdbId", .either(.integer(min: tmdbIds.lowerBound, max: tmdbIds.upperBound), .string(pattern: .wholeNumber(tmdbIds)))),
+            .optional("seasons", .either(.array(of: .integer(min: 0)), .oneOf(["all"])), note: "tv only; absent or all: every season"),
+            .optional("title", .string(), note: "needed when no media_requests row exists yet"),
+        ],
+        rules: [
+            PayloadRule { payload in
+                guard case .array? = payload.given("seasons"), payload.given("mediaType")?.stringValue != "tv" else { return nil }
+                return "payload.seasons only applies to mediaType tv"
+            }
+        ])
 
     /// The request in a payload; a permanent failure naming the field when it does not fit ``schema``.
     static func parse(_ payload: JSONValue) throws -> Request {
@@ -81,7 +84,8 @@ struct OverseerrSubmitHandler: JobHandler {
         // 1. The row is committed before the call.
         let existing: PostgresRow?
         do {
-            existing = try await postgres.queryStoring("""
+            existing = try await postgres.queryStoring(
+                """
                 INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, seasons, status, updated_at)
                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', now())
                 ON CONFLICT (id) DO UPDATE SET
@@ -91,9 +95,13 @@ struct OverseerrSubmitHandler: JobHandler {
                     error = CASE WHEN media_requests.status = 'submitted' THEN media_requests.error ELSE NULL END,
                     updated_at = now()
                 RETURNING status, overseerr_id
-                """, [PostgresBind(request.id), PostgresBind(context.envelope.userId), PostgresBind(request.title),
-                      PostgresBind(request.mediaType), PostgresBind(request.tmdbId),
-                      PostgresBind(json: request.seasons.map { "[" + $0.map(String.init).joined(separator: ",") + "]" })]).first
+                """,
+                [
+                    PostgresBind(request.id), PostgresBind(context.envelope.userId), PostgresBind(request.title),
+                    PostgresBind(request.mediaType), PostgresBind(request.tmdbId),
+                    PostgresBind(json: request.seasons.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }),
+                ]
+            ).first
         } catch {
             throw JobFailure.retryable("PostgreSQL is unavailable, so the request is not sent yet; trying again later", detail: "\(error)")
         }
@@ -115,7 +123,8 @@ struct OverseerrSubmitHandler: JobHandler {
             throw failure
         }
         do {
-            _ = try await postgres.query("""
+            _ = try await postgres.query(
+                """
                 UPDATE media_requests SET status = 'submitted', overseerr_id = COALESCE($2, overseerr_id), error = NULL, updated_at = now()
                 WHERE id = $1
                 """, [PostgresBind(request.id), PostgresBind(answer.id)])
@@ -123,9 +132,11 @@ struct OverseerrSubmitHandler: JobHandler {
             // Overseerr has the request; the next attempt finds it "already requested" (409) and records it.
             throw JobFailure.retryable("the request reached Overseerr but could not be recorded; recording it later", detail: "\(error)")
         }
-        context.logger.info("media request submitted to Overseerr", metadata: [
-            "requestId": "\(request.id)", "overseerrId": "\(answer.id ?? "-")", "alreadyRequested": "\(answer.alreadyRequested)",
-        ])
+        context.logger.info(
+            "media request submitted to Overseerr",
+            metadata: [
+                "requestId": "\(request.id)", "overseerrId": "\(answer.id ?? "-")", "alreadyRequested": "\(answer.alreadyRequested)",
+            ])
         return Self.result(request, overseerrID: answer.id, alreadyRequested: answer.alreadyRequested)
     }
 
@@ -140,7 +151,8 @@ struct OverseerrSubmitHandler: JobHandler {
     /// Marks the row `failed` unless it was submitted meanwhile.
     static func markFailed(_ id: String, error: String, context: JobContext) async {
         do {
-            _ = try await context.services.postgres.queryStoring("""
+            _ = try await context.services.postgres.queryStoring(
+                """
                 UPDATE media_requests SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status <> 'submitted'
                 """, [PostgresBind(id), PostgresBind(error)])
         } catch {

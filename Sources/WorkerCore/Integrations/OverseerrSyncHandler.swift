@@ -82,7 +82,7 @@ struct OverseerrSyncHandler: JobHandler {
     static let defaultLimit = 5_000
 
     static let schema = PayloadSchema([
-        .optional("limit", .integer(min: 1, max: 1_000_000), note: "most rows checked in one run; absent: 5000"),
+        .optional("limit", .integer(min: 1, max: 1_000_000), note: "most rows checked in one run; absent: 5000")
     ])
 
     struct Row: Sendable {
@@ -121,14 +121,17 @@ struct OverseerrSyncHandler: JobHandler {
             try Task.checkCancellation()
             let rows: [Row]
             do {
-                rows = try await postgres.query("""
+                rows = try await postgres.query(
+                    """
                     SELECT id, user_id, title, media_type, tmdb_id::text AS tmdb_id, status, overseerr_id FROM media_requests
                     WHERE status IN ('submitted', 'approved') AND overseerr_id IS NOT NULL AND id > $1
                     ORDER BY id LIMIT $2
-                    """, [PostgresBind(after), PostgresBind(min(Self.pageSize, limit - counts.checked))]).rows.compactMap { row in
+                    """, [PostgresBind(after), PostgresBind(min(Self.pageSize, limit - counts.checked))]
+                ).rows.compactMap { row in
                     guard let id = row["id"], let status = row["status"], let overseerrID = row["overseerr_id"] else { return nil }
-                    return Row(id: id, userID: row["user_id"], title: row["title"], mediaType: row["media_type"],
-                               tmdbID: row["tmdb_id"], status: status, overseerrID: overseerrID)
+                    return Row(
+                        id: id, userID: row["user_id"], title: row["title"], mediaType: row["media_type"],
+                        tmdbID: row["tmdb_id"], status: status, overseerrID: overseerrID)
                 }
             } catch {
                 throw await ServiceFailures.jobFailure(error, service: OverseerrClient.service, context: context)
@@ -141,8 +144,9 @@ struct OverseerrSyncHandler: JobHandler {
                 let answers = await withTaskGroup(of: (Int, Result<OverseerrRequestState?, any Error>).self) { group in
                     for (index, row) in chunk.enumerated() {
                         group.addTask {
-                            do { return (index, .success(try await client.requestState(id: row.overseerrID))) }
-                            catch { return (index, .failure(error)) }
+                            do { return (index, .success(try await client.requestState(id: row.overseerrID))) } catch {
+                                return (index, .failure(error))
+                            }
                         }
                     }
                     var out = [Result<OverseerrRequestState?, any Error>?](repeating: nil, count: chunk.count)
@@ -156,22 +160,31 @@ struct OverseerrSyncHandler: JobHandler {
                         if error is CancellationError { throw error }
                         if let serviceError = error as? ServiceError {
                             if case .circuitOpen = serviceError { lastFailure = error; break pages }
-                            if !serviceError.isRetryable { throw await ServiceFailures.jobFailure(error, service: OverseerrClient.service, context: context) }
+                            if !serviceError.isRetryable {
+                                throw await ServiceFailures.jobFailure(error, service: OverseerrClient.service, context: context)
+                            }
                         }
                         counts.errors += 1
                         lastFailure = error
-                        context.logger.warning("Overseerr request not read", metadata: [
-                            "requestId": "\(row.id)", "overseerrId": "\(row.overseerrID)", "error": "\(error)",
-                        ])
+                        context.logger.warning(
+                            "Overseerr request not read",
+                            metadata: [
+                                "requestId": "\(row.id)", "overseerrId": "\(row.overseerrID)", "error": "\(error)",
+                            ])
                     case .success(nil):
                         counts.missing += 1
-                        context.logger.info("Overseerr does not know the request; row left as it is", metadata: [
-                            "requestId": "\(row.id)", "overseerrId": "\(row.overseerrID)",
-                        ])
+                        context.logger.info(
+                            "Overseerr does not know the request; row left as it is",
+                            metadata: [
+                                "requestId": "\(row.id)", "overseerrId": "\(row.overseerrID)",
+                            ])
                     case .success(let state?):
-                        guard let target = MediaRequestProgress.target(requestStatus: state.status, mediaStatus: state.mediaStatus,
-                                                                       modifiedBy: state.modifiedBy),
-                              MediaRequestProgress.moves(from: row.status, to: target.status) else {
+                        guard
+                            let target = MediaRequestProgress.target(
+                                requestStatus: state.status, mediaStatus: state.mediaStatus,
+                                modifiedBy: state.modifiedBy),
+                            MediaRequestProgress.moves(from: row.status, to: target.status)
+                        else {
                             counts.unchanged += 1
                             continue
                         }
@@ -201,7 +214,8 @@ struct OverseerrSyncHandler: JobHandler {
         let moved = counts.approved + counts.completed + counts.failed
         if let lastFailure, case .circuitOpen? = lastFailure as? ServiceError {
             // Rows already moved stay moved; the rest wait for the circuit.
-            context.logger.info("Overseerr sync stopped: the circuit is open", metadata: ["moved": "\(moved)", "checked": "\(counts.checked)"])
+            context.logger.info(
+                "Overseerr sync stopped: the circuit is open", metadata: ["moved": "\(moved)", "checked": "\(counts.checked)"])
             throw await ServiceFailures.jobFailure(lastFailure, service: OverseerrClient.service, context: context)
         }
         if let lastFailure, counts.errors == counts.checked {
@@ -222,8 +236,10 @@ struct OverseerrSyncHandler: JobHandler {
     /// Moves one row, and stores its notification in the same statement (so a row that moved has
     /// its notification, and a run that lost the race to another stores none); then publishes and
     /// mails. Nil when the row was no longer in a status to move from.
-    func move(_ row: Row, to target: MediaRequestProgress.Target, shape: UserNotices.Shape,
-              context: JobContext) async throws -> Moved? {
+    func move(
+        _ row: Row, to target: MediaRequestProgress.Target, shape: UserNotices.Shape,
+        context: JobContext
+    ) async throws -> Moved? {
         let services = context.services
         let settings = services.configuration
         let message = Self.message(row, target: target)
@@ -238,10 +254,12 @@ struct OverseerrSyncHandler: JobHandler {
         // Only columns both the daemon's table and the API's have, plus error/updated_at where they exist.
         var sets = ["status = $2"]
         if target.status == "completed" { sets.append("completed_at = COALESCE(completed_at, now())") }
-        var binds = [PostgresBind(row.id), PostgresBind(target.status),
-                     PostgresBind(array: MediaRequestProgress.sources(of: target.status)), PostgresBind(noticeID),
-                     PostgresBind(message.type), PostgresBind(message.title), PostgresBind(message.text), PostgresBind(json: metadata),
-                     PostgresBind(settings.notifications.users)]
+        var binds = [
+            PostgresBind(row.id), PostgresBind(target.status),
+            PostgresBind(array: MediaRequestProgress.sources(of: target.status)), PostgresBind(noticeID),
+            PostgresBind(message.type), PostgresBind(message.title), PostgresBind(message.text), PostgresBind(json: metadata),
+            PostgresBind(settings.notifications.users),
+        ]
         if shape.mediaRequestColumns.contains("error") {
             if target.status == "failed" {
                 binds.append(PostgresBind(target.reason))
@@ -252,7 +270,8 @@ struct OverseerrSyncHandler: JobHandler {
         }
         if shape.mediaRequestColumns.contains("updated_at") { sets.append("updated_at = now()") }
         let knownUser = shape.hasUsers ? "AND EXISTS (SELECT 1 FROM users WHERE users.id = moved.user_id)" : ""
-        let result = try await services.postgres.queryStoring("""
+        let result = try await services.postgres.queryStoring(
+            """
             WITH moved AS (
                 UPDATE media_requests SET \(sets.joined(separator: ", "))
                 WHERE id = $1 AND status = ANY($3::text[])
@@ -266,14 +285,18 @@ struct OverseerrSyncHandler: JobHandler {
             )
             SELECT (SELECT count(*) FROM moved) AS moved, (SELECT user_id FROM moved LIMIT 1) AS user_id,
                    (SELECT created FROM noted LIMIT 1) AS created
-            """, binds).first
+            """, binds
+        ).first
         guard let result, (result["moved"].flatMap { Int($0) } ?? 0) > 0 else { return nil }
-        context.logger.info("media request moved on", metadata: [
-            "requestId": "\(row.id)", "from": "\(row.status)", "to": "\(target.status)", "reason": "\(target.reason ?? "-")",
-        ])
+        context.logger.info(
+            "media request moved on",
+            metadata: [
+                "requestId": "\(row.id)", "from": "\(row.status)", "to": "\(target.status)", "reason": "\(target.reason ?? "-")",
+            ])
         guard let created = result["created"], let userID = result["user_id"] else { return Moved(notified: false) }
-        let notice = UserNotices.Notice(id: noticeID, userID: userID, type: message.type, title: message.title,
-                                        message: message.text, createdAt: created, metadata: metadata)
+        let notice = UserNotices.Notice(
+            id: noticeID, userID: userID, type: message.type, title: message.title,
+            message: message.text, createdAt: created, metadata: metadata)
         _ = await UserNotices.publish([notice], job: context.job, services: services)
         await mailUser(userID, message: message, target: target, shape: shape, settings: settings, context: context)
         return Moved(notified: true)
@@ -281,20 +304,25 @@ struct OverseerrSyncHandler: JobHandler {
 
     /// Mail to the request's user when `notifications.mail.events` asks for sync changes and the
     /// `users` table has the user's address.
-    func mailUser(_ userID: String, message: NotificationObserver.Message, target: MediaRequestProgress.Target,
-                  shape: UserNotices.Shape, settings: WorkerConfiguration, context: JobContext) async {
+    func mailUser(
+        _ userID: String, message: NotificationObserver.Message, target: MediaRequestProgress.Target,
+        shape: UserNotices.Shape, settings: WorkerConfiguration, context: JobContext
+    ) async {
         guard let mail = settings.notifications.mail, let smtp = settings.smtp, shape.hasUserEmail,
-              mail.events.contains(where: { $0 == "*" || $0 == Self.type || $0 == "\(Self.type):\(target.status)" }) else { return }
+            mail.events.contains(where: { $0 == "*" || $0 == Self.type || $0 == "\(Self.type):\(target.status)" })
+        else { return }
         let address: String?
         do {
-            address = try await context.services.postgres.query("SELECT email FROM users WHERE id = $1", [PostgresBind(userID)]).first?["email"]
+            address = try await context.services.postgres.query("SELECT email FROM users WHERE id = $1", [PostgresBind(userID)]).first?[
+                "email"]
         } catch {
             context.logger.warning("user's mail address not read", metadata: ["userId": "\(userID)", "error": "\(error)"])
             return
         }
         guard let address, address.contains("@") else { return }
-        _ = await UserNotices.mail(to: address, subject: "[MediaNest] \(message.title)", body: message.text + "\n\n-- medianest-worker\n",
-                                   smtp: smtp, services: context.services)
+        _ = await UserNotices.mail(
+            to: address, subject: "[MediaNest] \(message.title)", body: message.text + "\n\n-- medianest-worker\n",
+            smtp: smtp, services: context.services)
     }
 
     static func message(_ row: Row, target: MediaRequestProgress.Target) -> NotificationObserver.Message {
@@ -306,8 +334,9 @@ struct OverseerrSyncHandler: JobHandler {
             return .init(type: "success", title: "Request available", text: "\(name) is now available to watch.")
         default:
             let declined = target.reason?.hasPrefix("declined") ?? false
-            return .init(type: "error", title: declined ? "Request declined" : "Request failed",
-                         text: "Your request for \(name) was not accepted: \(target.reason ?? "declined in Overseerr").")
+            return .init(
+                type: "error", title: declined ? "Request declined" : "Request failed",
+                text: "Your request for \(name) was not accepted: \(target.reason ?? "declined in Overseerr").")
         }
     }
 }

@@ -68,8 +68,10 @@ package enum PlexPublisher {
     ///   - poster: a local image file or an http(s) URL, set where Plex has no poster.
     ///   - collection: the collection to add the item to (made when missing); nil or empty for none.
     ///   - jobID: the download job's id, for logs and the retry job's id.
-    package static func publish(file: String, title: String?, summary: String?, date: String?, poster: String?,
-                               collection: String?, jobID: String, services: WorkerServices) async -> PlexOutcome {
+    package static func publish(
+        file: String, title: String?, summary: String?, date: String?, poster: String?,
+        collection: String?, jobID: String, services: WorkerServices
+    ) async -> PlexOutcome {
         guard let (client, settings) = services.integrations.plex(services) else { return .disabled }
         let request = PublishRequest(file: file, title: title, summary: summary, date: date, poster: poster, collection: collection)
         var log = services.logger
@@ -82,11 +84,13 @@ package enum PlexPublisher {
             let retryID = "\(jobID):plex"
             do {
                 try await enqueueRetry(request, id: retryID, downloadJobID: jobID, services: services)
-                log.warning("Plex not updated; a plex.scan job will try again", metadata: ["reason": "\(reason)", "retryJob": "\(retryID)"])
+                log.warning(
+                    "Plex not updated; a plex.scan job will try again", metadata: ["reason": "\(reason)", "retryJob": "\(retryID)"])
                 return .pending(reason: reason, jobID: retryID)
             } catch {
-                log.error("Plex not updated, and the plex.scan job to try again could not be enqueued",
-                          metadata: ["reason": "\(reason)", "error": "\(error)"])
+                log.error(
+                    "Plex not updated, and the plex.scan job to try again could not be enqueued",
+                    metadata: ["reason": "\(reason)", "error": "\(error)"])
                 return .pending(reason: reason, jobID: nil)
             }
         }
@@ -127,15 +131,18 @@ package enum PlexPublisher {
             downloadID = snapshot.envelope?["payload"]?["downloadId"]?.stringValue
         }
         let payload = request.payload(downloadJobID: downloadJobID, downloadID: downloadID)
-        let envelope = JobEnvelope(id: id, type: PlexScanHandler.type, payloadJSON: payload.encoded,
-                                   maxAttempts: retryAttempts, runAt: Timestamp.nowMilliseconds() + retryDelaySeconds * 1000)
+        let envelope = JobEnvelope(
+            id: id, type: PlexScanHandler.type, payloadJSON: payload.encoded,
+            maxAttempts: retryAttempts, runAt: Timestamp.nowMilliseconds() + retryDelaySeconds * 1000)
         try await services.enqueue(envelope, queue: queue)
     }
 
     /// The publishing steps. Throws ``ServiceError`` (``ServiceError/missing(service:what:)`` when
     /// Plex has not listed the file within `wait`) or `CancellationError`.
-    static func run(_ request: PublishRequest, client: PlexClient, settings: PlexSettings, wait: Duration,
-                    logger: Logger, onStage: (@Sendable (String) async -> Void)? = nil) async throws -> Published {
+    static func run(
+        _ request: PublishRequest, client: PlexClient, settings: PlexSettings, wait: Duration,
+        logger: Logger, onStage: (@Sendable (String) async -> Void)? = nil
+    ) async throws -> Published {
         let remoteFile = settings.remotePath(for: request.file)
         let remoteFolder = (remoteFile as NSString).deletingLastPathComponent
         let section = try await client.section(named: settings.section, containing: remoteFile)
@@ -151,8 +158,12 @@ package enum PlexPublisher {
         }
         await onStage?("plex metadata")
         try await fillMetadata(request, item: item, client: client, section: section, logger: logger)
-        logger.info("published to plex", metadata: ["ratingKey": "\(item.ratingKey)", "section": "\(section.title)",
-                                                    "collection": "\(collectionKey ?? "-")"])
+        logger.info(
+            "published to plex",
+            metadata: [
+                "ratingKey": "\(item.ratingKey)", "section": "\(section.title)",
+                "collection": "\(collectionKey ?? "-")",
+            ])
         return Published(ratingKey: item.ratingKey, collectionKey: collectionKey, section: section, remoteFile: remoteFile)
     }
 
@@ -168,18 +179,22 @@ package enum PlexPublisher {
                 return item
             }
             if last {
-                throw ServiceError.missing(service: PlexClient.service,
-                                           what: "item for \(remoteFile) in section '\(section.title)' yet (its scan may still be running)")
+                throw ServiceError.missing(
+                    service: PlexClient.service,
+                    what: "item for \(remoteFile) in section '\(section.title)' yet (its scan may still be running)")
             }
             delay = min(delay * 2, .seconds(2))
         }
     }
 
-    static func fillMetadata(_ request: PublishRequest, item: PlexItem, client: PlexClient, section: PlexSection, logger: Logger) async throws {
+    static func fillMetadata(
+        _ request: PublishRequest, item: PlexItem, client: PlexClient, section: PlexSection, logger: Logger
+    ) async throws {
         let current = try await client.item(ratingKey: item.ratingKey) ?? item
         var fields: [(String, String)] = []
         if let title = request.title?.trimmingCharacters(in: .whitespacesAndNewlines), !title.isEmpty,
-           titleIsMissing(current.title, file: request.file) {
+            titleIsMissing(current.title, file: request.file)
+        {
             fields.append(("title", title))
         }
         if let summary = request.summary, !summary.isEmpty, (current.summary ?? "").isEmpty {
@@ -217,7 +232,8 @@ package enum PlexPublisher {
             return "\(text.prefix(4))-\(text.dropFirst(4).prefix(2))-\(text.dropFirst(6).prefix(2))"
         }
         if digits.count >= 10, digits[4] == UInt8(ascii: "-"), digits[7] == UInt8(ascii: "-"),
-           [0, 1, 2, 3, 5, 6, 8, 9].allSatisfy({ isDigit(digits[$0]) }) {
+            [0, 1, 2, 3, 5, 6, 8, 9].allSatisfy({ isDigit(digits[$0]) })
+        {
             return String(text.prefix(10))
         }
         return nil
@@ -226,8 +242,9 @@ package enum PlexPublisher {
     /// A poster file's bytes, up to 20 MiB.
     static func readImage(_ path: String) -> [UInt8]? {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let size = attributes[.size] as? NSNumber, size.intValue > 0, size.intValue <= 20 * 1024 * 1024,
-              let data = FileManager.default.contents(atPath: path) else { return nil }
+            let size = attributes[.size] as? NSNumber, size.intValue > 0, size.intValue <= 20 * 1024 * 1024,
+            let data = FileManager.default.contents(atPath: path)
+        else { return nil }
         return [UInt8](data)
     }
 }

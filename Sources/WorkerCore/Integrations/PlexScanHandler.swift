@@ -50,29 +50,37 @@ struct PlexScanHandler: JobHandler {
             let remote = settings.remotePath(for: folder ?? LibraryPath.realPath(library) ?? library)
             let section = try await client.section(named: settings.section, containing: remote)
             try await client.refresh(section: section.key, path: folder == nil ? nil : remote)
-            context.logger.info("plex scan requested", metadata: ["section": "\(section.title)", "path": "\(folder == nil ? "(whole section)" : remote)"])
-            return .compact([("section", .string(section.title)), ("sectionKey", .string(section.key)),
-                             ("path", folder == nil ? nil : .string(remote))])
+            context.logger.info(
+                "plex scan requested", metadata: ["section": "\(section.title)", "path": "\(folder == nil ? "(whole section)" : remote)"])
+            return .compact([
+                ("section", .string(section.title)), ("sectionKey", .string(section.key)),
+                ("path", folder == nil ? nil : .string(remote)),
+            ])
         } catch {
             throw await ServiceFailures.jobFailure(error, service: PlexClient.service, context: context)
         }
     }
 
-    private func publish(file: String, library: String, client: PlexClient, settings: PlexSettings,
-                         context: JobContext) async throws -> JSONValue {
+    private func publish(
+        file: String, library: String, client: PlexClient, settings: PlexSettings,
+        context: JobContext
+    ) async throws -> JSONValue {
         let path = try LibraryPath.resolve(file, library: library)
         let payload = context.payload
-        let request = PlexPublisher.PublishRequest(file: path, title: payload.given("title")?.stringValue,
-                                                   summary: payload.given("summary")?.stringValue, date: payload.given("date")?.stringValue,
-                                                   poster: payload.given("poster")?.stringValue, collection: payload.given("collection")?.stringValue)
+        let request = PlexPublisher.PublishRequest(
+            file: path, title: payload.given("title")?.stringValue,
+            summary: payload.given("summary")?.stringValue, date: payload.given("date")?.stringValue,
+            poster: payload.given("poster")?.stringValue, collection: payload.given("collection")?.stringValue)
         let published: PlexPublisher.Published
         do {
-            published = try await PlexPublisher.run(request, client: client, settings: settings, wait: Self.publishWait,
-                                                    logger: context.logger, onStage: { await context.report(Progress(stage: $0)) })
+            published = try await PlexPublisher.run(
+                request, client: client, settings: settings, wait: Self.publishWait,
+                logger: context.logger, onStage: { await context.report(Progress(stage: $0)) })
         } catch let error as ServiceError {
             if case .missing(_, let what) = error, what.hasPrefix("item for") {
-                throw JobFailure.retryable("Plex has not listed \((path as NSString).lastPathComponent) yet; trying again later",
-                                           detail: error.description)
+                throw JobFailure.retryable(
+                    "Plex has not listed \((path as NSString).lastPathComponent) yet; trying again later",
+                    detail: error.description)
             }
             throw error
         }

@@ -17,11 +17,13 @@ enum ServiceFailures {
         case let serviceError as ServiceError:
             if case .circuitOpen(_, let after) = serviceError {
                 await context.report(Progress(stage: "waiting for \(service)"))
-                return JobFailure.waiting(serviceError.description, seconds: max(after, 1),
-                                          detail: "circuit open; next trial call in \(Int(after.rounded(.up))) s")
+                return JobFailure.waiting(
+                    serviceError.description, seconds: max(after, 1),
+                    detail: "circuit open; next trial call in \(Int(after.rounded(.up))) s")
             }
-            return serviceError.isRetryable ? JobFailure.retryable(serviceError.description)
-                                            : JobFailure.permanent(serviceError.description)
+            return serviceError.isRetryable
+                ? JobFailure.retryable(serviceError.description)
+                : JobFailure.permanent(serviceError.description)
         case let postgres as PostgresError:
             return JobFailure.retryable("PostgreSQL is unavailable; trying again later", detail: "\(postgres)")
         default:

@@ -1,9 +1,9 @@
 import Foundation
 import JSON
-import Synchronization
 import PostgresClient
 import RedisClient
 import ServiceClients
+import Synchronization
 import WorkerConfig
 
 /// `service.health`: checks what the daemon depends on and records it.
@@ -98,8 +98,9 @@ struct ServiceHealthHandler: JobHandler {
         let (ms, error) = await timed {
             guard try await services.redis.send(RedisCommand(["PING"])).string == "PONG" else { throw CancellationError() }
         }
-        return Check(service: "redis", status: error == nil ? "up" : "down", responseTimeMs: ms,
-                     message: error == nil ? nil : "Redis does not answer PING")
+        return Check(
+            service: "redis", status: error == nil ? "up" : "down", responseTimeMs: ms,
+            message: error == nil ? nil : "Redis does not answer PING")
     }
 
     static func postgres(_ services: WorkerServices) async -> Check {
@@ -107,26 +108,30 @@ struct ServiceHealthHandler: JobHandler {
         let start = ContinuousClock.now
         do {
             version = try await services.postgres.query("SHOW server_version").first?[0]
-            return Check(service: "postgres", status: "up", responseTimeMs: milliseconds(ContinuousClock.now - start),
-                         details: version.map { [("version", .string($0))] } ?? [])
+            return Check(
+                service: "postgres", status: "up", responseTimeMs: milliseconds(ContinuousClock.now - start),
+                details: version.map { [("version", .string($0))] } ?? [])
         } catch {
-            return Check(service: "postgres", status: "down", responseTimeMs: milliseconds(ContinuousClock.now - start),
-                         message: "PostgreSQL does not answer: \(error)")
+            return Check(
+                service: "postgres", status: "down", responseTimeMs: milliseconds(ContinuousClock.now - start),
+                message: "PostgreSQL does not answer: \(error)")
         }
     }
 
     static func disk(_ service: String, _ path: String) -> Check {
         var stats = statvfs()
         guard statvfs(path, &stats) == 0 else {
-            return Check(service: service, status: "down", message: "\(path) is not reachable: \(String(cString: strerror(errno)))",
-                         details: [("path", .string(path))])
+            return Check(
+                service: service, status: "down", message: "\(path) is not reachable: \(String(cString: strerror(errno)))",
+                details: [("path", .string(path))])
         }
         let free = Int64(stats.f_bavail) * Int64(stats.f_frsize)
         let total = Int64(stats.f_blocks) * Int64(stats.f_frsize)
         let low = free < lowSpaceBytes || (total > 0 && Double(free) / Double(total) < 0.05)
-        return Check(service: service, status: low ? "degraded" : "up",
-                     message: low ? "\(path) has \(free / (1 << 20)) MiB free" : nil,
-                     details: [("path", .string(path)), ("freeBytes", .number(String(free))), ("totalBytes", .number(String(total)))])
+        return Check(
+            service: service, status: low ? "degraded" : "up",
+            message: low ? "\(path) has \(free / (1 << 20)) MiB free" : nil,
+            details: [("path", .string(path)), ("freeBytes", .number(String(free))), ("totalBytes", .number(String(total)))])
     }
 
     /// yt-dlp's version (`yt-dlp --version`) and a JavaScript runtime: the configured one
@@ -137,14 +142,17 @@ struct ServiceHealthHandler: JobHandler {
         let ms = milliseconds(ContinuousClock.now - start)
         let runtime = javaScriptRuntime(settings.jsRuntime)
         var details: [(String, JSONValue)] = [("jsRuntime", runtime.map { .string($0) } ?? .null)]
-        guard let output = run, output.status == 0, let version = output.text.split(whereSeparator: \.isNewline).first.map(String.init) else {
-            return Check(service: "yt-dlp", status: "down", responseTimeMs: ms,
-                         message: "\(settings.ytDlp) --version did not run (is yt-dlp installed? see youtube.yt_dlp)", details: details)
+        guard let output = run, output.status == 0, let version = output.text.split(whereSeparator: \.isNewline).first.map(String.init)
+        else {
+            return Check(
+                service: "yt-dlp", status: "down", responseTimeMs: ms,
+                message: "\(settings.ytDlp) --version did not run (is yt-dlp installed? see youtube.yt_dlp)", details: details)
         }
         details.insert(("version", .string(version)), at: 0)
         guard runtime != nil else {
-            return Check(service: "yt-dlp", status: "degraded", responseTimeMs: ms,
-                         message: "no JavaScript runtime (deno, node, bun or qjs) found; YouTube downloads may fail", details: details)
+            return Check(
+                service: "yt-dlp", status: "degraded", responseTimeMs: ms,
+                message: "no JavaScript runtime (deno, node, bun or qjs) found; YouTube downloads may fail", details: details)
         }
         return Check(service: "yt-dlp", status: "up", responseTimeMs: ms, details: details)
     }
@@ -195,7 +203,8 @@ struct ServiceHealthHandler: JobHandler {
             if let message = check.message { details.append(("message", .string(message))) }
             if let circuit = circuits[check.service] { details.append(("circuit", .string(circuit))) }
             do {
-                _ = try await services.postgres.query("""
+                _ = try await services.postgres.query(
+                    """
                     INSERT INTO service_status (service_name, status, response_time_ms, last_check_at, uptime_percentage, checks_total, checks_up, details)
                     VALUES ($1, $2, $3, now(), CASE WHEN $2 = 'down' THEN 0 ELSE 100 END, 1, CASE WHEN $2 = 'down' THEN 0 ELSE 1 END, $4)
                     ON CONFLICT (service_name) DO UPDATE SET
@@ -206,8 +215,11 @@ struct ServiceHealthHandler: JobHandler {
                         checks_up = service_status.checks_up + EXCLUDED.checks_up,
                         uptime_percentage = round(100.0 * (service_status.checks_up + EXCLUDED.checks_up) / (service_status.checks_total + 1), 2),
                         details = EXCLUDED.details
-                    """, [PostgresBind(check.service), PostgresBind(check.status), PostgresBind(check.responseTimeMs),
-                          PostgresBind(json: JSONValue.object(details).encoded)])
+                    """,
+                    [
+                        PostgresBind(check.service), PostgresBind(check.status), PostgresBind(check.responseTimeMs),
+                        PostgresBind(json: JSONValue.object(details).encoded),
+                    ])
             } catch {
                 context.logger.warning("health not written to PostgreSQL", metadata: ["service": "\(check.service)", "error": "\(error)"])
                 return

@@ -25,17 +25,20 @@ enum UserNotices {
     }
 
     static func shape(_ postgres: PostgresPool) async throws -> Shape {
-        let rows = try await postgres.query("""
+        let rows = try await postgres.query(
+            """
             SELECT table_name, column_name FROM information_schema.columns
             WHERE table_schema = current_schema() AND table_name IN ('users', 'media_requests')
             """)
-        var users = Set<String>(), requests = Set<String>()
+        var users = Set<String>()
+        var requests = Set<String>()
         for row in rows.rows {
             guard let table = row["table_name"], let column = row["column_name"] else { continue }
             if table == "users" { users.insert(column) } else { requests.insert(column) }
         }
-        return Shape(hasUsers: users.contains("id"), hasUserEmail: users.contains("email"), hasUserRole: users.contains("role"),
-                     mediaRequestColumns: requests)
+        return Shape(
+            hasUsers: users.contains("id"), hasUserEmail: users.contains("email"), hasUserRole: users.contains("role"),
+            mediaRequestColumns: requests)
     }
 
     /// One stored notification, as published.
@@ -56,11 +59,15 @@ enum UserNotices {
         JSONText.object([
             ("event", .string("notification")), ("jobId", .string(job.id)), ("queue", .string(job.queue)),
             ("type", .string(job.type)), ("at", .string(notice.createdAt)), ("userId", .string(notice.userID)),
-            ("notification", .raw(JSONText.object([
-                ("id", .string(notice.id)), ("type", .string(notice.type)), ("title", .string(notice.title)),
-                ("message", .string(notice.message)), ("read", .bool(false)), ("createdAt", .string(notice.createdAt)),
-                ("metadata", .raw(notice.metadata)),
-            ]))),
+            (
+                "notification",
+                .raw(
+                    JSONText.object([
+                        ("id", .string(notice.id)), ("type", .string(notice.type)), ("title", .string(notice.title)),
+                        ("message", .string(notice.message)), ("read", .bool(false)), ("createdAt", .string(notice.createdAt)),
+                        ("metadata", .raw(notice.metadata)),
+                    ]))
+            ),
         ])
     }
 
@@ -72,18 +79,21 @@ enum UserNotices {
             _ = try await services.redis.pipeline(commands)
             return notices.count
         } catch {
-            services.logger.warning("notifications not published", metadata: [
-                "jobId": "\(job.id)", "count": "\(notices.count)", "error": "\(error)",
-            ])
+            services.logger.warning(
+                "notifications not published",
+                metadata: [
+                    "jobId": "\(job.id)", "count": "\(notices.count)", "error": "\(error)",
+                ])
             return 0
         }
     }
 
     /// Sends `subject`/`body` to one address through `smtp`, up to three tries; false when it was not sent.
     static func mail(to address: String, subject: String, body: String, smtp: SMTPSettings, services: WorkerServices) async -> Bool {
-        let configuration = SMTPConfiguration(host: smtp.host, port: smtp.port, security: SMTPSecurity(rawValue: smtp.tls) ?? .auto,
-                                              username: smtp.username, password: smtp.password, caFile: smtp.caFile,
-                                              verifyCertificate: smtp.verify, timeout: smtp.timeout)
+        let configuration = SMTPConfiguration(
+            host: smtp.host, port: smtp.port, security: SMTPSecurity(rawValue: smtp.tls) ?? .auto,
+            username: smtp.username, password: smtp.password, caFile: smtp.caFile,
+            verifyCertificate: smtp.verify, timeout: smtp.timeout)
         let message = MailMessage(from: smtp.from, to: [address], subject: subject, body: body)
         for attempt in 1...3 {
             do {
@@ -96,7 +106,8 @@ enum UserNotices {
                 services.metrics.externalRequest(service: "smtp", outcome: "error")
                 let smtpError = error as? SMTPError
                 guard smtpError?.retryable ?? true, attempt < 3 else {
-                    services.logger.warning("mail to a user not sent", metadata: ["error": "\(smtpError?.message ?? "mail could not be sent")"])
+                    services.logger.warning(
+                        "mail to a user not sent", metadata: ["error": "\(smtpError?.message ?? "mail could not be sent")"])
                     return false
                 }
                 try? await Task.sleep(for: .seconds(attempt))

@@ -26,8 +26,9 @@ struct WebhookObserver: JobObserver {
         await withTaskGroup(of: Void.self) { group in
             for hook in hooks {
                 group.addTask {
-                    await Self.deliver(hook, event: name, deliveryID: deliveryID, body: body, client: client, services: services,
-                                       jobID: event.job.id)
+                    await Self.deliver(
+                        hook, event: name, deliveryID: deliveryID, body: body, client: client, services: services,
+                        jobID: event.job.id)
                 }
             }
         }
@@ -36,17 +37,22 @@ struct WebhookObserver: JobObserver {
     static func body(_ event: JobEvent, name: String, deliveryID: String) -> String {
         JSONValue.compact([
             ("id", .string(deliveryID)), ("event", .string(name)), ("outcome", .string(event.outcome.rawValue)), ("at", .string(event.at)),
-            ("job", .compact([
-                ("id", .string(event.job.id)), ("type", .string(event.job.type)), ("queue", .string(event.job.queue)),
-                ("userId", .text(event.job.userId)), ("downloadId", .text(event.job.downloadId)),
-                ("attempt", .number(String(event.attempt))), ("maxAttempts", .number(String(event.maxAttempts))),
-                ("error", .text(event.error)), ("result", event.result), ("payload", event.payload),
-            ])),
+            (
+                "job",
+                .compact([
+                    ("id", .string(event.job.id)), ("type", .string(event.job.type)), ("queue", .string(event.job.queue)),
+                    ("userId", .text(event.job.userId)), ("downloadId", .text(event.job.downloadId)),
+                    ("attempt", .number(String(event.attempt))), ("maxAttempts", .number(String(event.maxAttempts))),
+                    ("error", .text(event.error)), ("result", event.result), ("payload", event.payload),
+                ])
+            ),
         ]).encoded
     }
 
-    static func deliver(_ hook: WebhookSettings, event: String, deliveryID: String, body: [UInt8], client: WebhookClient,
-                        services: WorkerServices, jobID: String) async {
+    static func deliver(
+        _ hook: WebhookSettings, event: String, deliveryID: String, body: [UInt8], client: WebhookClient,
+        services: WorkerServices, jobID: String
+    ) async {
         var client = client
         client.policy = CallPolicy(timeout: hook.timeout, retries: 0)
         let metrics = services.metrics
@@ -55,8 +61,9 @@ struct WebhookObserver: JobObserver {
         log[metadataKey: "webhook"] = "\(SafeURL.origin(hook.url))"  // never the path: some receivers keep a secret there
         for attempt in 1...max(hook.attempts, 1) {
             do {
-                try await client.deliver(url: hook.url, secret: hook.secret, event: event, deliveryID: deliveryID, body: body,
-                                         observe: { metrics.externalRequest(service: "webhook", outcome: $0) })
+                try await client.deliver(
+                    url: hook.url, secret: hook.secret, event: event, deliveryID: deliveryID, body: body,
+                    observe: { metrics.externalRequest(service: "webhook", outcome: $0) })
                 log.debug("webhook delivered", metadata: ["event": "\(event)", "attempt": "\(attempt)"])
                 return
             } catch is CancellationError {
@@ -65,17 +72,21 @@ struct WebhookObserver: JobObserver {
                 let serviceError = error as? ServiceError
                 let retryable = serviceError?.isRetryable ?? true
                 guard retryable, attempt < hook.attempts else {
-                    log.warning("webhook not delivered; giving up", metadata: [
-                        "event": "\(event)", "attempt": "\(attempt)", "error": "\(serviceError?.description ?? "the delivery failed")",
-                    ])
+                    log.warning(
+                        "webhook not delivered; giving up",
+                        metadata: [
+                            "event": "\(event)", "attempt": "\(attempt)", "error": "\(serviceError?.description ?? "the delivery failed")",
+                        ])
                     return
                 }
                 var delay = min(pow(2, Double(attempt - 1)), 60) * Double.random(in: 0.8...1.2)
                 if case .circuitOpen(_, let after)? = serviceError { delay = max(delay, after) }
-                log.info("webhook delivery failed; trying again", metadata: [
-                    "event": "\(event)", "attempt": "\(attempt)", "retryIn": "\(String(format: "%.1f s", delay))",
-                    "error": "\(serviceError?.description ?? "the delivery failed")",
-                ])
+                log.info(
+                    "webhook delivery failed; trying again",
+                    metadata: [
+                        "event": "\(event)", "attempt": "\(attempt)", "retryIn": "\(String(format: "%.1f s", delay))",
+                        "error": "\(serviceError?.description ?? "the delivery failed")",
+                    ])
                 try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
             }
         }
@@ -93,9 +104,10 @@ struct MailObserver: JobObserver {
         let settings = services.configuration
         guard let mail = settings.notifications.mail, let smtp = settings.smtp, EventFilter.matches(mail.events, event) else { return }
         let message = Self.message(event, from: smtp.from, to: mail.to)
-        let configuration = SMTPConfiguration(host: smtp.host, port: smtp.port, security: SMTPSecurity(rawValue: smtp.tls) ?? .auto,
-                                              username: smtp.username, password: smtp.password, caFile: smtp.caFile,
-                                              verifyCertificate: smtp.verify, timeout: smtp.timeout)
+        let configuration = SMTPConfiguration(
+            host: smtp.host, port: smtp.port, security: SMTPSecurity(rawValue: smtp.tls) ?? .auto,
+            username: smtp.username, password: smtp.password, caFile: smtp.caFile,
+            verifyCertificate: smtp.verify, timeout: smtp.timeout)
         var log = services.logger
         log[metadataKey: "jobId"] = "\(event.job.id)"
         for attempt in 1...3 {
@@ -133,7 +145,8 @@ struct MailObserver: JobObserver {
         lines.append("Payload: \(event.payload.encoded)")
         lines.append("")
         lines.append("-- medianest-worker")
-        return MailMessage(from: from, to: to, subject: "[MediaNest] \(event.job.type) \(event.outcome.rawValue): \(event.job.id)",
-                           body: lines.joined(separator: "\n") + "\n(\(name))")
+        return MailMessage(
+            from: from, to: to, subject: "[MediaNest] \(event.job.type) \(event.outcome.rawValue): \(event.job.id)",
+            body: lines.joined(separator: "\n") + "\n(\(name))")
     }
 }

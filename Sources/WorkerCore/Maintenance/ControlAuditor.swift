@@ -32,13 +32,15 @@ struct ControlAuditor: Sendable {
             for (k, v) in entry.fields { fields[k] = String(decoding: v, as: UTF8.self) }
             guard let command = fields["cmd"] else { continue }
             let by = fields["by"]
-            rows.append(AuditEntry(at: entry.addedAtMilliseconds ?? Timestamp.nowMilliseconds(),
-                                   actor: by ?? "api", peerUID: fields["peerUid"].flatMap { Int($0) },
-                                   peerPID: fields["peerPid"].flatMap { Int($0) },
-                                   source: by == nil ? "control-stream" : "socket", action: String(command.prefix(64)),
-                                   target: (fields["queue"] ?? fields["jobId"]).map { String($0.prefix(200)) },
-                                   ok: true, detail: fields["host"].map { "sent through P:control from \($0)" } ?? "sent through P:control",
-                                   controlEntry: entry.id))
+            rows.append(
+                AuditEntry(
+                    at: entry.addedAtMilliseconds ?? Timestamp.nowMilliseconds(),
+                    actor: by ?? "api", peerUID: fields["peerUid"].flatMap { Int($0) },
+                    peerPID: fields["peerPid"].flatMap { Int($0) },
+                    source: by == nil ? "control-stream" : "socket", action: String(command.prefix(64)),
+                    target: (fields["queue"] ?? fields["jobId"]).map { String($0.prefix(200)) },
+                    ok: true, detail: fields["host"].map { "sent through P:control from \($0)" } ?? "sent through P:control",
+                    controlEntry: entry.id))
         }
         try await trail.add(rows)
         _ = try await redis.send(RedisCommand(["SET", cursorKey, lastID]))

@@ -20,7 +20,7 @@ struct ControlListener: Service, CustomStringConvertible {
     func run() async {
         let connection = blockingConnection(redisConfiguration, name: "\(consumer)-control", blockMilliseconds: 1000)
         defer { connection.close() }
-        try? await cancelWhenGracefulShutdown { [self] in
+        await cancelWhenGracefulShutdown { [self] in
             await withTaskCancellationHandler {
                 await controlLoop(connection)
             } onCancel: {
@@ -35,9 +35,10 @@ struct ControlListener: Service, CustomStringConvertible {
         while !Task.isCancelled {
             do {
                 if lastID == nil { lastID = try await replayControl() }
-                let reply = try await connection.send(RedisCommand([
-                    "XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", queue.keys.control, lastID!,
-                ]))
+                let reply = try await connection.send(
+                    RedisCommand([
+                        "XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", queue.keys.control, lastID!,
+                    ]))
                 failures = 0
                 for stream in reply.array ?? [] {
                     guard let pair = stream.array, pair.count == 2 else { continue }

@@ -16,9 +16,11 @@ struct Heartbeat: Maintainer {
     func runOnce(_ configuration: WorkerConfiguration) async throws {
         let s = status()
         let key = keys.worker(consumer)
-        var hset = RedisCommand(["HSET", key, "host", ProcessInfo.processInfo.hostName, "pid", String(getpid()),
-                                 "seenAt", Timestamp.now(), "active", String(s.queues.map(\.active).reduce(0, +)),
-                                 "draining", s.draining ? "1" : "0"])
+        var hset = RedisCommand([
+            "HSET", key, "host", ProcessInfo.processInfo.hostName, "pid", String(getpid()),
+            "seenAt", Timestamp.now(), "active", String(s.queues.map(\.active).reduce(0, +)),
+            "draining", s.draining ? "1" : "0",
+        ])
         hset.append("queues")
         hset.append(s.queues.map { "\($0.name):\($0.active)/\($0.concurrency)" }.joined(separator: ","))
         _ = try await redis.pipeline([

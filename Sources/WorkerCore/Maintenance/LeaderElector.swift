@@ -26,21 +26,21 @@ final class LeaderElector: Sendable {
     /// Extends the lease when this daemon holds it.
     /// KEYS: 1 lease key. ARGV: 1 identity, 2 lease ms. Returns 1 when extended, 0 when held by another or lapsed.
     static let renewScript = """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then
-      redis.call('PEXPIRE', KEYS[1], ARGV[2])
-      return 1
-    end
-    return 0
-    """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('PEXPIRE', KEYS[1], ARGV[2])
+          return 1
+        end
+        return 0
+        """
 
     /// Deletes the lease when this daemon holds it.
     /// KEYS: 1 lease key. ARGV: 1 identity. Returns 1 when deleted.
     static let releaseScript = """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then
-      return redis.call('DEL', KEYS[1])
-    end
-    return 0
-    """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          return redis.call('DEL', KEYS[1])
+        end
+        return 0
+        """
 
     /// Tries to take the free lease for `milliseconds`. Returns true when this daemon holds it now.
     func acquire(milliseconds: Int) async throws -> Bool {

@@ -23,7 +23,7 @@ struct MaintenanceService<M: Maintainer>: Service, CustomStringConvertible {
     var description: String { maintainer.name }
 
     func run() async {
-        try? await cancelWhenGracefulShutdown { [maintainer, state, logger] in
+        await cancelWhenGracefulShutdown { [maintainer, state, logger] in
             var failing = false
             while !Task.isCancelled {
                 let cfg = state.configuration

@@ -20,8 +20,9 @@ struct Rescuer: Maintainer {
         for q in configuration.queues {
             var total = 0
             while true {
-                let moved = try await queue.rescue(queue: q.name, idleMilliseconds: idle, count: 500,
-                                                   runningHere: pool.entryIDs(queue: q.name))
+                let moved = try await queue.rescue(
+                    queue: q.name, idleMilliseconds: idle, count: 500,
+                    runningHere: pool.entryIDs(queue: q.name))
                 total += moved.rescued
                 if moved.examined < 500 { break }
             }

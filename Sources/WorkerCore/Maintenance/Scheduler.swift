@@ -163,19 +163,18 @@ struct Scheduler: Service, CustomStringConvertible {
     /// KEYS: 1 schedule hash. ARGV: 1 tick ms, 2 job id, 3 now (RFC 3339), 4 consumer, 5 spec.
     /// Returns 1 when recorded, 0 when this or a later tick was recorded already.
     static let recordFireScript = """
-    local cur = tonumber(redis.call('HGET', KEYS[1], 'last') or '-1')
-    if tonumber(ARGV[1]) <= cur then return 0 end
-    redis.call('HSET', KEYS[1], 'last', ARGV[1], 'lastJobId', ARGV[2], 'firedAt', ARGV[3], 'firedBy', ARGV[4], 'spec', ARGV[5])
-    return 1
-    """
-
+        local cur = tonumber(redis.call('HGET', KEYS[1], 'last') or '-1')
+        if tonumber(ARGV[1]) <= cur then return 0 end
+        redis.call('HSET', KEYS[1], 'last', ARGV[1], 'lastJobId', ARGV[2], 'firedAt', ARGV[3], 'firedBy', ARGV[4], 'spec', ARGV[5])
+        return 1
+        """
 
     /// The cluster's leader duties, on every daemon: take or keep the leader lease `P:leader`
     /// (`lease` long, renewed every third of it; a follower tries every sixth, at most each second),
     /// and while leading fire the due schedules and record `P:control` commands in the audit trail.
     /// At shutdown the lease is given up so another daemon takes over at once.
     func run() async {
-        try? await cancelWhenGracefulShutdown { [self] in await lead() }
+        await cancelWhenGracefulShutdown { [self] in await lead() }
     }
 
     private func lead() async {
@@ -208,15 +207,18 @@ struct Scheduler: Service, CustomStringConvertible {
             if lastAttempt.map({ now - $0 >= .milliseconds(every) }) ?? true {
                 lastAttempt = now
                 await attempt("keeping the leader lease") {
-                    let held = leading ? try await elector.renew(milliseconds: leaseMs)
-                                       : try await elector.acquire(milliseconds: leaseMs)
+                    let held =
+                        leading
+                        ? try await elector.renew(milliseconds: leaseMs)
+                        : try await elector.acquire(milliseconds: leaseMs)
                     if held {
                         validUntil = now + .milliseconds(leaseMs * 9 / 10)
                         if !leading {
                             leading = true
                             cache = ScheduleCache()
-                            logger.notice("leading the cluster: this daemon fires the schedules",
-                                          metadata: ["schedules": "\(cfg.schedules.map(\.name).joined(separator: ","))"])
+                            logger.notice(
+                                "leading the cluster: this daemon fires the schedules",
+                                metadata: ["schedules": "\(cfg.schedules.map(\.name).joined(separator: ","))"])
                         }
                     } else if leading {
                         leading = false
@@ -309,10 +311,13 @@ struct Scheduler: Service, CustomStringConvertible {
         let id = Worker.scheduledJobID(schedule: schedule.name, tick: due.tick)
         let envelope = JobEnvelope(id: id, type: schedule.job.type, payloadJSON: schedule.job.payloadJSON)
         try await services.enqueue(envelope, queue: schedule.job.queue)
-        _ = try await queue.scripts.run(Self.recordFireScript, keys: [queue.keys.schedule(schedule.name)],
-                                        args: [String(due.tick), id, Timestamp.now(), consumer, spec])
-        var metadata: Logger.Metadata = ["schedule": "\(schedule.name)", "jobId": "\(id)", "queue": "\(schedule.job.queue)",
-                                         "tick": "\(Timestamp.format(milliseconds: due.tick))"]
+        _ = try await queue.scripts.run(
+            Self.recordFireScript, keys: [queue.keys.schedule(schedule.name)],
+            args: [String(due.tick), id, Timestamp.now(), consumer, spec])
+        var metadata: Logger.Metadata = [
+            "schedule": "\(schedule.name)", "jobId": "\(id)", "queue": "\(schedule.job.queue)",
+            "tick": "\(Timestamp.format(milliseconds: due.tick))",
+        ]
         if due.skipped > 0 {
             metadata["missedTicks"] = "\(due.skipped)"
             logger.notice("schedule fired once for the ticks missed while no daemon led the cluster", metadata: metadata)
@@ -334,8 +339,10 @@ struct Scheduler: Service, CustomStringConvertible {
             let last = values.first?.int
             let spec = ScheduleTiming.Spec(s)
             let next = spec.flatMap { ScheduleTiming.next(after: last ?? Timestamp.nowMilliseconds(), spec: $0) }
-            out.append(ScheduleOverview(name: s.name, spec: spec?.description ?? "", jobType: s.job.type, queue: s.job.queue,
-                                        lastTick: last, lastJobID: values.count > 1 ? values[1].string : nil, nextTick: next))
+            out.append(
+                ScheduleOverview(
+                    name: s.name, spec: spec?.description ?? "", jobType: s.job.type, queue: s.job.queue,
+                    lastTick: last, lastJobID: values.count > 1 ? values[1].string : nil, nextTick: next))
         }
         return (leader, out)
     }

@@ -13,9 +13,9 @@ package final class Metrics: Sendable {
     }
 
     struct State {
-        var jobsTotal: [[String]: Int] = [:]           // queue, type, outcome
-        var durations: [[String]: Histogram] = [:]     // queue, type
-        var externalRequests: [[String]: Int] = [:]    // service, outcome
+        var jobsTotal: [[String]: Int] = [:]  // queue, type, outcome
+        var durations: [[String]: Histogram] = [:]  // queue, type
+        var externalRequests: [[String]: Int] = [:]  // service, outcome
         var downloadBytes: Int64 = 0
         var redisErrors: Int = 0
         var recordsWritten: Int = 0
@@ -93,21 +93,33 @@ package final class Metrics: Sendable {
             out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
             for (k, v) in values.sorted(by: { $0.key < $1.key }) { out += "\(name)\(labels([(label, k)])) \(format(v))\n" }
         }
-        gauge("medianest_queue_depth", "Jobs waiting in the queue stream, not yet taken by any daemon.", "queue", gauges.queueDepth.mapValues(Double.init))
+        gauge(
+            "medianest_queue_depth", "Jobs waiting in the queue stream, not yet taken by any daemon.", "queue",
+            gauges.queueDepth.mapValues(Double.init))
         gauge("medianest_jobs_active", "Jobs this daemon is running now.", "queue", gauges.jobsActive.mapValues(Double.init))
         gauge("medianest_queue_paused", "1 while the queue is paused.", "queue", gauges.queuePaused.mapValues { $0 ? 1 : 0 })
-        gauge("medianest_circuit_open", "1 while calls to the service are held back by its circuit breaker.", "service", gauges.circuitOpen.mapValues { $0 ? 1 : 0 })
+        gauge(
+            "medianest_circuit_open", "1 while calls to the service are held back by its circuit breaker.", "service",
+            gauges.circuitOpen.mapValues { $0 ? 1 : 0 })
         func single(_ name: String, _ type: String, _ help: String, _ value: Double) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(format(value))\n"
         }
-        single("medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide.", Double(gauges.recordsPending))
-        single("medianest_records_oldest_seconds", "gauge", "Age of the oldest job record waiting in the outbox.", gauges.recordsOldestSeconds)
-        single("medianest_outcomes_pending", "gauge", "Job outcomes waiting for their observers, cluster-wide.", Double(gauges.outcomesPending))
+        single(
+            "medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide.",
+            Double(gauges.recordsPending))
+        single(
+            "medianest_records_oldest_seconds", "gauge", "Age of the oldest job record waiting in the outbox.", gauges.recordsOldestSeconds)
+        single(
+            "medianest_outcomes_pending", "gauge", "Job outcomes waiting for their observers, cluster-wide.", Double(gauges.outcomesPending)
+        )
         single("medianest_records_written_total", "counter", "Records this daemon wrote into PostgreSQL.", Double(s.recordsWritten))
-        single("medianest_records_dead_total", "counter", "Records PostgreSQL refused even escaped, kept in P:records:dead.", Double(s.recordsDeadLettered))
+        single(
+            "medianest_records_dead_total", "counter", "Records PostgreSQL refused even escaped, kept in P:records:dead.",
+            Double(s.recordsDeadLettered))
         out += "# HELP medianest_download_bytes_total Bytes of media downloaded.\n# TYPE medianest_download_bytes_total counter\n"
         out += "medianest_download_bytes_total \(s.downloadBytes)\n"
-        out += "# HELP medianest_external_requests_total Requests to outside services, by outcome.\n# TYPE medianest_external_requests_total counter\n"
+        out +=
+            "# HELP medianest_external_requests_total Requests to outside services, by outcome.\n# TYPE medianest_external_requests_total counter\n"
         for (key, value) in s.externalRequests.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             out += "medianest_external_requests_total\(labels([("service", key[0]), ("outcome", key[1])])) \(value)\n"
         }
@@ -116,7 +128,8 @@ package final class Metrics: Sendable {
     }
 
     private func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
+            of: "\n", with: "\\n")
     }
 
     private func format(_ d: Double) -> String {
@@ -130,11 +143,12 @@ enum ProcessMetrics {
     static let startTime: Double = {
         // Field 22 of /proc/self/stat is the start time in clock ticks after boot.
         guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return Date().timeIntervalSince1970 }
+            let close = stat.lastIndex(of: ")")
+        else { return Date().timeIntervalSince1970 }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         guard fields.count > 19, let start = Double(fields[19]),
-              let uptime = (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap({ Double($0) })
+            let uptime = (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap({ Double($0) })
         else { return Date().timeIntervalSince1970 }
         return Date().timeIntervalSince1970 - uptime + start / ticks
     }()
@@ -145,7 +159,8 @@ enum ProcessMetrics {
         if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") {
             let f = stat[stat.index(after: close)...].split(separator: " ")
             if f.count > 22, let utime = Double(f[11]), let stime = Double(f[12]), let vsize = Double(f[20]), let rss = Double(f[21]) {
-                out += "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                out +=
+                    "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n"
                 out += "process_cpu_seconds_total \((utime + stime) / ticks)\n"
                 out += "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n# TYPE process_virtual_memory_bytes gauge\n"
                 out += "process_virtual_memory_bytes \(Int64(vsize))\n"
@@ -157,9 +172,11 @@ enum ProcessMetrics {
         out += "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds \(fds)\n"
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
-            out += "# HELP process_max_fds Maximum number of open file descriptors.\n# TYPE process_max_fds gauge\nprocess_max_fds \(limit.rlim_cur)\n"
+            out +=
+                "# HELP process_max_fds Maximum number of open file descriptors.\n# TYPE process_max_fds gauge\nprocess_max_fds \(limit.rlim_cur)\n"
         }
-        out += "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
+        out +=
+            "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
         out += "process_start_time_seconds \(startTime)\n"
         return out
     }

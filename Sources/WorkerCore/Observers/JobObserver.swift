@@ -26,8 +26,10 @@ package struct JobEvent: Sendable {
     /// daemon died, so observers make their rows and deliveries idempotent with it.
     package var deliveryKey: String
 
-    package init(job: JobDescriptor, outcome: JobOutcome, attempt: Int, maxAttempts: Int, error: String? = nil,
-                detail: String? = nil, result: JSONValue? = nil, payload: JSONValue, at: String, deliveryKey: String = "") {
+    package init(
+        job: JobDescriptor, outcome: JobOutcome, attempt: Int, maxAttempts: Int, error: String? = nil,
+        detail: String? = nil, result: JSONValue? = nil, payload: JSONValue, at: String, deliveryKey: String = ""
+    ) {
         self.job = job
         self.outcome = outcome
         self.attempt = attempt

@@ -42,7 +42,7 @@ final class OutcomeDispatcher: Service, CustomStringConvertible {
     /// Dispatches until cancelled or a graceful shutdown reaches it; outcomes being observed then stay
     /// pending and are observed again later (by this host after a restart, or another).
     func run() async {
-        try? await cancelWhenGracefulShutdown { [self] in await dispatch() }
+        await cancelWhenGracefulShutdown { [self] in await dispatch() }
     }
 
     private func dispatch() async {
@@ -82,7 +82,9 @@ final class OutcomeDispatcher: Service, CustomStringConvertible {
                     lastClaim = .now
                     entries = try await stream.claim(idleMilliseconds: leaseMs, count: free)
                         .filter { e in !inFlight.withLock { $0.contains(e.id) } }
-                    if !entries.isEmpty { log.notice("took over job outcomes a stopped daemon had not observed", metadata: ["count": "\(entries.count)"]) }
+                    if !entries.isEmpty {
+                        log.notice("took over job outcomes a stopped daemon had not observed", metadata: ["count": "\(entries.count)"])
+                    }
                 }
                 if entries.isEmpty {
                     entries = try await stream.read(count: free, blockMilliseconds: Self.blockMilliseconds, on: connection)
@@ -138,13 +140,15 @@ final class OutcomeDispatcher: Service, CustomStringConvertible {
         let user = text("u").flatMap { $0.isEmpty ? nil : $0 }
         let payload = text("env").flatMap { JSONValue.parse($0)?["payload"] } ?? .object([])
         let events = vocabulary(type)
-        let job = JobDescriptor(id: id, type: type, queue: queue, userId: user, events: events,
-                                correlation: events.correlationField.flatMap { payload[$0]?.stringValue })
+        let job = JobDescriptor(
+            id: id, type: type, queue: queue, userId: user, events: events,
+            correlation: events.correlationField.flatMap { payload[$0]?.stringValue })
         let failed = outcome == .failed || outcome == .retrying
-        return JobEvent(job: job, outcome: outcome, attempt: text("a").flatMap { Int($0) } ?? 0,
-                        maxAttempts: text("m").flatMap { Int($0) } ?? 0,
-                        error: failed ? text("err") : nil, detail: text("det"),
-                        result: outcome == .completed ? text("res").flatMap { JSONValue.parse($0) } : nil,
-                        payload: payload, at: text("at") ?? Timestamp.now(), deliveryKey: entry.id)
+        return JobEvent(
+            job: job, outcome: outcome, attempt: text("a").flatMap { Int($0) } ?? 0,
+            maxAttempts: text("m").flatMap { Int($0) } ?? 0,
+            error: failed ? text("err") : nil, detail: text("det"),
+            result: outcome == .completed ? text("res").flatMap { JSONValue.parse($0) } : nil,
+            payload: payload, at: text("at") ?? Timestamp.now(), deliveryKey: entry.id)
     }
 }

@@ -19,13 +19,19 @@ struct JobDrain: Service, CustomStringConvertible {
         let budget = state.configuration.shutdownTimeout
         let reserve = Self.reserve(budget)
         let deadline = ContinuousClock.now + .milliseconds(Int64(budget * 1000))
-        logger.info("shutting down: no new jobs; waiting for running jobs", metadata: ["active": "\(pool.activeTotal)",
-                    "timeout": "\(Processor.describe(seconds: budget))"])
+        logger.info(
+            "shutting down: no new jobs; waiting for running jobs",
+            metadata: [
+                "active": "\(pool.activeTotal)",
+                "timeout": "\(Processor.describe(seconds: budget))",
+            ])
         let jobsDeadline = deadline - .milliseconds(Int64(reserve * 1000))
         if !(await pool.waitUntilIdle(timeout: jobsDeadline - ContinuousClock.now)) {
-            logger.warning("shutdown timeout reached; handing unfinished jobs back to the queue", metadata: ["active": "\(pool.activeTotal)"])
+            logger.warning(
+                "shutdown timeout reached; handing unfinished jobs back to the queue", metadata: ["active": "\(pool.activeTotal)"])
             pool.stopAll(reason: .shutdown)
-            _ = await pool.waitUntilIdle(timeout: max(deadline - ContinuousClock.now - .milliseconds(Int64(reserve * 250)), .milliseconds(100)))
+            _ = await pool.waitUntilIdle(
+                timeout: max(deadline - ContinuousClock.now - .milliseconds(Int64(reserve * 250)), .milliseconds(100)))
         }
     }
 }

@@ -89,8 +89,10 @@ struct Processor: Sendable {
         case .failed(let failure):
             fields = [("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt)))]
         case .retry(let failure, let due), .deferred(let failure, let due):
-            fields = [("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
-                      ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due)))]
+            fields = [
+                ("error", .string(failure.message)), ("attempt", .int(Int64(held.attempt))),
+                ("maxAttempts", .int(Int64(held.maxAttempts))), ("nextAttemptAt", .string(Timestamp.format(milliseconds: due))),
+            ]
             if case .deferred = end { fields.append(("attemptCounted", .bool(false))) }
         case .cancelled, .handedBack:
             break
@@ -106,11 +108,16 @@ struct Processor: Sendable {
         case .handedBack: log.info("job handed back to the queue")
         case .cancelled: log.info("job cancelled")
         case .deferred(let failure, let due):
-            log.notice("job waits; trying again later without counting the attempt",
-                       metadata: ["reason": "\(failure.message)", "retryIn": "\(inSeconds(due))"])
+            log.notice(
+                "job waits; trying again later without counting the attempt",
+                metadata: ["reason": "\(failure.message)", "retryIn": "\(inSeconds(due))"])
         case .retry(let failure, let due):
-            log.warning("attempt failed; retrying", metadata: ["error": "\(failure.message)", "retryIn": "\(inSeconds(due))",
-                                                              "detail": "\(failure.detail ?? "")"])
+            log.warning(
+                "attempt failed; retrying",
+                metadata: [
+                    "error": "\(failure.message)", "retryIn": "\(inSeconds(due))",
+                    "detail": "\(failure.detail ?? "")",
+                ])
         case .failed(let failure):
             log.error("job failed", metadata: ["error": "\(failure.message)", "detail": "\(failure.detail ?? "")"])
         }
@@ -125,15 +132,17 @@ struct Processor: Sendable {
         var delay = 50
         while true {
             do {
-                let owned = try await queue.finish(held, mode: mode, detail: end.detail, dueMilliseconds: end.dueMilliseconds, event: event,
-                                                   observe: observed, failureDetail: end.failure?.detail)
+                let owned = try await queue.finish(
+                    held, mode: mode, detail: end.detail, dueMilliseconds: end.dueMilliseconds, event: event,
+                    observe: observed, failureDetail: end.failure?.detail)
                 if !owned {
                     log.warning("job was taken over by another daemon before it finished here; its result here is dropped")
                 }
                 return owned
             } catch {
                 if isShuttingDown() && mode != .requeue {
-                    log.error("could not record the end of the job; it will run again after its lease lapses", metadata: ["error": "\(error)"])
+                    log.error(
+                        "could not record the end of the job; it will run again after its lease lapses", metadata: ["error": "\(error)"])
                     return false
                 }
                 if delay == 50 { log.warning("cannot reach Redis to record the end of the job; retrying", metadata: ["error": "\(error)"]) }

@@ -44,15 +44,17 @@ struct Fetcher: Service, CustomStringConvertible {
         self.logger = log
         self.redisConfiguration = core.redisConfiguration
         self.blockingReads = core.blockingReads
-        self.processor = Processor(queue: core.queue, registry: core.registry, metrics: core.metrics, logger: core.logger,
-                                   services: core.services, consumer: core.consumer,
-                                   isShuttingDown: { [state = core.state] in state.isShuttingDown })
+        self.processor = Processor(
+            queue: core.queue, registry: core.registry, metrics: core.metrics, logger: core.logger,
+            services: core.services, consumer: core.consumer,
+            isShuttingDown: { [state = core.state] in state.isShuttingDown })
     }
 
     func run() async {
-        let connection = blockingConnection(redisConfiguration, name: "\(consumer)-fetch-\(name)", blockMilliseconds: Self.blockMilliseconds)
+        let connection = blockingConnection(
+            redisConfiguration, name: "\(consumer)-fetch-\(name)", blockMilliseconds: Self.blockMilliseconds)
         defer { connection.close() }
-        try? await cancelWhenGracefulShutdown { [self] in
+        await cancelWhenGracefulShutdown { [self] in
             await withTaskCancellationHandler {
                 await withDiscardingTaskGroup { admissions in
                     await fetchLoop(connection: connection, admissions: &admissions)
@@ -147,8 +149,12 @@ struct Fetcher: Service, CustomStringConvertible {
         guard !valid.isEmpty else { return }
 
         let policy = RetryPolicy(initial: settings.backoff.initial, maximum: settings.backoff.max)
-        let items = valid.map { (entry: $0.entry, envelope: $0.envelope, queue: name,
-                                 maxAttempts: $0.envelope.maxAttempts ?? settings.maxAttempts) }
+        let items = valid.map {
+            (
+                entry: $0.entry, envelope: $0.envelope, queue: name,
+                maxAttempts: $0.envelope.maxAttempts ?? settings.maxAttempts
+            )
+        }
         let outcomes: [Result<IntakeOutcome, RedisError>]
         do {
             outcomes = try await queue.intake(items)
@@ -162,13 +168,15 @@ struct Fetcher: Service, CustomStringConvertible {
             let createdAt = item.entry.addedAtMilliseconds ?? Timestamp.nowMilliseconds()
             switch outcome {
             case .success(.run(let attempt)):
-                let held = HeldJob(descriptor: descriptor, envelope: item.envelope, entryID: item.entry.id, attempt: attempt,
-                                   maxAttempts: item.maxAttempts, createdAt: Timestamp.format(milliseconds: createdAt))
+                let held = HeldJob(
+                    descriptor: descriptor, envelope: item.envelope, entryID: item.entry.id, attempt: attempt,
+                    maxAttempts: item.maxAttempts, createdAt: Timestamp.format(milliseconds: createdAt))
                 var jobLog = log
                 jobLog[metadataKey: "jobId"] = "\(descriptor.id)"
                 jobLog[metadataKey: "type"] = "\(descriptor.type)"
-                let context = JobContext(job: descriptor, envelope: item.envelope, attempt: attempt, maxAttempts: item.maxAttempts,
-                                         logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
+                let context = JobContext(
+                    job: descriptor, envelope: item.envelope, attempt: attempt, maxAttempts: item.maxAttempts,
+                    logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
                 pool.start(running) { [processor] job in await processor.process(job, retry: policy) }
@@ -180,24 +188,31 @@ struct Fetcher: Service, CustomStringConvertible {
                 metrics.jobFinished(queue: name, type: descriptor.type, outcome: JobOutcome.failed.metricLabel, seconds: nil)
                 log.error("job failed: its daemon stopped during the last attempt", metadata: ["jobId": "\(descriptor.id)"])
             case .success(.alreadyFinished(let state)):
-                log.info("job id already finished earlier; not running it again", metadata: ["jobId": "\(descriptor.id)", "state": "\(state)"])
+                log.info(
+                    "job id already finished earlier; not running it again", metadata: ["jobId": "\(descriptor.id)", "state": "\(state)"])
             case .success(.duplicate):
                 log.info("job id already queued or running; duplicate entry dropped", metadata: ["jobId": "\(descriptor.id)"])
             case .failure(let error):
-                log.error("could not take a job in; it will be taken over after its lease lapses",
-                          metadata: ["jobId": "\(descriptor.id)", "error": "\(error)"])
+                log.error(
+                    "could not take a job in; it will be taken over after its lease lapses",
+                    metadata: ["jobId": "\(descriptor.id)", "error": "\(error)"])
             }
         }
     }
 
     /// Records a refused entry in Redis (when it has an id) and always in PostgreSQL (through the outbox), and acknowledges it.
     func refuse(_ rejection: EnvelopeRejection, entry: StreamEntry, queue name: String, log: Logger) async {
-        log.warning("refused an invalid job entry", metadata: ["entry": "\(entry.id)", "jobId": "\(rejection.id ?? "")",
-                                                              "error": "\(rejection.reason)"])
+        log.warning(
+            "refused an invalid job entry",
+            metadata: [
+                "entry": "\(entry.id)", "jobId": "\(rejection.id ?? "")",
+                "error": "\(rejection.reason)",
+            ])
         do {
             guard try await queue.reject(rejection, entry: entry, queue: name) else {
-                log.warning("the refused entry reuses the id of an existing job; that job is left as it is",
-                            metadata: ["jobId": "\(rejection.id ?? "")"])
+                log.warning(
+                    "the refused entry reuses the id of an existing job; that job is left as it is",
+                    metadata: ["jobId": "\(rejection.id ?? "")"])
                 return
             }
         } catch {

@@ -96,8 +96,10 @@ package final class JobQueue: Sendable {
     /// The event vocabulary of a job type (from the registry).
     let vocabulary: @Sendable (String) -> EventVocabulary
 
-    package init(redis: RedisConnection, keys: RedisKeys, consumer: String, retentionSeconds: Int,
-                vocabulary: @escaping @Sendable (String) -> EventVocabulary = { _ in .standard }) {
+    package init(
+        redis: RedisConnection, keys: RedisKeys, consumer: String, retentionSeconds: Int,
+        vocabulary: @escaping @Sendable (String) -> EventVocabulary = { _ in .standard }
+    ) {
         self.vocabulary = vocabulary
         self.redis = redis
         self.keys = keys
@@ -118,10 +120,11 @@ package final class JobQueue: Sendable {
     /// Reads up to `count` new entries of a queue for this consumer, blocking up to `blockMilliseconds`.
     /// `connection` must be a connection of the caller's own (the read blocks it).
     package func read(queue: String, count: Int, blockMilliseconds: Int, on connection: RedisConnection) async throws -> [StreamEntry] {
-        let reply = try await connection.send(RedisCommand([
-            "XREADGROUP", "GROUP", RedisKeys.group, consumer, "COUNT", String(count),
-            "BLOCK", String(blockMilliseconds), "STREAMS", keys.queue(queue), ">",
-        ]))
+        let reply = try await connection.send(
+            RedisCommand([
+                "XREADGROUP", "GROUP", RedisKeys.group, consumer, "COUNT", String(count),
+                "BLOCK", String(blockMilliseconds), "STREAMS", keys.queue(queue), ">",
+            ]))
         guard let streams = reply.array else { return [] }
         var entries: [StreamEntry] = []
         for stream in streams {
@@ -134,9 +137,12 @@ package final class JobQueue: Sendable {
     /// Puts entries pending longer than `idleMilliseconds` (their holder died or stopped renewing) back at
     /// the end of the queue's stream, except those in `runningHere`. Returns how many entries were
     /// looked at and how many were put back.
-    package func rescue(queue: String, idleMilliseconds: Int, count: Int, runningHere: [String]) async throws -> (examined: Int, rescued: Int) {
-        let reply = try await scripts.run(Scripts.rescue, keys: [keys.queue(queue)],
-                                          args: [RedisKeys.group, consumer, String(idleMilliseconds), String(count), keys.job("")] + runningHere)
+    package func rescue(
+        queue: String, idleMilliseconds: Int, count: Int, runningHere: [String]
+    ) async throws -> (examined: Int, rescued: Int) {
+        let reply = try await scripts.run(
+            Scripts.rescue, keys: [keys.queue(queue)],
+            args: [RedisKeys.group, consumer, String(idleMilliseconds), String(count), keys.job("")] + runningHere)
         let parts = reply.array ?? []
         return (Int(parts.first?.int ?? 0), Int(parts.count > 1 ? parts[1].int ?? 0 : 0))
     }
@@ -179,22 +185,28 @@ package final class JobQueue: Sendable {
     /// Takes valid entries of one queue into job state: one script call for the whole batch.
     /// Returns one outcome per item. A script error fails every item (the entries stay pending and
     /// are taken over after their lease).
-    package func intake(_ items: [(entry: StreamEntry, envelope: JobEnvelope, queue: String, maxAttempts: Int)]) async throws -> [Result<IntakeOutcome, RedisError>] {
+    package func intake(
+        _ items: [(entry: StreamEntry, envelope: JobEnvelope, queue: String, maxAttempts: Int)]
+    ) async throws -> [Result<IntakeOutcome, RedisError>] {
         guard let queueName = items.first?.queue else { return [] }
         precondition(items.allSatisfy { $0.queue == queueName }, "one intake call takes entries of one queue")
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
         var keyList = [keys.queue(queueName), keys.scheduled, keys.eventsLog, keys.records, keys.outcomes, keys.finished]
-        var args = [consumer, now, String(nowMs), queueName, RedisKeys.group, keys.events, keys.user(""),
-                    String(retentionSeconds), Self.exhaustedError, Self.eventsLogMaxLength]
+        var args = [
+            consumer, now, String(nowMs), queueName, RedisKeys.group, keys.events, keys.user(""),
+            String(retentionSeconds), Self.exhaustedError, Self.eventsLogMaxLength,
+        ]
         keyList.reserveCapacity(6 + items.count)
         args.reserveCapacity(10 + items.count * 9)
         for item in items {
             let job = JobDescriptor(envelope: item.envelope, queue: item.queue, events: vocabulary(item.envelope.type))
             keyList.append(keys.job(job.id))
-            args += [item.entry.id, job.type, job.userId ?? "", String(item.maxAttempts), item.envelope.raw,
-                     item.entry.addedAtMilliseconds.map(Timestamp.format(milliseconds:)) ?? now,
-                     item.envelope.runAt.map { String($0) } ?? "", job.id, EventFactory.make(.started, job: job, at: now)]
+            args += [
+                item.entry.id, job.type, job.userId ?? "", String(item.maxAttempts), item.envelope.raw,
+                item.entry.addedAtMilliseconds.map(Timestamp.format(milliseconds:)) ?? now,
+                item.envelope.runAt.map { String($0) } ?? "", job.id, EventFactory.make(.started, job: job, at: now),
+            ]
         }
         let reply = try await scripts.runMany(Scripts.intake, calls: [(keyList, args)])[0]
         if case .error(let message) = reply {
@@ -211,7 +223,8 @@ package final class JobQueue: Sendable {
             // The rare outcomes' events are built only when they happen.
             if outcome == "cancelled" || outcome == "exhausted" {
                 let job = JobDescriptor(envelope: item.envelope, queue: item.queue, events: vocabulary(item.envelope.type))
-                let event = outcome == "cancelled"
+                let event =
+                    outcome == "cancelled"
                     ? EventFactory.make(.cancelled, job: job, at: now)
                     : EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(Self.exhaustedError))])
                 try? await publish(event, userId: job.userId)
@@ -233,17 +246,24 @@ package final class JobQueue: Sendable {
     /// The same script writes the job's record into the outbox and, when `observe` is set, the outcome
     /// for the observers (with `failureDetail`).
     /// Returns false when this daemon no longer owns the job (its lease lapsed and another host took it).
-    package func finish(_ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
-                       observe: JobOutcome? = nil, failureDetail: String? = nil) async throws -> Bool {
+    package func finish(
+        _ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
+        observe: JobOutcome? = nil, failureDetail: String? = nil
+    ) async throws -> Bool {
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
-        let reply = try await scripts.run(Scripts.finish,
-            keys: [keys.job(job.descriptor.id), keys.queue(job.descriptor.queue), keys.eventsLog, keys.scheduled,
-                   keys.records, keys.outcomes, keys.finished],
-            args: [job.entryID, consumer, RedisKeys.group, now, mode.rawValue, detail, String(dueMilliseconds),
-                   job.descriptor.id, String(retentionSeconds), event, keys.events,
-                   job.descriptor.userId.map(keys.user) ?? "", Self.eventsLogMaxLength, String(nowMs),
-                   observe?.rawValue ?? "", failureDetail ?? ""])
+        let reply = try await scripts.run(
+            Scripts.finish,
+            keys: [
+                keys.job(job.descriptor.id), keys.queue(job.descriptor.queue), keys.eventsLog, keys.scheduled,
+                keys.records, keys.outcomes, keys.finished,
+            ],
+            args: [
+                job.entryID, consumer, RedisKeys.group, now, mode.rawValue, detail, String(dueMilliseconds),
+                job.descriptor.id, String(retentionSeconds), event, keys.events,
+                job.descriptor.userId.map(keys.user) ?? "", Self.eventsLogMaxLength, String(nowMs),
+                observe?.rawValue ?? "", failureDetail ?? "",
+            ])
         return reply.int == 1
     }
 
@@ -256,23 +276,28 @@ package final class JobQueue: Sendable {
         let id = rejection.id ?? "invalid:\(queue):\(entry.id)"
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
-        let job = JobDescriptor(id: id, type: rejection.type ?? "", queue: queue, userId: rejection.userId,
-                                events: vocabulary(rejection.type ?? ""))
+        let job = JobDescriptor(
+            id: id, type: rejection.type ?? "", queue: queue, userId: rejection.userId,
+            events: vocabulary(rejection.type ?? ""))
         let event = EventFactory.make(.failed, job: job, at: now, fields: [("error", .string(rejection.reason))])
-        let reply = try await scripts.run(Scripts.reject,
+        let reply = try await scripts.run(
+            Scripts.reject,
             keys: [keys.job(id), keys.queue(queue), keys.eventsLog, keys.records, keys.outcomes, keys.finished],
-            args: [entry.id, RedisKeys.group, now, rejection.reason, rejection.type ?? "", queue,
-                   rejection.userId ?? "", String(retentionSeconds), event, keys.events,
-                   rejection.userId.map(keys.user) ?? "", Self.eventsLogMaxLength,
-                   id, rejection.id == nil ? "" : "1", rejection.raw, String(nowMs)])
+            args: [
+                entry.id, RedisKeys.group, now, rejection.reason, rejection.type ?? "", queue,
+                rejection.userId ?? "", String(retentionSeconds), event, keys.events,
+                rejection.userId.map(keys.user) ?? "", Self.eventsLogMaxLength,
+                id, rejection.id == nil ? "" : "1", rejection.raw, String(nowMs),
+            ])
         return reply.int == 1
     }
 
     /// Moves due scheduled jobs back into their queues. Returns how many moved.
     package func promoteDue(limit: Int = 500) async throws -> Int {
         let now = Timestamp.nowMilliseconds()
-        let reply = try await scripts.run(Scripts.promote, keys: [keys.scheduled, keys.records],
-                                          args: [String(now), String(limit), keys.prefix, Timestamp.format(milliseconds: now)])
+        let reply = try await scripts.run(
+            Scripts.promote, keys: [keys.scheduled, keys.records],
+            args: [String(now), String(limit), keys.prefix, Timestamp.format(milliseconds: now)])
         return Int(reply.int ?? 0)
     }
 
@@ -287,8 +312,9 @@ package final class JobQueue: Sendable {
     package func cancel(jobID: String) async throws -> CancelResult {
         let nowMs = Timestamp.nowMilliseconds()
         let now = Timestamp.format(milliseconds: nowMs)
-        let reply = try await scripts.run(Scripts.cancel, keys: [keys.job(jobID), keys.scheduled, keys.records, keys.outcomes, keys.finished],
-                                          args: [jobID, now, String(retentionSeconds), String(nowMs)])
+        let reply = try await scripts.run(
+            Scripts.cancel, keys: [keys.job(jobID), keys.scheduled, keys.records, keys.outcomes, keys.finished],
+            args: [jobID, now, String(retentionSeconds), String(nowMs)])
         guard let parts = reply.array, parts.count >= 6 else { throw RedisError.protocolError("cancel answered \(reply)") }
         let outcome = parts[0].string ?? ""
         let type = parts[2].string ?? ""
@@ -308,7 +334,9 @@ package final class JobQueue: Sendable {
             let job = descriptor ?? JobDescriptor(id: jobID, type: "", queue: "")
             try await publish(EventFactory.make(.cancelled, job: job, at: now), userId: job.userId)
         }
-        guard let cancelOutcome = CancelResult.Outcome(rawValue: outcome) else { throw RedisError.protocolError("cancel answered \(outcome)") }
+        guard let cancelOutcome = CancelResult.Outcome(rawValue: outcome) else {
+            throw RedisError.protocolError("cancel answered \(outcome)")
+        }
         return CancelResult(outcome: cancelOutcome, previousState: parts[1].string ?? "", job: descriptor, envelope: envelopeText)
     }
 
@@ -337,16 +365,18 @@ package final class JobQueue: Sendable {
     package func summary(jobID: String) async throws -> JobSummary? {
         let values = try await redis.send(RedisCommand(["HMGET", keys.job(jobID)] + JobHash.summaryFields)).array ?? []
         guard values.count == 4, let queue = values[0].string else { return nil }
-        return JobSummary(queue: queue, type: values[1].string ?? "", userId: values[2].string.flatMap { $0.isEmpty ? nil : $0 },
-                          state: values[3].string.flatMap(JobState.init(rawValue:)))
+        return JobSummary(
+            queue: queue, type: values[1].string ?? "", userId: values[2].string.flatMap { $0.isEmpty ? nil : $0 },
+            state: values[3].string.flatMap(JobState.init(rawValue:)))
     }
 
     /// Runs a failed or cancelled job again (a new entry, attempts from zero). `envelope` and `createdAt` are
     /// given when the hash is gone. Returns nil when queued, else the state that refused it.
     package func runAgain(jobID: String, summary: JobSummary, envelope: String, createdAt: String) async throws -> String? {
-        let reply = try await scripts.run(Scripts.retry,
-                                          keys: [keys.job(jobID), keys.queue(summary.queue), keys.records, keys.finished],
-                                          args: [envelope, Timestamp.now(), summary.queue, summary.type, summary.userId ?? "", jobID, createdAt])
+        let reply = try await scripts.run(
+            Scripts.retry,
+            keys: [keys.job(jobID), keys.queue(summary.queue), keys.records, keys.finished],
+            args: [envelope, Timestamp.now(), summary.queue, summary.type, summary.userId ?? "", jobID, createdAt])
         let parts = reply.array ?? []
         if parts.first?.string == "queued" { return nil }
         return parts.count > 1 ? parts[1].string : "unknown"
@@ -376,8 +406,9 @@ package final class JobQueue: Sendable {
 
     /// Takes one start from a queue's shared rate limit. Returns 0 when granted, else milliseconds to wait.
     package func takeStart(queue: String, max: Int, perSeconds: Double, token: String) async throws -> Int {
-        let reply = try await scripts.run(Scripts.rateLimit, keys: [keys.rateLimit(queue)],
-                                          args: [String(Timestamp.nowMilliseconds()), String(Int(perSeconds * 1000)), String(max), token])
+        let reply = try await scripts.run(
+            Scripts.rateLimit, keys: [keys.rateLimit(queue)],
+            args: [String(Timestamp.nowMilliseconds()), String(Int(perSeconds * 1000)), String(max), token])
         return Int(reply.int ?? 0)
     }
 
@@ -388,8 +419,9 @@ package final class JobQueue: Sendable {
 
     /// Folds a pause/resume command into the persisted pause set. Returns true when applied now.
     package func applyPause(queue: String, paused: Bool, controlEntryID: String) async throws -> Bool {
-        let reply = try await scripts.run(Scripts.applyPause, keys: [keys.paused, keys.controlApplied],
-                                          args: [queue, paused ? "pause" : "resume", controlEntryID])
+        let reply = try await scripts.run(
+            Scripts.applyPause, keys: [keys.paused, keys.controlApplied],
+            args: [queue, paused ? "pause" : "resume", controlEntryID])
         return reply.int == 1
     }
 

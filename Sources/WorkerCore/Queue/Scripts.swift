@@ -9,41 +9,41 @@ enum Scripts {
     /// Shared Lua helpers, prepended to scripts that publish events.
     /// `emit(event, channel, userChannel, log, maxlen)`: PUBLISH to P:events (and the user channel) and XADD to P:events:log.
     static let prelude = """
-    local function emit(ev, channel, userChannel, log, maxlen)
-      if ev == nil or ev == '' then return end
-      redis.call('PUBLISH', channel, ev)
-      if userChannel ~= nil and userChannel ~= '' then redis.call('PUBLISH', userChannel, ev) end
-      redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'event', ev)
-    end
-    -- record(records, h, id): the job's durable record, a snapshot of its hash after the transition,
-    -- into the records outbox (P:records). Record writers move it into PostgreSQL; the entry id orders it.
-    local recordFields = {'state', 'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result',
-      'createdAt', 'startedAt', 'finishedAt', 'updatedAt', 'worker'}
-    local recordNames = {'st', 'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'c', 's', 'f', 'at', 'w'}
-    local function record(records, h, id)
-      local v = redis.call('HMGET', h, unpack(recordFields))
-      if not v[1] or not v[2] or not v[3] then return end
-      local args = {'k', 'job', 'id', id}
-      for i = 1, #recordFields do
-        if v[i] then args[#args + 1] = recordNames[i]; args[#args + 1] = v[i] end
-      end
-      redis.call('XADD', records, '*', unpack(args))
-    end
-    -- observe(outcomes, h, id, outcome, detail): the outcome of an attempt for the observers
-    -- (notifications, error logs, webhooks, mail), into P:outcomes, read by every host's dispatcher.
-    local observeFields = {'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result', 'updatedAt'}
-    local observeNames = {'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'at'}
-    local function observe(outcomes, h, id, outcome, detail)
-      local v = redis.call('HMGET', h, unpack(observeFields))
-      if not v[1] or not v[2] then return end
-      local args = {'id', id, 'o', outcome}
-      for i = 1, #observeFields do
-        if v[i] then args[#args + 1] = observeNames[i]; args[#args + 1] = v[i] end
-      end
-      if detail ~= nil and detail ~= '' then args[#args + 1] = 'det'; args[#args + 1] = detail end
-      redis.call('XADD', outcomes, '*', unpack(args))
-    end
-    """
+        local function emit(ev, channel, userChannel, log, maxlen)
+          if ev == nil or ev == '' then return end
+          redis.call('PUBLISH', channel, ev)
+          if userChannel ~= nil and userChannel ~= '' then redis.call('PUBLISH', userChannel, ev) end
+          redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'event', ev)
+        end
+        -- record(records, h, id): the job's durable record, a snapshot of its hash after the transition,
+        -- into the records outbox (P:records). Record writers move it into PostgreSQL; the entry id orders it.
+        local recordFields = {'state', 'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result',
+          'createdAt', 'startedAt', 'finishedAt', 'updatedAt', 'worker'}
+        local recordNames = {'st', 'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'c', 's', 'f', 'at', 'w'}
+        local function record(records, h, id)
+          local v = redis.call('HMGET', h, unpack(recordFields))
+          if not v[1] or not v[2] or not v[3] then return end
+          local args = {'k', 'job', 'id', id}
+          for i = 1, #recordFields do
+            if v[i] then args[#args + 1] = recordNames[i]; args[#args + 1] = v[i] end
+          end
+          redis.call('XADD', records, '*', unpack(args))
+        end
+        -- observe(outcomes, h, id, outcome, detail): the outcome of an attempt for the observers
+        -- (notifications, error logs, webhooks, mail), into P:outcomes, read by every host's dispatcher.
+        local observeFields = {'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result', 'updatedAt'}
+        local observeNames = {'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'at'}
+        local function observe(outcomes, h, id, outcome, detail)
+          local v = redis.call('HMGET', h, unpack(observeFields))
+          if not v[1] or not v[2] then return end
+          local args = {'id', id, 'o', outcome}
+          for i = 1, #observeFields do
+            if v[i] then args[#args + 1] = observeNames[i]; args[#args + 1] = v[i] end
+          end
+          if detail ~= nil and detail ~= '' then args[#args + 1] = 'det'; args[#args + 1] = detail end
+          redis.call('XADD', outcomes, '*', unpack(args))
+        end
+        """
 
     /// Takes a batch of stream entries of one queue into their jobs' state, in one call.
     /// KEYS: 1 queue stream, 2 scheduled zset, 3 events log, 4 records outbox, 5 outcomes stream, 6 finished-ids zset,
@@ -56,78 +56,79 @@ enum Scripts {
     /// outcomes also write their outcome for the observers (their events are published by the caller).
     /// Returns, per entry, outcome, attempt, state: outcome is run, skip (already finished), duplicate,
     /// scheduled, cancelled or exhausted. Every outcome but `run` has acknowledged the entry.
-    static let intake = prelude + """
+    static let intake =
+        prelude + """
 
-    local out = {}
-    local n = #KEYS - 6
-    for i = 1, n do
-      local h = KEYS[6 + i]
-      local b = 10 + (i - 1) * 9
-      local eid, typ, user, maxA, env, created, runAt, jid, started =
-        ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-      local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt', 'queue')
-      local state, entry, cancel = st[1], st[2], st[3]
-      local attempt = tonumber(st[4]) or 0
-      local outcome
-      local function ack() redis.call('XACK', KEYS[1], ARGV[5], eid) end
-      local common = {'type', typ, 'queue', ARGV[4], 'maxAttempts', maxA, 'envelope', env, 'entry', eid}
-      if not state then table.insert(common, 'createdAt'); table.insert(common, created) end
-      if user ~= '' then table.insert(common, 'userId'); table.insert(common, user) end
-      if state == 'completed' or state == 'failed' or state == 'cancelled' then
-        ack(); outcome = 'skip'
-        if state == 'cancelled' and not st[5] then
-          -- Cancelled before it ever arrived: now that its type and queue are known, it gets its record.
-          redis.call('HSET', h, unpack(common))
-          redis.call('HDEL', h, 'entry')
-          if not redis.call('HGET', h, 'createdAt') then redis.call('HSET', h, 'createdAt', created) end
-          record(KEYS[4], h, jid)
-        end
-      elseif not state and redis.call('ZSCORE', KEYS[6], jid) then
-        -- Finished earlier; its hash has expired since (the id is kept for retention.jobs).
-        ack(); outcome = 'skip'; state = 'finished'
-      elseif state == 'scheduled' or (entry and entry ~= eid) then
-        ack(); outcome = 'duplicate'
-      else
-        local firstSight = (entry == false or entry == nil)
-        local exhausted = (state == 'active' and attempt >= tonumber(maxA))
-        local waits = (firstSight and runAt ~= '' and tonumber(runAt) > tonumber(ARGV[3]))
-        if cancel == '1' or exhausted or waits then redis.call('HSET', h, unpack(common)) end
-        if cancel == '1' then
-          redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
-          redis.call('HDEL', h, 'entry')
-          redis.call('EXPIRE', h, ARGV[8])
-          redis.call('ZADD', KEYS[6], ARGV[3], jid)
-          ack(); outcome = 'cancelled'; state = 'cancelled'
-          observe(KEYS[5], h, jid, 'cancelled', '')
-        elseif exhausted then
-          redis.call('HSET', h, 'state', 'failed', 'error', ARGV[9], 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
-          redis.call('HDEL', h, 'entry')
-          redis.call('EXPIRE', h, ARGV[8])
-          redis.call('ZADD', KEYS[6], ARGV[3], jid)
-          ack(); outcome = 'exhausted'; state = 'failed'
-          observe(KEYS[5], h, jid, 'failed', '')
-        elseif waits then
-          redis.call('HSET', h, 'state', 'scheduled', 'updatedAt', ARGV[2], 'attempt', attempt)
-          redis.call('HDEL', h, 'entry')
-          redis.call('ZADD', KEYS[2], runAt, jid)
-          ack(); outcome = 'scheduled'; state = 'scheduled'
-        else
-          attempt = attempt + 1
-          -- One write: the envelope's fields and the attempt's. A first attempt has nothing to clear.
-          local fields = {'state', 'active', 'attempt', attempt, 'worker', ARGV[1], 'startedAt', ARGV[2],
-            'updatedAt', ARGV[2], 'progress', '0'}
-          for _, v in ipairs(common) do table.insert(fields, v) end
-          redis.call('HSET', h, unpack(fields))
-          if attempt > 1 then redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt') end
-          emit(started, ARGV[6], user ~= '' and (ARGV[7] .. user) or '', KEYS[3], ARGV[10])
-          outcome = 'run'; state = 'active'
-        end
-        record(KEYS[4], h, jid)
-      end
-      table.insert(out, outcome); table.insert(out, attempt); table.insert(out, state or '')
-    end
-    return out
-    """
+            local out = {}
+            local n = #KEYS - 6
+            for i = 1, n do
+              local h = KEYS[6 + i]
+              local b = 10 + (i - 1) * 9
+              local eid, typ, user, maxA, env, created, runAt, jid, started =
+                ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+              local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt', 'queue')
+              local state, entry, cancel = st[1], st[2], st[3]
+              local attempt = tonumber(st[4]) or 0
+              local outcome
+              local function ack() redis.call('XACK', KEYS[1], ARGV[5], eid) end
+              local common = {'type', typ, 'queue', ARGV[4], 'maxAttempts', maxA, 'envelope', env, 'entry', eid}
+              if not state then table.insert(common, 'createdAt'); table.insert(common, created) end
+              if user ~= '' then table.insert(common, 'userId'); table.insert(common, user) end
+              if state == 'completed' or state == 'failed' or state == 'cancelled' then
+                ack(); outcome = 'skip'
+                if state == 'cancelled' and not st[5] then
+                  -- Cancelled before it ever arrived: now that its type and queue are known, it gets its record.
+                  redis.call('HSET', h, unpack(common))
+                  redis.call('HDEL', h, 'entry')
+                  if not redis.call('HGET', h, 'createdAt') then redis.call('HSET', h, 'createdAt', created) end
+                  record(KEYS[4], h, jid)
+                end
+              elseif not state and redis.call('ZSCORE', KEYS[6], jid) then
+                -- Finished earlier; its hash has expired since (the id is kept for retention.jobs).
+                ack(); outcome = 'skip'; state = 'finished'
+              elseif state == 'scheduled' or (entry and entry ~= eid) then
+                ack(); outcome = 'duplicate'
+              else
+                local firstSight = (entry == false or entry == nil)
+                local exhausted = (state == 'active' and attempt >= tonumber(maxA))
+                local waits = (firstSight and runAt ~= '' and tonumber(runAt) > tonumber(ARGV[3]))
+                if cancel == '1' or exhausted or waits then redis.call('HSET', h, unpack(common)) end
+                if cancel == '1' then
+                  redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
+                  redis.call('HDEL', h, 'entry')
+                  redis.call('EXPIRE', h, ARGV[8])
+                  redis.call('ZADD', KEYS[6], ARGV[3], jid)
+                  ack(); outcome = 'cancelled'; state = 'cancelled'
+                  observe(KEYS[5], h, jid, 'cancelled', '')
+                elseif exhausted then
+                  redis.call('HSET', h, 'state', 'failed', 'error', ARGV[9], 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
+                  redis.call('HDEL', h, 'entry')
+                  redis.call('EXPIRE', h, ARGV[8])
+                  redis.call('ZADD', KEYS[6], ARGV[3], jid)
+                  ack(); outcome = 'exhausted'; state = 'failed'
+                  observe(KEYS[5], h, jid, 'failed', '')
+                elseif waits then
+                  redis.call('HSET', h, 'state', 'scheduled', 'updatedAt', ARGV[2], 'attempt', attempt)
+                  redis.call('HDEL', h, 'entry')
+                  redis.call('ZADD', KEYS[2], runAt, jid)
+                  ack(); outcome = 'scheduled'; state = 'scheduled'
+                else
+                  attempt = attempt + 1
+                  -- One write: the envelope's fields and the attempt's. A first attempt has nothing to clear.
+                  local fields = {'state', 'active', 'attempt', attempt, 'worker', ARGV[1], 'startedAt', ARGV[2],
+                    'updatedAt', ARGV[2], 'progress', '0'}
+                  for _, v in ipairs(common) do table.insert(fields, v) end
+                  redis.call('HSET', h, unpack(fields))
+                  if attempt > 1 then redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt') end
+                  emit(started, ARGV[6], user ~= '' and (ARGV[7] .. user) or '', KEYS[3], ARGV[10])
+                  outcome = 'run'; state = 'active'
+                end
+                record(KEYS[4], h, jid)
+              end
+              table.insert(out, outcome); table.insert(out, attempt); table.insert(out, state or '')
+            end
+            return out
+            """
 
     /// Ends an attempt, if the caller still owns the job.
     /// KEYS: 1 job hash, 2 queue stream, 3 events log, 4 scheduled zset, 5 records outbox, 6 outcomes stream,
@@ -137,121 +138,124 @@ enum Scripts {
     ///       11 events channel, 12 user channel or '', 13 events log maxlen, 14 now (ms),
     ///       15 outcome for the observers or '' (none of them wants it), 16 failure detail for the observers
     /// Returns 1 when the transition happened, 0 when the caller no longer owns the job.
-    static let finish = prelude + """
+    static let finish =
+        prelude + """
 
-    local h = KEYS[1]
-    local st = redis.call('HMGET', h, 'state', 'entry', 'worker', 'attempt', 'envelope')
-    if st[1] ~= 'active' or st[2] ~= ARGV[1] or st[3] ~= ARGV[2] then return 0 end
-    local mode = ARGV[5]
-    if mode == 'completed' then
-      redis.call('HSET', h, 'state', 'completed', 'progress', '100', 'result', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
-      if redis.call('HEXISTS', h, 'eta') == 1 then redis.call('HDEL', h, 'eta') end
-      redis.call('EXPIRE', h, ARGV[9])
-    elseif mode == 'failed' then
-      redis.call('HSET', h, 'state', 'failed', 'error', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
-      redis.call('HDEL', h, 'entry', 'eta')
-      redis.call('EXPIRE', h, ARGV[9])
-    elseif mode == 'cancelled' then
-      redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
-      redis.call('HDEL', h, 'entry', 'eta')
-      redis.call('EXPIRE', h, ARGV[9])
-    elseif mode == 'retry' or mode == 'deferred' then
-      redis.call('HSET', h, 'state', 'scheduled', 'error', ARGV[6], 'updatedAt', ARGV[4])
-      if mode == 'deferred' then redis.call('HSET', h, 'attempt', math.max((tonumber(st[4]) or 1) - 1, 0)) end
-      redis.call('HDEL', h, 'entry', 'eta', 'speed')
-      redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
-    elseif mode == 'requeue' then
-      local eid = redis.call('XADD', KEYS[2], '*', 'job', st[5])
-      local attempt = math.max((tonumber(st[4]) or 1) - 1, 0)
-      redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', attempt, 'updatedAt', ARGV[4])
-      redis.call('HDEL', h, 'worker', 'stage', 'eta', 'speed')
-    else
-      return redis.error_reply('unknown finish mode ' .. mode)
-    end
-    if mode == 'completed' or mode == 'failed' or mode == 'cancelled' then redis.call('ZADD', KEYS[7], ARGV[14], ARGV[8]) end
-    redis.call('XACK', KEYS[2], ARGV[3], ARGV[1])
-    emit(ARGV[10], ARGV[11], ARGV[12], KEYS[3], ARGV[13])
-    record(KEYS[5], h, ARGV[8])
-    if ARGV[15] ~= '' then observe(KEYS[6], h, ARGV[8], ARGV[15], ARGV[16]) end
-    return 1
-    """
+            local h = KEYS[1]
+            local st = redis.call('HMGET', h, 'state', 'entry', 'worker', 'attempt', 'envelope')
+            if st[1] ~= 'active' or st[2] ~= ARGV[1] or st[3] ~= ARGV[2] then return 0 end
+            local mode = ARGV[5]
+            if mode == 'completed' then
+              redis.call('HSET', h, 'state', 'completed', 'progress', '100', 'result', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
+              if redis.call('HEXISTS', h, 'eta') == 1 then redis.call('HDEL', h, 'eta') end
+              redis.call('EXPIRE', h, ARGV[9])
+            elseif mode == 'failed' then
+              redis.call('HSET', h, 'state', 'failed', 'error', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
+              redis.call('HDEL', h, 'entry', 'eta')
+              redis.call('EXPIRE', h, ARGV[9])
+            elseif mode == 'cancelled' then
+              redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
+              redis.call('HDEL', h, 'entry', 'eta')
+              redis.call('EXPIRE', h, ARGV[9])
+            elseif mode == 'retry' or mode == 'deferred' then
+              redis.call('HSET', h, 'state', 'scheduled', 'error', ARGV[6], 'updatedAt', ARGV[4])
+              if mode == 'deferred' then redis.call('HSET', h, 'attempt', math.max((tonumber(st[4]) or 1) - 1, 0)) end
+              redis.call('HDEL', h, 'entry', 'eta', 'speed')
+              redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
+            elseif mode == 'requeue' then
+              local eid = redis.call('XADD', KEYS[2], '*', 'job', st[5])
+              local attempt = math.max((tonumber(st[4]) or 1) - 1, 0)
+              redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', attempt, 'updatedAt', ARGV[4])
+              redis.call('HDEL', h, 'worker', 'stage', 'eta', 'speed')
+            else
+              return redis.error_reply('unknown finish mode ' .. mode)
+            end
+            if mode == 'completed' or mode == 'failed' or mode == 'cancelled' then redis.call('ZADD', KEYS[7], ARGV[14], ARGV[8]) end
+            redis.call('XACK', KEYS[2], ARGV[3], ARGV[1])
+            emit(ARGV[10], ARGV[11], ARGV[12], KEYS[3], ARGV[13])
+            record(KEYS[5], h, ARGV[8])
+            if ARGV[15] ~= '' then observe(KEYS[6], h, ARGV[8], ARGV[15], ARGV[16]) end
+            return 1
+            """
 
     /// Moves due scheduled jobs from the scheduled set back into their queue streams.
     /// KEYS: 1 scheduled zset, 2 records outbox. ARGV: 1 now ms, 2 limit, 3 key prefix, 4 now (RFC 3339)
     /// Returns the number of jobs moved.
-    static let promote = prelude + """
+    static let promote =
+        prelude + """
 
-    local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-    local n = 0
-    for _, id in ipairs(ids) do
-      redis.call('ZREM', KEYS[1], id)
-      local h = ARGV[3] .. ':job:' .. id
-      local v = redis.call('HMGET', h, 'state', 'envelope', 'queue')
-      if v[1] == 'scheduled' and v[2] and v[3] then
-        local eid = redis.call('XADD', ARGV[3] .. ':queue:' .. v[3], '*', 'job', v[2])
-        redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'updatedAt', ARGV[4])
-        record(KEYS[2], h, id)
-        n = n + 1
-      end
-    end
-    return n
-    """
+            local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+            local n = 0
+            for _, id in ipairs(ids) do
+              redis.call('ZREM', KEYS[1], id)
+              local h = ARGV[3] .. ':job:' .. id
+              local v = redis.call('HMGET', h, 'state', 'envelope', 'queue')
+              if v[1] == 'scheduled' and v[2] and v[3] then
+                local eid = redis.call('XADD', ARGV[3] .. ':queue:' .. v[3], '*', 'job', v[2])
+                redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'updatedAt', ARGV[4])
+                record(KEYS[2], h, id)
+                n = n + 1
+              end
+            end
+            return n
+            """
 
     /// Cancels a job that is not running, or flags a running one for its holder.
     /// KEYS: 1 job hash, 2 scheduled zset, 3 records outbox, 4 outcomes stream, 5 finished-ids zset.
     /// ARGV: 1 job id, 2 now (RFC 3339), 3 retention seconds, 4 now (ms)
     /// Returns {outcome, state, type, queue, userId, envelope}: outcome is cancelled (was queued, scheduled
     /// or unknown), active (flagged; its holder stops it), or finished (already terminal: nothing to do).
-    static let cancel = prelude + """
+    static let cancel =
+        prelude + """
 
-    local h = KEYS[1]
-    local v = redis.call('HMGET', h, 'state', 'type', 'queue', 'userId', 'envelope')
-    local state = v[1]
-    if state == 'completed' or state == 'failed' or state == 'cancelled' then
-      return {'finished', state, v[2] or '', v[3] or '', v[4] or '', ''}
-    end
-    redis.call('HSET', h, 'cancel', '1', 'updatedAt', ARGV[2])
-    if state == 'active' then return {'active', state, v[2] or '', v[3] or '', v[4] or '', ''} end
-    redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2])
-    redis.call('HDEL', h, 'entry')
-    redis.call('ZREM', KEYS[2], ARGV[1])
-    redis.call('EXPIRE', h, ARGV[3])
-    redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
-    record(KEYS[3], h, ARGV[1])
-    observe(KEYS[4], h, ARGV[1], 'cancelled', '')
-    return {'cancelled', state or 'unknown', v[2] or '', v[3] or '', v[4] or '', v[5] or ''}
-    """
+            local h = KEYS[1]
+            local v = redis.call('HMGET', h, 'state', 'type', 'queue', 'userId', 'envelope')
+            local state = v[1]
+            if state == 'completed' or state == 'failed' or state == 'cancelled' then
+              return {'finished', state, v[2] or '', v[3] or '', v[4] or '', ''}
+            end
+            redis.call('HSET', h, 'cancel', '1', 'updatedAt', ARGV[2])
+            if state == 'active' then return {'active', state, v[2] or '', v[3] or '', v[4] or '', ''} end
+            redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2])
+            redis.call('HDEL', h, 'entry')
+            redis.call('ZREM', KEYS[2], ARGV[1])
+            redis.call('EXPIRE', h, ARGV[3])
+            redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+            record(KEYS[3], h, ARGV[1])
+            observe(KEYS[4], h, ARGV[1], 'cancelled', '')
+            return {'cancelled', state or 'unknown', v[2] or '', v[3] or '', v[4] or '', v[5] or ''}
+            """
 
     /// Folds a pause or resume command into the persisted pause set, once, in stream order.
     /// KEYS: 1 paused set, 2 applied-id key. ARGV: 1 queue, 2 pause|resume, 3 control entry id
     /// Returns 1 when applied, 0 when this or a later command was applied already.
     static let applyPause = """
-    local last = redis.call('GET', KEYS[2])
-    if last then
-      local lm, ls = string.match(last, '^(%d+)-(%d+)$')
-      local nm, ns = string.match(ARGV[3], '^(%d+)-(%d+)$')
-      lm, ls, nm, ns = tonumber(lm), tonumber(ls), tonumber(nm), tonumber(ns)
-      if nm < lm or (nm == lm and ns <= ls) then return 0 end
-    end
-    if ARGV[2] == 'pause' then redis.call('SADD', KEYS[1], ARGV[1]) else redis.call('SREM', KEYS[1], ARGV[1]) end
-    redis.call('SET', KEYS[2], ARGV[3])
-    return 1
-    """
+        local last = redis.call('GET', KEYS[2])
+        if last then
+          local lm, ls = string.match(last, '^(%d+)-(%d+)$')
+          local nm, ns = string.match(ARGV[3], '^(%d+)-(%d+)$')
+          lm, ls, nm, ns = tonumber(lm), tonumber(ls), tonumber(nm), tonumber(ns)
+          if nm < lm or (nm == lm and ns <= ls) then return 0 end
+        end
+        if ARGV[2] == 'pause' then redis.call('SADD', KEYS[1], ARGV[1]) else redis.call('SREM', KEYS[1], ARGV[1]) end
+        redis.call('SET', KEYS[2], ARGV[3])
+        return 1
+        """
 
     /// Takes a start from a queue's shared rate limit (sliding window log).
     /// KEYS: 1 window zset. ARGV: 1 now ms, 2 window ms, 3 max starts, 4 unique member
     /// Returns 0 when granted, else the milliseconds to wait before trying again.
     static let rateLimit = """
-    local now, window, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-    if redis.call('ZCARD', KEYS[1]) < max then
-      redis.call('ZADD', KEYS[1], now, ARGV[4])
-      redis.call('PEXPIRE', KEYS[1], window)
-      return 0
-    end
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    return math.max(tonumber(oldest[2]) + window - now, 1)
-    """
+        local now, window, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+        if redis.call('ZCARD', KEYS[1]) < max then
+          redis.call('ZADD', KEYS[1], now, ARGV[4])
+          redis.call('PEXPIRE', KEYS[1], window)
+          return 0
+        end
+        local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+        return math.max(tonumber(oldest[2]) + window - now, 1)
+        """
 
     /// Records an entry that was refused, without touching a job that already exists under that id.
     /// KEYS: 1 job hash (any key when the entry had no usable id), 2 queue stream, 3 events log,
@@ -261,26 +265,27 @@ enum Scripts {
     ///       14 '1' when the entry had a usable id (its hash is written) else '', 15 the entry as received
     ///       (shortened), 16 now (ms)
     /// Returns 1 when the refusal was recorded, 0 when the id belongs to an existing job.
-    static let reject = prelude + """
+    static let reject =
+        prelude + """
 
-    redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
-    local rid = ARGV[13]
-    if ARGV[14] == '1' then
-      if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-      redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[4], 'queue', ARGV[6], 'attempt', '0',
-        'createdAt', ARGV[3], 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
-      if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'type', ARGV[5]) end
-      if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'userId', ARGV[7]) end
-      redis.call('EXPIRE', KEYS[1], ARGV[8])
-      redis.call('ZADD', KEYS[6], ARGV[16], rid)
-      emit(ARGV[9], ARGV[10], ARGV[11], KEYS[3], ARGV[12])
-    end
-    local common = {'id', rid, 'q', ARGV[6], 't', ARGV[5], 'a', '0', 'm', '0', 'err', ARGV[4], 'at', ARGV[3]}
-    if ARGV[7] ~= '' then common[#common + 1] = 'u'; common[#common + 1] = ARGV[7] end
-    redis.call('XADD', KEYS[4], '*', 'k', 'job', 'st', 'failed', 'c', ARGV[3], 'f', ARGV[3], 'raw', ARGV[15], unpack(common))
-    redis.call('XADD', KEYS[5], '*', 'o', 'failed', 'det', ARGV[15], unpack(common))
-    return 1
-    """
+            redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
+            local rid = ARGV[13]
+            if ARGV[14] == '1' then
+              if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+              redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[4], 'queue', ARGV[6], 'attempt', '0',
+                'createdAt', ARGV[3], 'finishedAt', ARGV[3], 'updatedAt', ARGV[3])
+              if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'type', ARGV[5]) end
+              if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'userId', ARGV[7]) end
+              redis.call('EXPIRE', KEYS[1], ARGV[8])
+              redis.call('ZADD', KEYS[6], ARGV[16], rid)
+              emit(ARGV[9], ARGV[10], ARGV[11], KEYS[3], ARGV[12])
+            end
+            local common = {'id', rid, 'q', ARGV[6], 't', ARGV[5], 'a', '0', 'm', '0', 'err', ARGV[4], 'at', ARGV[3]}
+            if ARGV[7] ~= '' then common[#common + 1] = 'u'; common[#common + 1] = ARGV[7] end
+            redis.call('XADD', KEYS[4], '*', 'k', 'job', 'st', 'failed', 'c', ARGV[3], 'f', ARGV[3], 'raw', ARGV[15], unpack(common))
+            redis.call('XADD', KEYS[5], '*', 'o', 'failed', 'det', ARGV[15], unpack(common))
+            return 1
+            """
 }
 
 extension Scripts {
@@ -289,51 +294,52 @@ extension Scripts {
     ///       then the entry ids of jobs running on the caller's daemon (left pending, their idle time reset)
     /// Returns {examined, rescued}.
     static let rescue = """
-    local here = {}
-    for i = 6, #ARGV do here[ARGV[i]] = true end
-    local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
-    local entries = reply[2]
-    local rescued = 0
-    for _, e in ipairs(entries) do
-      local eid, fields = e[1], e[2]
-      if not here[eid] and fields and #fields > 0 then
-        local neid = redis.call('XADD', KEYS[1], '*', unpack(fields))
-        local job
-        for i = 1, #fields, 2 do if fields[i] == 'job' then job = fields[i + 1] end end
-        local ok, decoded = pcall(cjson.decode, job or '')
-        if ok and type(decoded) == 'table' and type(decoded['id']) == 'string' then
-          local h = ARGV[5] .. decoded['id']
-          if redis.call('HGET', h, 'entry') == eid then redis.call('HSET', h, 'entry', neid) end
+        local here = {}
+        for i = 6, #ARGV do here[ARGV[i]] = true end
+        local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
+        local entries = reply[2]
+        local rescued = 0
+        for _, e in ipairs(entries) do
+          local eid, fields = e[1], e[2]
+          if not here[eid] and fields and #fields > 0 then
+            local neid = redis.call('XADD', KEYS[1], '*', unpack(fields))
+            local job
+            for i = 1, #fields, 2 do if fields[i] == 'job' then job = fields[i + 1] end end
+            local ok, decoded = pcall(cjson.decode, job or '')
+            if ok and type(decoded) == 'table' and type(decoded['id']) == 'string' then
+              local h = ARGV[5] .. decoded['id']
+              if redis.call('HGET', h, 'entry') == eid then redis.call('HSET', h, 'entry', neid) end
+            end
+            redis.call('XACK', KEYS[1], ARGV[1], eid)
+            rescued = rescued + 1
+          end
         end
-        redis.call('XACK', KEYS[1], ARGV[1], eid)
-        rescued = rescued + 1
-      end
-    end
-    return {#entries, rescued}
-    """
+        return {#entries, rescued}
+        """
 
     /// Runs a failed or cancelled job again: a new entry in its queue, attempts counted from zero.
     /// KEYS: 1 job hash, 2 queue stream, 3 records outbox, 4 finished-ids zset.
     /// ARGV: 1 envelope when the hash is gone (from PostgreSQL) or '', 2 now, 3 queue, 4 type, 5 userId or '', 6 job id,
     ///       7 createdAt when the hash is gone, or ''
     /// Returns {outcome, state}: queued, or refused with the state that forbids it (queued, scheduled, active, completed, unknown).
-    static let retry = prelude + """
+    static let retry =
+        prelude + """
 
-    local h = KEYS[1]
-    local v = redis.call('HMGET', h, 'state', 'envelope')
-    local state = v[1]
-    if state and state ~= 'failed' and state ~= 'cancelled' then return {'refused', state} end
-    local env = v[2] or ARGV[1]
-    if env == false or env == nil or env == '' then return {'refused', 'unknown'} end
-    local eid = redis.call('XADD', KEYS[2], '*', 'job', env)
-    redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', '0', 'updatedAt', ARGV[2], 'queue', ARGV[3],
-      'type', ARGV[4], 'envelope', env)
-    if ARGV[5] ~= '' then redis.call('HSET', h, 'userId', ARGV[5]) end
-    if ARGV[7] ~= '' and not redis.call('HGET', h, 'createdAt') then redis.call('HSET', h, 'createdAt', ARGV[7]) end
-    redis.call('HDEL', h, 'cancel', 'finishedAt', 'result', 'worker', 'stage', 'startedAt')
-    redis.call('PERSIST', h)
-    redis.call('ZREM', KEYS[4], ARGV[6])
-    record(KEYS[3], h, ARGV[6])
-    return {'queued', state or 'expired'}
-    """
+            local h = KEYS[1]
+            local v = redis.call('HMGET', h, 'state', 'envelope')
+            local state = v[1]
+            if state and state ~= 'failed' and state ~= 'cancelled' then return {'refused', state} end
+            local env = v[2] or ARGV[1]
+            if env == false or env == nil or env == '' then return {'refused', 'unknown'} end
+            local eid = redis.call('XADD', KEYS[2], '*', 'job', env)
+            redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', '0', 'updatedAt', ARGV[2], 'queue', ARGV[3],
+              'type', ARGV[4], 'envelope', env)
+            if ARGV[5] ~= '' then redis.call('HSET', h, 'userId', ARGV[5]) end
+            if ARGV[7] ~= '' and not redis.call('HGET', h, 'createdAt') then redis.call('HSET', h, 'createdAt', ARGV[7]) end
+            redis.call('HDEL', h, 'cancel', 'finishedAt', 'result', 'worker', 'stage', 'startedAt')
+            redis.call('PERSIST', h)
+            redis.call('ZREM', KEYS[4], ARGV[6])
+            record(KEYS[3], h, ARGV[6])
+            return {'queued', state or 'expired'}
+            """
 }

@@ -1,4 +1,5 @@
 import JSON
+
 /// What the daemon knows about a job while it holds it: enough to name its keys and build its events.
 /// A job as events and observers name it.
 package struct JobDescriptor: Sendable, Equatable {
@@ -11,8 +12,10 @@ package struct JobDescriptor: Sendable, Equatable {
     /// The value of the type's correlation field in the payload (`downloadId` of downloads).
     package var correlation: String?
 
-    package init(id: String, type: String, queue: String, userId: String? = nil, events: EventVocabulary = .standard,
-                correlation: String? = nil) {
+    package init(
+        id: String, type: String, queue: String, userId: String? = nil, events: EventVocabulary = .standard,
+        correlation: String? = nil
+    ) {
         self.id = id
         self.type = type
         self.queue = queue
@@ -22,8 +25,9 @@ package struct JobDescriptor: Sendable, Equatable {
     }
 
     package init(envelope: JobEnvelope, queue: String, events: EventVocabulary) {
-        self.init(id: envelope.id, type: envelope.type, queue: queue, userId: envelope.userId, events: events,
-                  correlation: events.correlation(in: envelope.payloadJSON))
+        self.init(
+            id: envelope.id, type: envelope.type, queue: queue, userId: envelope.userId, events: events,
+            correlation: events.correlation(in: envelope.payloadJSON))
     }
 
     /// `payload.downloadId` of jobs whose type correlates by it (downloads).

@@ -24,9 +24,11 @@ package struct AuditEntry: Sendable, Equatable {
     /// The `P:control` entry the command travelled in, if any: the row is written once for it.
     package var controlEntry: String?
 
-    package init(at: Int64 = Timestamp.nowMilliseconds(), actor: String, peerUID: Int? = nil, peerPID: Int? = nil,
-                source: String, action: String, target: String? = nil, ok: Bool, detail: String? = nil,
-                controlEntry: String? = nil) {
+    package init(
+        at: Int64 = Timestamp.nowMilliseconds(), actor: String, peerUID: Int? = nil, peerPID: Int? = nil,
+        source: String, action: String, target: String? = nil, ok: Bool, detail: String? = nil,
+        controlEntry: String? = nil
+    ) {
         self.at = at
         self.actor = actor
         self.peerUID = peerUID
@@ -65,8 +67,10 @@ package struct AuditTrail: Sendable {
     /// Writes one control action to the audit trail and the log. The row is durable once Redis has it;
     /// while Redis is away it is retried for a while (the log line stays either way).
     package func record(_ entry: AuditEntry) async {
-        var metadata: Logger.Metadata = ["actor": "\(entry.actor)", "action": "\(entry.action)", "ok": "\(entry.ok)",
-                                         "source": "\(entry.source)"]
+        var metadata: Logger.Metadata = [
+            "actor": "\(entry.actor)", "action": "\(entry.action)", "ok": "\(entry.ok)",
+            "source": "\(entry.source)",
+        ]
         if let target = entry.target { metadata["target"] = "\(target)" }
         if let detail = entry.detail { metadata["detail"] = "\(detail)" }
         logger.notice("control action", metadata: metadata)
@@ -77,7 +81,8 @@ package struct AuditTrail: Sendable {
                 return
             } catch {
                 if attempt == 8 {
-                    logger.warning("audit row not recorded: Redis did not take it", metadata: ["error": "\(error)", "action": "\(entry.action)"])
+                    logger.warning(
+                        "audit row not recorded: Redis did not take it", metadata: ["error": "\(error)", "action": "\(entry.action)"])
                     return
                 }
                 try? await Task.sleep(for: .milliseconds(delay))

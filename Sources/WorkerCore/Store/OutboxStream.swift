@@ -21,10 +21,11 @@ struct OutboxStream: Sendable {
 
     /// New entries for this consumer, blocking up to `blockMilliseconds` on `connection` (a connection of the caller's own).
     func read(count: Int, blockMilliseconds: Int, on connection: RedisConnection) async throws -> [StreamEntry] {
-        let reply = try await connection.send(RedisCommand([
-            "XREADGROUP", "GROUP", group, consumer, "COUNT", String(count), "BLOCK", String(blockMilliseconds),
-            "STREAMS", key, ">",
-        ]))
+        let reply = try await connection.send(
+            RedisCommand([
+                "XREADGROUP", "GROUP", group, consumer, "COUNT", String(count), "BLOCK", String(blockMilliseconds),
+                "STREAMS", key, ">",
+            ]))
         var entries: [StreamEntry] = []
         for stream in reply.array ?? [] {
             guard let pair = stream.array, pair.count == 2, let items = pair[1].array else { continue }
@@ -35,9 +36,10 @@ struct OutboxStream: Sendable {
 
     /// Entries pending longer than `idleMilliseconds` with any consumer (a dead one), now this one's.
     func claim(idleMilliseconds: Int, count: Int) async throws -> [StreamEntry] {
-        let reply = try await redis.send(RedisCommand([
-            "XAUTOCLAIM", key, group, consumer, String(idleMilliseconds), "0-0", "COUNT", String(count),
-        ]))
+        let reply = try await redis.send(
+            RedisCommand([
+                "XAUTOCLAIM", key, group, consumer, String(idleMilliseconds), "0-0", "COUNT", String(count),
+            ]))
         guard let parts = reply.array, parts.count >= 2, let items = parts[1].array else { return [] }
         // Entries deleted meanwhile come back without fields; they are done already.
         return items.compactMap(StreamEntry.parse).filter { !$0.fields.isEmpty }

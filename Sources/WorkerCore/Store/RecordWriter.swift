@@ -52,9 +52,11 @@ package final class RecordWriter: Service, CustomStringConvertible {
 
     package var description: String { "record writer" }
 
-    init(keys: RedisKeys, consumer: String, redis: RedisConnection, redisConfiguration: RedisConfiguration, pool: PostgresPool,
-         metrics: Metrics, logger: Logger, lease: @escaping @Sendable () -> Double, retentionJobs: @escaping @Sendable () -> Double,
-         shutdownReserve: @escaping @Sendable () -> Duration) {
+    init(
+        keys: RedisKeys, consumer: String, redis: RedisConnection, redisConfiguration: RedisConfiguration, pool: PostgresPool,
+        metrics: Metrics, logger: Logger, lease: @escaping @Sendable () -> Double, retentionJobs: @escaping @Sendable () -> Double,
+        shutdownReserve: @escaping @Sendable () -> Duration
+    ) {
         self.shutdownReserve = shutdownReserve
         self.keys = keys
         self.consumer = consumer
@@ -134,8 +136,9 @@ package final class RecordWriter: Service, CustomStringConvertible {
                 if entries.isEmpty {
                     let started = ContinuousClock.now
                     let draining = drain.withLock { $0 } != nil
-                    entries = try await outbox.read(count: Self.batchSize, blockMilliseconds: draining ? 20 : Self.blockMilliseconds,
-                                                    on: connection)
+                    entries = try await outbox.read(
+                        count: Self.batchSize, blockMilliseconds: draining ? 20 : Self.blockMilliseconds,
+                        on: connection)
                     if entries.isEmpty { emptyReadStarted = started }
                 }
                 failures = 0
@@ -173,8 +176,9 @@ package final class RecordWriter: Service, CustomStringConvertible {
             // PostgreSQL is away or busy: wait, renewing the held entries now and then.
             failures += 1
             if healthy.exchange(false, ordering: .relaxed) {
-                logger.error("cannot write job records to PostgreSQL; they wait in the Redis outbox until it is back",
-                             metadata: ["error": "\(failure)"])
+                logger.error(
+                    "cannot write job records to PostgreSQL; they wait in the Redis outbox until it is back",
+                    metadata: ["error": "\(failure)"])
             }
             try? await Task.sleep(for: .milliseconds(min(50 * (1 << min(failures, 6)), 2000)))
             if Task.isCancelled { return }  // the entries stay pending for another writer
@@ -224,8 +228,9 @@ package final class RecordWriter: Service, CustomStringConvertible {
             guard let error = await attempt(Self.jobsSQL, Self.jobBinds([row])) else { continue }
             guard Self.isDataError(error) else { throw error }
             guard let again = await attempt(Self.jobsSQL, Self.jobBinds([row.withJSONAsStrings()])) else {
-                logger.warning("a job record's JSON could not be stored as JSON; stored as text instead",
-                               metadata: ["jobId": "\(row.id)", "error": "\(error)"])
+                logger.warning(
+                    "a job record's JSON could not be stored as JSON; stored as text instead",
+                    metadata: ["jobId": "\(row.id)", "error": "\(error)"])
                 continue
             }
             guard Self.isDataError(again) else { throw again }
@@ -253,8 +258,9 @@ package final class RecordWriter: Service, CustomStringConvertible {
         deadLettered.add(1, ordering: .relaxed)
         metrics.recordDeadLettered()
         let id = entry.fieldMap["id"].map { StorableText.text($0) } ?? ""
-        logger.error("a record could not be stored; kept in the dead-letter stream with the reason",
-                     metadata: ["entry": "\(entry.id)", "jobId": "\(id)", "reason": "\(reason)", "stream": "\(keys.recordsDead)"])
+        logger.error(
+            "a record could not be stored; kept in the dead-letter stream with the reason",
+            metadata: ["entry": "\(entry.id)", "jobId": "\(id)", "reason": "\(reason)", "stream": "\(keys.recordsDead)"])
         var cmd = RedisCommand(["XADD", keys.recordsDead, "MAXLEN", "~", Self.deadMaxLength, "*", "reason", reason, "entry", entry.id])
         for (name, value) in entry.fields { cmd.append(name); cmd.append(bytes: value) }
         var delay = 50
@@ -357,7 +363,8 @@ package final class RecordWriter: Service, CustomStringConvertible {
                     try? await Task.sleep(for: .seconds(5))
                     continue
                 }
-                let result = try await pool.query("""
+                let result = try await pool.query(
+                    """
                     SELECT id, (extract(epoch FROM finished_at) * 1000)::bigint AS ms FROM jobs
                     WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at > now() - make_interval(secs => $1)
                     """, [PostgresBind(retentionJobs())])
@@ -475,27 +482,32 @@ struct RecordBatch: Sendable {
             payload = StorableText.json(env).flatMap { JSONValue.parse($0)?["payload"]?.encoded }
         }
         let result = text("res").map { StorableText.json($0) ?? StorableText.asJSONString($0) }
-        return JobRow(seq: entry.sequence, id: id, queue: queue, type: type, payload: payload, userId: text("u"), state: state,
-                      attempt: int("a"), maxAttempts: int("m"), error: text("err"), result: result, createdAt: text("c"),
-                      startedAt: text("s"), finishedAt: text("f"), updatedAt: text("at"), worker: text("w"), raw: text("raw"),
-                      entry: entry)
+        return JobRow(
+            seq: entry.sequence, id: id, queue: queue, type: type, payload: payload, userId: text("u"), state: state,
+            attempt: int("a"), maxAttempts: int("m"), error: text("err"), result: result, createdAt: text("c"),
+            startedAt: text("s"), finishedAt: text("f"), updatedAt: text("at"), worker: text("w"), raw: text("raw"),
+            entry: entry)
     }
 
     static func auditRow(_ entry: StreamEntry, _ f: [String: [UInt8]]) -> AuditRow? {
         let text = { (name: String) -> String? in f[name].map { StorableText.text($0) } }
         guard let at = text("at").flatMap({ Int64($0) }), let actor = text("actor"), let source = text("source"),
-              let action = text("action") else { return nil }
-        return AuditRow(at: at, actor: actor, peerUID: text("uid").flatMap { Int($0) }, peerPID: text("pid").flatMap { Int($0) },
-                        source: source, action: action, target: text("target"), ok: text("ok") == "1", detail: text("detail"),
-                        worker: text("w"), controlEntry: text("ce"), entry: entry)
+            let action = text("action")
+        else { return nil }
+        return AuditRow(
+            at: at, actor: actor, peerUID: text("uid").flatMap { Int($0) }, peerPID: text("pid").flatMap { Int($0) },
+            source: source, action: action, target: text("target"), ok: text("ok") == "1", detail: text("detail"),
+            worker: text("w"), controlEntry: text("ce"), entry: entry)
     }
 }
 
 extension AuditEntry {
     /// The entry's fields in the records outbox.
     func outboxFields(worker: String) -> [(String, String)] {
-        var fields: [(String, String)] = [("k", "audit"), ("at", String(at)), ("actor", actor), ("source", source),
-                                          ("action", action), ("ok", ok ? "1" : "0"), ("w", worker)]
+        var fields: [(String, String)] = [
+            ("k", "audit"), ("at", String(at)), ("actor", actor), ("source", source),
+            ("action", action), ("ok", ok ? "1" : "0"), ("w", worker),
+        ]
         if let peerUID { fields.append(("uid", String(peerUID))) }
         if let peerPID { fields.append(("pid", String(peerPID))) }
         if let target { fields.append(("target", target)) }

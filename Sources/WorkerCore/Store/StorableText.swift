@@ -83,7 +83,8 @@ enum StorableText {
         while i + 5 < u.count {
             if u[i] == UInt8(ascii: "\\") {
                 if u[i + 1] == UInt8(ascii: "u"), u[i + 2] == UInt8(ascii: "0"), u[i + 3] == UInt8(ascii: "0"),
-                   u[i + 4] == UInt8(ascii: "0"), u[i + 5] == UInt8(ascii: "0") {
+                    u[i + 4] == UInt8(ascii: "0"), u[i + 5] == UInt8(ascii: "0")
+                {
                     return true
                 }
                 i += 2  // skip the escaped character, so \\u0000 (an escaped backslash) is not taken for one
@@ -108,7 +109,7 @@ extension PostgresPool {
     func queryStoring(_ sql: String, _ binds: [PostgresBind]) async throws(PostgresError) -> PostgresResult {
         do {
             return try await query(sql, binds)
-        } catch where error.sqlState == "22021" || error.sqlState == "22P05" {
+        } catch  where error.sqlState == "22021" || error.sqlState == "22P05" {
             return try await query(sql, binds.map(StorableText.escaped))
         }
     }

@@ -57,13 +57,16 @@ package enum Timestamp {
         }
         func byte(_ at: Int, _ allowed: UInt8...) -> Bool { at < bytes.count && allowed.contains(bytes[at]) }
         guard let year = number(0, 4), byte(4, 45), let month = number(5, 2), byte(7, 45), let day = number(8, 2),
-              byte(10, 84, 116, 32), let hour = number(11, 2), byte(13, 58), let minute = number(14, 2), byte(16, 58),
-              let second = number(17, 2)
+            byte(10, 84, 116, 32), let hour = number(11, 2), byte(13, 58), let minute = number(14, 2), byte(16, 58),
+            let second = number(17, 2)
         else { return problem("the form is YYYY-MM-DDTHH:MM:SS with Z or an offset ±HH:MM") }
         guard (1...12).contains(month) else { return problem("month \(month) is not 1 to 12") }
         let monthDays = daysIn(month: month, year: year)
         guard (1...monthDays).contains(day) else {
-            return problem(day == 0 ? "day 0 does not exist" : "day \(day) is past the end of \(monthNames[month - 1]) \(year), which has \(monthDays) days")
+            return problem(
+                day == 0
+                    ? "day 0 does not exist" : "day \(day) is past the end of \(monthNames[month - 1]) \(year), which has \(monthDays) days"
+            )
         }
         guard hour < 24 else { return problem("hour \(hour) is not 0 to 23") }
         guard minute < 60 else { return problem("minute \(minute) is not 0 to 59") }
@@ -109,8 +112,10 @@ package enum Timestamp {
         return .success(secs * 1000 + Int64(millis))
     }
 
-    private static let monthNames = ["January", "February", "March", "April", "May", "June", "July", "August",
-                                     "September", "October", "November", "December"]
+    private static let monthNames = [
+        "January", "February", "March", "April", "May", "June", "July", "August",
+        "September", "October", "November", "December",
+    ]
 
     /// Days in a month of the proleptic Gregorian calendar.
     static func daysIn(month: Int, year: Int) -> Int {

@@ -66,10 +66,17 @@ struct CleanupHandler: JobHandler {
                 return (count, bytes, failed)
             }
             if !removed.2.isEmpty {
-                problems.append("\(removed.2.count) temporary folder(s) could not be removed (check the daemon's permissions on \(cfg.paths.temp))")
+                problems.append(
+                    "\(removed.2.count) temporary folder(s) could not be removed (check the daemon's permissions on \(cfg.paths.temp))")
             }
-            result.append(("temp", .object([("removed", number(removed.0)), ("bytes", number(removed.1)),
-                                            ("kept", number(entries.count - removed.0))])))
+            result.append(
+                (
+                    "temp",
+                    .object([
+                        ("removed", number(removed.0)), ("bytes", number(removed.1)),
+                        ("kept", number(entries.count - removed.0)),
+                    ])
+                ))
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -125,10 +132,17 @@ struct CleanupHandler: JobHandler {
         // 3. Redis state past retention.state.
         await context.report(Progress(stage: "state", percent: 30))
         do {
-            let r = try await RecordSweeper.sweepState(redis: services.redis, keys: services.queue.keys,
-                                                       retentionSeconds: cfg.retention.state, nowMilliseconds: nowMs)
-            result.append(("state", .object([("scanned", number(r.scanned)), ("removed", number(r.removed)),
-                                             ("expiring", number(r.expiring))])))
+            let r = try await RecordSweeper.sweepState(
+                redis: services.redis, keys: services.queue.keys,
+                retentionSeconds: cfg.retention.state, nowMilliseconds: nowMs)
+            result.append(
+                (
+                    "state",
+                    .object([
+                        ("scanned", number(r.scanned)), ("removed", number(r.removed)),
+                        ("expiring", number(r.expiring)),
+                    ])
+                ))
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -167,7 +181,8 @@ struct CleanupHandler: JobHandler {
                     guard LibraryPath.isInside(path, libraryRoot) else { continue }
                     paths.insert(path)
                     guard let user = file.userId, counted.insert(KnownPair(user: user, path: path)).inserted,
-                          let info = FileSweeper.info(path), info.isRegular else { continue }
+                        let info = FileSweeper.info(path), info.isRegular
+                    else { continue }
                     perUser[user, default: (0, 0)].files += 1
                     perUser[user, default: (0, 0)].bytes += info.size
                 }
@@ -181,9 +196,11 @@ struct CleanupHandler: JobHandler {
                 }
             }
             let report: [JSONValue] = usage.sorted { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0 < $1.0 }.map { user, files, bytes in
-                .object([("userId", .string(user)), ("files", number(files)), ("bytes", number(bytes)),
-                         ("quotaBytes", quota.map { number($0) } ?? .null),
-                         ("overQuota", .bool(quota.map { bytes > $0 } ?? false))])
+                .object([
+                    ("userId", .string(user)), ("files", number(files)), ("bytes", number(bytes)),
+                    ("quotaBytes", quota.map { number($0) } ?? .null),
+                    ("overQuota", .bool(quota.map { bytes > $0 } ?? false)),
+                ])
             }
             for case let .object(pairs) in report where pairs.contains(where: { $0.0 == "overQuota" && $0.1 == .bool(true) }) {
                 log.notice("cleanup: user over quota", metadata: ["user": "\(pairs.first?.1.stringValue ?? "")"])
@@ -220,15 +237,20 @@ struct CleanupHandler: JobHandler {
                 }
                 log.notice("cleanup: deleted library files no record knows", metadata: ["files": "\(deleted)", "bytes": "\(bytes)"])
             } else if !orphans.isEmpty {
-                log.info("cleanup: library files no record knows (kept; set cleanup.delete_orphans to delete them)",
-                         metadata: ["files": "\(orphans.count)", "bytes": "\(bytes)"])
+                log.info(
+                    "cleanup: library files no record knows (kept; set cleanup.delete_orphans to delete them)",
+                    metadata: ["files": "\(orphans.count)", "bytes": "\(bytes)"])
             }
             let listed = orphans.sorted { $0.path < $1.path }.prefix(Self.listedOrphans).map { JSONValue.string($0.path) }
-            result.append(("orphans", .object([
-                ("count", number(orphans.count)), ("bytes", number(bytes)), ("paths", .array(Array(listed))),
-                ("deleted", number(deleted)), ("foldersRemoved", number(folders)),
-                ("deleteOrphans", .bool(cfg.cleanup.deleteOrphans)),
-            ])))
+            result.append(
+                (
+                    "orphans",
+                    .object([
+                        ("count", number(orphans.count)), ("bytes", number(bytes)), ("paths", .array(Array(listed))),
+                        ("deleted", number(deleted)), ("foldersRemoved", number(folders)),
+                        ("deleteOrphans", .bool(cfg.cleanup.deleteOrphans)),
+                    ])
+                ))
         }
 
         await context.report(Progress(stage: "done", percent: 100))

@@ -37,8 +37,9 @@ enum FileSweeper {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }
         let type = st.st_mode & S_IFMT
-        return Info(isDirectory: type == S_IFDIR, isRegular: type == S_IFREG, size: Int64(st.st_size),
-                    modified: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+        return Info(
+            isDirectory: type == S_IFDIR, isRegular: type == S_IFREG, size: Int64(st.st_size),
+            modified: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
     }
 
     /// The names in a folder (not `.` and `..`); empty when it cannot be read.

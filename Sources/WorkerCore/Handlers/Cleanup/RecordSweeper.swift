@@ -16,8 +16,10 @@ enum RecordSweeper {
     /// Walks every `P:job:*` hash (SCAN, a thousand at a time): a finished one older than `retention`
     /// is deleted, one without an expiry gets the rest of its retention. Queued, scheduled and active
     /// jobs are never touched.
-    static func sweepState(redis: RedisConnection, keys: RedisKeys, retentionSeconds: Double,
-                           nowMilliseconds: Int64) async throws -> StateReport {
+    static func sweepState(
+        redis: RedisConnection, keys: RedisKeys, retentionSeconds: Double,
+        nowMilliseconds: Int64
+    ) async throws -> StateReport {
         var report = StateReport()
         let retentionMs = Int64(retentionSeconds * 1000)
         var cursor = "0"
@@ -40,7 +42,8 @@ enum RecordSweeper {
                 let fields = replies[2 * i].array ?? []
                 guard let state = fields.first?.string, finishedStates.contains(state) else { continue }
                 let ttl = replies[2 * i + 1].int ?? -2
-                let finished = (fields.count > 1 ? fields[1].string : nil).flatMap(Timestamp.parse)
+                let finished =
+                    (fields.count > 1 ? fields[1].string : nil).flatMap(Timestamp.parse)
                     ?? (fields.count > 2 ? fields[2].string : nil).flatMap(Timestamp.parse)
                 let age = finished.map { nowMilliseconds - $0 }
                 if let age, age >= retentionMs {
@@ -62,7 +65,8 @@ enum RecordSweeper {
         var total = 0
         while true {
             try Task.checkCancellation()
-            let result = try await postgres.query("""
+            let result = try await postgres.query(
+                """
                 DELETE FROM jobs WHERE id IN (
                     SELECT id FROM jobs
                     WHERE state IN ('completed', 'failed', 'cancelled')
@@ -84,7 +88,8 @@ enum RecordSweeper {
     /// orphans), and every entry of `youtube_downloads.file_paths` when that table exists.
     static func knownFiles(postgres: PostgresPool) async throws -> [KnownFile] {
         var files: [KnownFile] = []
-        let fromJobs = try await postgres.query("""
+        let fromJobs = try await postgres.query(
+            """
             SELECT j.user_id, v #>> '{}' AS path
             FROM jobs j CROSS JOIN LATERAL jsonb_path_query(j.result, 'strict $.**') AS v
             WHERE j.state = 'completed' AND j.result IS NOT NULL AND j.type <> 'cleanup'
@@ -93,13 +98,15 @@ enum RecordSweeper {
         for row in fromJobs.rows {
             if let path = row["path"] { files.append(KnownFile(userId: row["user_id"], path: path)) }
         }
-        let hasDownloads = try await postgres.query("""
+        let hasDownloads = try await postgres.query(
+            """
             SELECT count(*) AS n FROM information_schema.columns
             WHERE table_schema = current_schema() AND table_name = 'youtube_downloads'
               AND column_name IN ('file_paths', 'user_id')
             """)
         if hasDownloads.first?["n"] == "2" {
-            let fromDownloads = try await postgres.query("""
+            let fromDownloads = try await postgres.query(
+                """
                 SELECT d.user_id::text AS user_id, p AS path
                 FROM youtube_downloads d
                 CROSS JOIN LATERAL jsonb_array_elements_text(

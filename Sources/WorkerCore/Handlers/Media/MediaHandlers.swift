@@ -32,7 +32,8 @@ struct MediaConvertHandler: JobHandler {
         let library = context.services.configuration.paths.library
         try Self.schema.check(context.payload)
         guard let path = context.payload.given("path")?.stringValue,
-              let container = context.payload.given("format")?.stringValue.flatMap(OutputContainer.init(rawValue:)) else {
+            let container = context.payload.given("format")?.stringValue.flatMap(OutputContainer.init(rawValue:))
+        else {
             throw JobFailure.permanent("payload.path and payload.format are required")  // unreachable after the check
         }
         let input = try LibraryPath.resolve(path, library: library)

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Puts finished files into the library without ever showing a partial file under its final
@@ -116,7 +117,8 @@ enum LibraryMover {
     /// Copies `source` to `.<target name>.part-<pid>-<random>` beside `target`, fsynced; returns its path.
     static func copyToPart(_ source: String, beside target: String) throws -> String {
         let folder = (target as NSString).deletingLastPathComponent
-        let part = (folder as NSString).appendingPathComponent(".\((target as NSString).lastPathComponent).part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let part = (folder as NSString).appendingPathComponent(
+            ".\((target as NSString).lastPathComponent).part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         defer { close(input) }
@@ -177,7 +179,8 @@ enum LibraryMover {
                 }
             }
             guard let real = LibraryPath.realPath(next), LibraryPath.isInside(real, root) else {
-                throw JobFailure.permanent("The library folder \(next) leads outside the library (a symbolic link?); the file was not written.")
+                throw JobFailure.permanent(
+                    "The library folder \(next) leads outside the library (a symbolic link?); the file was not written.")
             }
             current = real
         }

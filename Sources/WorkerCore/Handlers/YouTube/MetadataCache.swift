@@ -24,7 +24,9 @@ struct MetadataCache: Sendable {
             if case .video(let id) = source.kind {
                 key = videoKey(extractor: "youtube", id: id)
             } else {
-                guard let named = try await redis.send(RedisCommand(["GET", linkKey(source.url)])).string, !named.isEmpty else { return nil }
+                guard let named = try await redis.send(RedisCommand(["GET", linkKey(source.url)])).string, !named.isEmpty else {
+                    return nil
+                }
                 key = named
             }
             guard let bytes = try await redis.send(RedisCommand(["GET", key])).bytes, !bytes.isEmpty else { return nil }

@@ -42,8 +42,13 @@ enum NFOWriter {
         if let duration = f.duration, duration > 0 { add("runtime", String(max(Int((duration / 60).rounded()), 1))) }
         if let playlist = f.playlist { add("set", playlist) }
         if let index = f.index, root == "episodedetails" { add("episode", String(index)) }
-        let idType = f.extractor.hasPrefix("youtube") ? "youtube" : String(f.extractor.lowercased().unicodeScalars.filter {
-            CharacterSet.alphanumerics.contains($0) || $0 == "_" }.prefix(32).map(Character.init))
+        let idType =
+            f.extractor.hasPrefix("youtube")
+            ? "youtube"
+            : String(
+                f.extractor.lowercased().unicodeScalars.filter {
+                    CharacterSet.alphanumerics.contains($0) || $0 == "_"
+                }.prefix(32).map(Character.init))
         add("uniqueid", f.id, attributes: " type=\"\(idType.isEmpty ? "source" : idType)\" default=\"true\"")
         for tag in f.tags.prefix(50) { add("tag", tag) }
         add("thumb", f.thumbnail, attributes: " aspect=\"thumb\"")
@@ -65,7 +70,8 @@ enum NFOWriter {
             case "'": out += "&apos;"
             default:
                 let v = scalar.value
-                let allowed = v == 0x9 || v == 0xA || v == 0xD || (0x20...0xD7FF).contains(v)
+                let allowed =
+                    v == 0x9 || v == 0xA || v == 0xD || (0x20...0xD7FF).contains(v)
                     || (0xE000...0xFFFD).contains(v) || (0x10000...0x10FFFF).contains(v)
                 if allowed { out.unicodeScalars.append(scalar) }
             }

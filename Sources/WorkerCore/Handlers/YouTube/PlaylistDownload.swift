@@ -40,18 +40,23 @@ struct PlaylistDownload: Sendable {
             throw JobFailure.permanent("The playlist has no entries that can be downloaded (empty, private or not a playlist).")
         }
         guard entries.count <= Self.maxEntries else {
-            throw JobFailure.permanent("The playlist has \(entries.count) entries; at most \(Self.maxEntries) are downloaded in one job. Split it into smaller playlists.")
+            throw JobFailure.permanent(
+                "The playlist has \(entries.count) entries; at most \(Self.maxEntries) are downloaded in one job. Split it into smaller playlists."
+            )
         }
         let title = playlist.title ?? "Playlist \(playlist.id)"
-        await download.records.described(request.downloadId, extractor: playlist.extractor, videoId: nil, title: title,
-                                         channel: playlist.channel ?? playlist.uploader, playlistTitle: title)
+        await download.records.described(
+            request.downloadId, extractor: playlist.extractor, videoId: nil, title: title,
+            channel: playlist.channel ?? playlist.uploader, playlistTitle: title)
         let children = makeChildren(entries, title: title)
 
         // Remember the children (for a cancel), then enqueue them.
         let keys = services.queue.keys
         let listJSON = "[" + children.map { JSONText.quote($0.jobId) }.joined(separator: ",") + "]"
         let retention = max(Int(services.configuration.retention.state), 3600)
-        var commands = [RedisCommand(["SET", Self.childrenKey(prefix: keys.prefix, jobId: context.job.id), listJSON, "EX", String(retention)])]
+        var commands = [
+            RedisCommand(["SET", Self.childrenKey(prefix: keys.prefix, jobId: context.job.id), listJSON, "EX", String(retention)])
+        ]
         commands += children.map { RedisCommand(["XADD", keys.queue(context.job.queue), "*", "job", $0.envelope.raw]) }
         for start in stride(from: 0, to: commands.count, by: 500) {
             do {
@@ -62,8 +67,9 @@ struct PlaylistDownload: Sendable {
         }
         context.logger.info("playlist expanded", metadata: ["entries": "\(children.count)"])
         if (services.configuration.queue(named: context.job.queue)?.concurrency ?? 0) < 2 {
-            context.logger.warning("this playlist job holds the only slot of its queue here while it waits for its entries; they run only on other daemons",
-                                   metadata: ["queue": "\(context.job.queue)"])
+            context.logger.warning(
+                "this playlist job holds the only slot of its queue here while it waits for its entries; they run only on other daemons",
+                metadata: ["queue": "\(context.job.queue)"])
         }
         await download.enterStage("downloading", percent: YouTubeDownload.Share.download.lowerBound)
 
@@ -82,7 +88,8 @@ struct PlaylistDownload: Sendable {
             let sum = states.reduce(0.0) { $0 + (Self.isTerminal($1.state) ? 100 : min(max($1.progress ?? 0, 0), 100)) }
             let mean = sum / Double(max(states.count, 1))
             let range = YouTubeDownload.Share.download.lowerBound...YouTubeDownload.Share.moving
-            await context.report(Progress(stage: "downloading", percent: range.lowerBound + (range.upperBound - range.lowerBound) * mean / 100))
+            await context.report(
+                Progress(stage: "downloading", percent: range.lowerBound + (range.upperBound - range.lowerBound) * mean / 100))
             if ended == states.count { break }
             try await Task.sleep(for: Self.pollInterval)
         }
@@ -93,7 +100,6 @@ struct PlaylistDownload: Sendable {
     func summarise(_ children: [Child], title: String) async throws -> JSONValue {
         let context = download.context
         let request = download.request
-        let keys = context.services.queue.keys
         let snapshots: [JobHash.Snapshot]
         do {
             snapshots = try await context.services.queue.snapshots(jobIDs: children.map(\.jobId), fields: [.state, .result, .error])
@@ -124,8 +130,9 @@ struct PlaylistDownload: Sendable {
         }
         let count = children.count
         guard !paths.isEmpty else {
-            throw JobFailure.permanent("None of the \(count) entries of the playlist could be downloaded"
-                + (firstError.map { "; the first error: \($0)" } ?? ".") )
+            throw JobFailure.permanent(
+                "None of the \(count) entries of the playlist could be downloaded"
+                    + (firstError.map { "; the first error: \($0)" } ?? "."))
         }
         let problems = failed + cancelled
         let note = problems > 0 ? "\(problems) of \(count) entries were not downloaded (\(failed) failed, \(cancelled) cancelled)." : nil
@@ -157,10 +164,14 @@ struct PlaylistDownload: Sendable {
             ]
             if let subtitles = request.subtitlesJSON { payload.append(("subtitles", subtitles)) }
             if let collection = request.collection { payload.append(("collection", .string(collection))) }
-            payload.append(("playlist", .object([
-                ("jobId", .string(context.job.id)), ("downloadId", .string(request.downloadId)), ("title", .string(title)),
-                ("url", .string(request.source.url)), ("index", .number(String(index))), ("count", .number(String(count))),
-            ])))
+            payload.append(
+                (
+                    "playlist",
+                    .object([
+                        ("jobId", .string(context.job.id)), ("downloadId", .string(request.downloadId)), ("title", .string(title)),
+                        ("url", .string(request.source.url)), ("index", .number(String(index))), ("count", .number(String(count))),
+                    ])
+                ))
             if entry.type == "url_transparent" {
                 var hints: [(String, JSONValue)] = []
                 if let t = entry.title { hints.append(("title", .string(String(t.prefix(1000))))) }
@@ -169,9 +180,10 @@ struct PlaylistDownload: Sendable {
                 if let ts = entry.timestamp { hints.append(("timestamp", .number(String(Int64(ts))))) }
                 if !hints.isEmpty { payload.append(("entry", .object(hints))) }
             }
-            let envelope = JobEnvelope(id: jobId, type: YouTubeDownloadHandler.type, payloadJSON: JSONValue.object(payload).encoded,
-                                       userId: context.envelope.userId, maxAttempts: context.envelope.maxAttempts,
-                                       timeoutSeconds: context.envelope.timeoutSeconds)
+            let envelope = JobEnvelope(
+                id: jobId, type: YouTubeDownloadHandler.type, payloadJSON: JSONValue.object(payload).encoded,
+                userId: context.envelope.userId, maxAttempts: context.envelope.maxAttempts,
+                timeoutSeconds: context.envelope.timeoutSeconds)
             return Child(jobId: jobId, downloadId: downloadId, envelope: envelope)
         }
     }

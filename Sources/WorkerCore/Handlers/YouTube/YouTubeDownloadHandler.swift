@@ -9,8 +9,9 @@ import YtDlp
 extension HandlerRegistry {
     /// `youtube.download`.
     mutating func registerYouTubeHandler() {
-        register(YouTubeDownloadHandler.type, YouTubeDownloadHandler(), schema: YouTubeRequest.schema,
-                 events: YouTubeDownloadHandler.events)
+        register(
+            YouTubeDownloadHandler.type, YouTubeDownloadHandler(), schema: YouTubeRequest.schema,
+            events: YouTubeDownloadHandler.events)
     }
 }
 
@@ -26,9 +27,12 @@ struct YouTubeDownloadHandler: JobHandler {
     /// The names the MediaNest web client listens for (contract section 3): `youtube:*`, a retry is
     /// `youtube:failed` with `willRetry: true`, every event carries `downloadId`, and the completed
     /// one `filePath`, `fileSize` and `thumbnail`.
-    static let events = EventVocabulary(prefix: "youtube", retryAsFailed: true, correlationField: "downloadId",
-                                        completedFromResult: [.init("filePath", from: "path"), .init("fileSize", from: "size"),
-                                                              .init("thumbnail", from: "thumbnail")])
+    static let events = EventVocabulary(
+        prefix: "youtube", retryAsFailed: true, correlationField: "downloadId",
+        completedFromResult: [
+            .init("filePath", from: "path"), .init("fileSize", from: "size"),
+            .init("thumbnail", from: "thumbnail"),
+        ])
 
     func run(_ context: JobContext) async throws -> JSONValue {
         // The job's temporary folder is named after its id: "." and ".." would name the folder
@@ -38,8 +42,9 @@ struct YouTubeDownloadHandler: JobHandler {
         }
         try YouTubeRequest.schema.check(context.payload)
         let configuration = context.services.configuration
-        let request = try YouTubeRequest(payload: context.payload, jobId: context.job.id, userId: context.envelope.userId,
-                                         configuration: configuration)
+        let request = try YouTubeRequest(
+            payload: context.payload, jobId: context.job.id, userId: context.envelope.userId,
+            configuration: configuration)
         return try await YouTubeDownload(context: context, request: request, configuration: configuration).run()
     }
 }
@@ -70,17 +75,19 @@ struct YouTubeDownload: Sendable {
         self.configuration = configuration
         records = DownloadRecords(pool: context.services.postgres, logger: context.logger)
         cache = MetadataCache(redis: context.services.redis, prefix: context.services.queue.keys.prefix, logger: context.logger)
-        ytdlp = YtDlp(configuration: YtDlpConfiguration(
-            executable: configuration.youtube.ytDlp, sleepRequests: configuration.youtube.sleepRequests,
-            jsRuntime: configuration.youtube.jsRuntime))
+        ytdlp = YtDlp(
+            configuration: YtDlpConfiguration(
+                executable: configuration.youtube.ytDlp, sleepRequests: configuration.youtube.sleepRequests,
+                jsRuntime: configuration.youtube.jsRuntime))
         baseName = "dl-" + context.job.id.replacingOccurrences(of: ":", with: "_")
     }
 
     func run() async throws -> JSONValue {
-        async let began: Void = records.begin(DownloadRecords.Start(
-            id: request.downloadId, userId: request.userId, url: request.url, jobId: context.job.id,
-            parentId: request.playlist?.downloadId, playlistTitle: request.playlist?.title,
-            quality: request.quality.rawValue, format: request.container.rawValue))
+        async let began: Void = records.begin(
+            DownloadRecords.Start(
+                id: request.downloadId, userId: request.userId, url: request.url, jobId: context.job.id,
+                parentId: request.playlist?.downloadId, playlistTitle: request.playlist?.title,
+                quality: request.quality.rawValue, format: request.container.rawValue))
         // The report and the row run beside the cache look-up and yt-dlp's start, not before them.
         async let reported: Void = context.report(Progress(stage: "metadata", percent: Share.metadata))
         let (json, extraction, cached) = try await describe()
@@ -136,8 +143,9 @@ struct YouTubeDownload: Sendable {
         do { plan = try FormatSelector.plan(formats: info.formats, quality: request.quality, container: request.container) } catch {
             throw JobFailure.permanent(error.description)
         }
-        await records.described(request.downloadId, extractor: info.extractor, videoId: info.id, title: info.title,
-                                channel: info.channelName, playlistTitle: request.playlist?.title)
+        await records.described(
+            request.downloadId, extractor: info.extractor, videoId: info.id, title: info.title,
+            channel: info.channelName, playlistTitle: request.playlist?.title)
         if let duplicate = await findDuplicate(info) { return duplicate }
         try await checkQuota(adding: plan.expectedSize(duration: info.duration))
 
@@ -156,7 +164,8 @@ struct YouTubeDownload: Sendable {
         let files: DownloadedFiles
         do {
             files = try await ytDlpCall {
-                try await ytdlp.download(downloadRequest, progress: pump.downloads(plan: plan, duration: info.duration, range: Share.download))
+                try await ytdlp.download(
+                    downloadRequest, progress: pump.downloads(plan: plan, duration: info.duration, range: Share.download))
             }
             await pump.finish()
         } catch {
@@ -190,7 +199,8 @@ struct YouTubeDownload: Sendable {
         let subtitlePaths = sidecars.indices.filter { subtitleSuffixes.contains(sidecars[$0].suffix) }.map { placed.paths[$0] }
         await records.completed(request.downloadId, paths: [path], size: size, duplicate: false)
         await context.report(Progress(stage: "moving", percent: 100))
-        context.logger.info("download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])
+        context.logger.info(
+            "download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])
         let plex = await publishToPlex(path: path, info: info, thumbnail: thumbnailPath)
         return result(info, path: path, size: size, thumbnail: thumbnailPath, nfo: nfoPath, subtitles: subtitlePaths, duplicate: false)
             .appending(plex.resultFields)
@@ -198,11 +208,14 @@ struct YouTubeDownload: Sendable {
 
     /// Merges, remuxes or extracts the downloaded streams into the chosen container, in-process,
     /// with tags and (when asked) embedded subtitles. Returns the output's path and what it holds.
-    func convert(_ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String,
-                 embedSubtitles: Bool) async throws -> (String, ConversionResult) {
+    func convert(
+        _ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String,
+        embedSubtitles: Bool
+    ) async throws -> (String, ConversionResult) {
         let output = (directory as NSString).appendingPathComponent(baseName + ".out." + plan.container.rawValue)
-        let tags = MediaTags(title: info.title, artist: info.channelName, date: info.date, description: info.description,
-                             comment: sourceLink(info))
+        let tags = MediaTags(
+            title: info.title, artist: info.channelName, date: info.date, description: info.description,
+            comment: sourceLink(info))
         let embedded = embedSubtitles ? files.subtitles.map { SubtitleInput(path: $0.path, language: $0.language) } : []
         let stage = plan.kind == .separate ? "merging" : "converting"
         await enterStage(stage, percent: Share.convert)
@@ -212,16 +225,20 @@ struct YouTubeDownload: Sendable {
         do {
             switch plan.kind {
             case .separate:
-                converted = .success(try await Media.merge(
-                    video: files.media[0], audio: files.media[1], output: output, container: outputContainer(plan.container),
-                    tags: tags, subtitles: embedded, progress: progress))
+                converted = .success(
+                    try await Media.merge(
+                        video: files.media[0], audio: files.media[1], output: output, container: outputContainer(plan.container),
+                        tags: tags, subtitles: embedded, progress: progress))
             case .combined, .videoOnly:
-                converted = .success(try await Media.remux(
-                    input: files.media[0], output: output, container: outputContainer(plan.container),
-                    tags: tags, subtitles: embedded, progress: progress))
+                converted = .success(
+                    try await Media.remux(
+                        input: files.media[0], output: output, container: outputContainer(plan.container),
+                        tags: tags, subtitles: embedded, progress: progress))
             case .audioOnly:
-                converted = .success(try await Media.extractAudio(
-                    input: files.media[0], output: output, format: plan.container == .mp3 ? .mp3 : .m4a, tags: tags, progress: progress))
+                converted = .success(
+                    try await Media.extractAudio(
+                        input: files.media[0], output: output, format: plan.container == .mp3 ? .mp3 : .m4a, tags: tags, progress: progress)
+                )
             }
         } catch {
             converted = .failure(error)
@@ -251,7 +268,9 @@ struct YouTubeDownload: Sendable {
     }
 
     /// `-thumb.jpg`: a poster frame of the video (at most 1280 wide), or the downloaded thumbnail for audio; nil when neither works.
-    func thumbnailSidecar(output: String, conversion: ConversionResult, files: DownloadedFiles, directory: String) async throws -> LibraryMover.Item? {
+    func thumbnailSidecar(
+        output: String, conversion: ConversionResult, files: DownloadedFiles, directory: String
+    ) async throws -> LibraryMover.Item? {
         await enterStage("thumbnail", percent: Share.thumbnail)
         let thumb = (directory as NSString).appendingPathComponent(baseName + "-thumb.jpg")
         do {
@@ -275,19 +294,22 @@ struct YouTubeDownload: Sendable {
     /// The `.nfo` Plex's agents read; nil when it cannot be written.
     func nfoSidecar(_ info: VideoInfo, duration: Double?, directory: String) -> LibraryMover.Item? {
         let nfo = (directory as NSString).appendingPathComponent(baseName + ".nfo")
-        let document = NFOWriter.document(NFOWriter.Fields(
-            title: info.title ?? info.id, channel: info.channelName, id: info.id, extractor: info.extractor, date: info.date,
-            description: info.description, duration: duration,
-            url: sourceLink(info), tags: info.tags, playlist: request.playlist?.title,
-            index: request.playlist?.index))
+        let document = NFOWriter.document(
+            NFOWriter.Fields(
+                title: info.title ?? info.id, channel: info.channelName, id: info.id, extractor: info.extractor, date: info.date,
+                description: info.description, duration: duration,
+                url: sourceLink(info), tags: info.tags, playlist: request.playlist?.title,
+                index: request.playlist?.index))
         guard FileManager.default.createFile(atPath: nfo, contents: Data(document.utf8)) else { return nil }
         return LibraryMover.Item(source: nfo, suffix: ".nfo")
     }
 
     /// Checks the quota, then moves the media and its sidecars into the library under the output
     /// template, atomically and never replacing a file. Returns the media's path, its size and where each went.
-    func moveIntoLibrary(_ output: String, sidecars: [LibraryMover.Item], info: VideoInfo,
-                         ext: String) async throws -> (String, Int64, LibraryMover.Placed) {
+    func moveIntoLibrary(
+        _ output: String, sidecars: [LibraryMover.Item], info: VideoInfo,
+        ext: String
+    ) async throws -> (String, Int64, LibraryMover.Placed) {
         await enterStage("moving", percent: Share.moving)
         let rendered = OutputTemplate(configuration.youtube.output).render(templateValues(info), ext: ext)
         let size = fileSize(output)
@@ -296,13 +318,16 @@ struct YouTubeDownload: Sendable {
         let placed: LibraryMover.Placed
         do {
             let folder = try LibraryMover.prepareFolder(library: configuration.paths.library, components: rendered.folders)
-            let mediaSuffix = rendered.fileName.hasPrefix(rendered.baseName) ? String(rendered.fileName.dropFirst(rendered.baseName.count)) : ""
-            placed = try LibraryMover.place(media: LibraryMover.Item(source: output, suffix: mediaSuffix), sidecars: sidecars,
-                                            folder: folder, baseName: rendered.baseName)
+            let mediaSuffix =
+                rendered.fileName.hasPrefix(rendered.baseName) ? String(rendered.fileName.dropFirst(rendered.baseName.count)) : ""
+            placed = try LibraryMover.place(
+                media: LibraryMover.Item(source: output, suffix: mediaSuffix), sidecars: sidecars,
+                folder: folder, baseName: rendered.baseName)
         } catch let failure as JobFailure {
             throw failure
         } catch {
-            throw JobFailure.retryable("Cannot move the download into the library (\(configuration.paths.library)): \(error.localizedDescription)")
+            throw JobFailure.retryable(
+                "Cannot move the download into the library (\(configuration.paths.library)): \(error.localizedDescription)")
         }
         return (placed.paths.last!, size, placed)
     }
@@ -313,8 +338,9 @@ struct YouTubeDownload: Sendable {
     func findDuplicate(_ info: VideoInfo) async -> JSONValue? {
         let rows: [DownloadRecords.Existing]
         do {
-            rows = try await records.existing(extractor: info.extractor, videoId: info.id, quality: request.quality.rawValue,
-                                              format: request.container.rawValue, except: request.downloadId)
+            rows = try await records.existing(
+                extractor: info.extractor, videoId: info.id, quality: request.quality.rawValue,
+                format: request.container.rawValue, except: request.downloadId)
         } catch {
             context.logger.warning("duplicate check skipped: PostgreSQL did not answer", metadata: ["error": "\(error)"])
             return nil
@@ -343,8 +369,9 @@ struct YouTubeDownload: Sendable {
         do {
             used = try await records.used(by: user, except: request.downloadId)
         } catch {
-            throw JobFailure.retryable("Cannot check the download quota: PostgreSQL did not answer; the download will be tried again.",
-                                       detail: "\(error)")
+            throw JobFailure.retryable(
+                "Cannot check the download quota: PostgreSQL did not answer; the download will be tried again.",
+                detail: "\(error)")
         }
         let adding = bytes ?? 0
         guard used + adding > quota || used >= quota else { return }
@@ -370,7 +397,9 @@ struct YouTubeDownload: Sendable {
         return values
     }
 
-    func result(_ info: VideoInfo, path: String, size: Int64, thumbnail: String?, nfo: String?, subtitles: [String], duplicate: Bool) -> JSONValue {
+    func result(
+        _ info: VideoInfo, path: String, size: Int64, thumbnail: String?, nfo: String?, subtitles: [String], duplicate: Bool
+    ) -> JSONValue {
         var pairs: [(String, JSONValue)] = [
             ("path", .string(path)), ("size", .number(String(size))),
             ("thumbnail", thumbnail.map { .string($0) } ?? .null), ("nfo", nfo.map { .string($0) } ?? .null),
@@ -382,8 +411,14 @@ struct YouTubeDownload: Sendable {
         ]
         if let collection = request.collection { pairs.append(("collection", .string(collection))) }
         if let membership = request.playlist {
-            pairs.append(("playlist", .object([("jobId", .string(membership.jobId)), ("downloadId", .string(membership.downloadId)),
-                                               ("index", .number(String(membership.index)))])))
+            pairs.append(
+                (
+                    "playlist",
+                    .object([
+                        ("jobId", .string(membership.jobId)), ("downloadId", .string(membership.downloadId)),
+                        ("index", .number(String(membership.index))),
+                    ])
+                ))
         }
         return .object(pairs)
     }
@@ -471,8 +506,10 @@ final class ProgressPump: Sendable {
         let aggregator = LockedAggregator(ProgressAggregator(formats: plan.formats.map { ($0.id, $0.expectedSize(duration: duration)) }))
         return { [self] p in
             let overall = aggregator.update(p)
-            send(Progress(stage: "downloading", percent: range.lowerBound + (range.upperBound - range.lowerBound) * overall.fraction,
-                          downloadedBytes: overall.downloadedBytes, totalBytes: overall.totalBytes, speed: overall.speed, eta: overall.eta))
+            send(
+                Progress(
+                    stage: "downloading", percent: range.lowerBound + (range.upperBound - range.lowerBound) * overall.fraction,
+                    downloadedBytes: overall.downloadedBytes, totalBytes: overall.totalBytes, speed: overall.speed, eta: overall.eta))
         }
     }
 

@@ -1,7 +1,7 @@
-import JSON
-import WorkerConfig
 import Foundation
+import JSON
 import RedisClient
+import WorkerConfig
 
 /// Keeps `youtube_downloads` rows right when a download ends without a file, which only the
 /// outcome knows (a cancelled attempt looks the same as a shutdown from inside the handler):
@@ -40,7 +40,8 @@ struct YouTubeDownloadObserver: JobObserver {
     /// the payload's `downloadId` is failed too. Nil for any other event.
     static func refusedPayload(_ event: JobEvent) -> JSONValue? {
         guard event.outcome == .failed, event.attempt == 0, event.payload["downloadId"] == nil,
-              let detail = event.detail, let payload = JSONValue.parse(detail)?["payload"], payload.isObject else { return nil }
+            let detail = event.detail, let payload = JSONValue.parse(detail)?["payload"], payload.isObject
+        else { return nil }
         return payload
     }
 
@@ -48,8 +49,12 @@ struct YouTubeDownloadObserver: JobObserver {
     func cancelChildren(of jobId: String, services: WorkerServices) async {
         let keys = services.queue.keys
         do {
-            guard let list = try await services.redis.send(RedisCommand(["GET", PlaylistDownload.childrenKey(prefix: keys.prefix, jobId: jobId)])).string,
-                  case .array(let items)? = JSONValue.parse(list) else { return }
+            guard
+                let list = try await services.redis.send(
+                    RedisCommand(["GET", PlaylistDownload.childrenKey(prefix: keys.prefix, jobId: jobId)])
+                ).string,
+                case .array(let items)? = JSONValue.parse(list)
+            else { return }
             let ids = items.compactMap(\.stringValue)
             guard !ids.isEmpty else { return }
             _ = try await services.redis.pipeline(ids.map { RedisCommand(["XADD", keys.control, "*", "cmd", "cancel", "jobId", $0]) })

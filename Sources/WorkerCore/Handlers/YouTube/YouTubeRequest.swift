@@ -15,11 +15,13 @@ struct YouTubeRequest: Sendable {
         .required("url", .nonEmptyString, note: "a video or playlist link"),
         .optional("quality", .oneOf(Quality.allCases.map(\.rawValue)), note: "absent: youtube.quality (1080p)"),
         .optional("format", .oneOf(Container.allCases.map(\.rawValue)), note: "absent: youtube.format (mp4)"),
-        .optional("subtitles", .object([
-            .optional("languages", .array(of: .string(pattern: .languageCode), count: 0...20), note: "absent or empty: en"),
-            .optional("auto", .boolean, note: "also automatic captions; absent: false"),
-            .optional("embed", .boolean, note: "embed in the file instead of .srt sidecars; absent: false"),
-        ])),
+        .optional(
+            "subtitles",
+            .object([
+                .optional("languages", .array(of: .string(pattern: .languageCode), count: 0...20), note: "absent or empty: en"),
+                .optional("auto", .boolean, note: "also automatic captions; absent: false"),
+                .optional("embed", .boolean, note: "embed in the file instead of .srt sidecars; absent: false"),
+            ])),
         .optional("collection", .string(), note: "Plex collection"),
         .optional("userId", .string(length: 1...128), note: "when the envelope has none"),
         .optional("playlist", playlistType, note: "set by the daemon on a playlist's entries"),
@@ -115,15 +117,19 @@ struct YouTubeRequest: Sendable {
         self.container = container
 
         if let subs = payload.given("subtitles") {
-            guard subs.isObject else { throw JobFailure.permanent("'subtitles' must be an object: {\"languages\": [\"en\"], \"auto\": false, \"embed\": false}.") }
+            guard subs.isObject else {
+                throw JobFailure.permanent("'subtitles' must be an object: {\"languages\": [\"en\"], \"auto\": false, \"embed\": false}.")
+            }
             var languages: [String] = []
             if let list = subs.given("languages") {
                 guard case .array(let items) = list, items.count <= 20 else {
-                    throw JobFailure.permanent("'subtitles.languages' must be a list of at most 20 language codes such as [\"en\", \"de\"].")
+                    throw JobFailure.permanent(
+                        "'subtitles.languages' must be a list of at most 20 language codes such as [\"en\", \"de\"].")
                 }
                 for item in items {
                     guard let code = item.stringValue, SubtitleRequest.isValidLanguage(code) else {
-                        throw JobFailure.permanent("'subtitles.languages' takes language codes such as \"en\" or \"pt-BR\" (letters, digits and '-').")
+                        throw JobFailure.permanent(
+                            "'subtitles.languages' takes language codes such as \"en\" or \"pt-BR\" (letters, digits and '-').")
                     }
                     if !languages.contains(code) { languages.append(code) }
                 }
@@ -148,13 +154,15 @@ struct YouTubeRequest: Sendable {
             }
         }
         if let p = payload.given("playlist"), let parentJob = p["jobId"]?.stringValue, let parentDownload = p["downloadId"]?.stringValue {
-            playlist = Membership(jobId: parentJob, downloadId: parentDownload, title: p.given("title")?.stringValue,
-                                  url: p.given("url")?.stringValue, index: p.given("index")?.intValue ?? 0,
-                                  count: p.given("count")?.intValue ?? 0)
+            playlist = Membership(
+                jobId: parentJob, downloadId: parentDownload, title: p.given("title")?.stringValue,
+                url: p.given("url")?.stringValue, index: p.given("index")?.intValue ?? 0,
+                count: p.given("count")?.intValue ?? 0)
         }
         if let e = payload.given("entry") {
-            entry = EntryHints(title: e.given("title")?.stringValue, channel: e.given("channel")?.stringValue,
-                               description: e.given("description")?.stringValue, timestamp: e.given("timestamp")?.doubleValue)
+            entry = EntryHints(
+                title: e.given("title")?.stringValue, channel: e.given("channel")?.stringValue,
+                description: e.given("description")?.stringValue, timestamp: e.given("timestamp")?.doubleValue)
         }
         do {
             source = try SourceURL.parse(url, allowedHosts: configuration.youtube.allowedHosts, keepSmuggledFragment: playlist != nil)

@@ -2,7 +2,9 @@ import PostgresClient
 
 extension Migrations {
     /// 1: the durable record of every job.
-    static let jobs = Migration(version: 1, name: "jobs", sql: """
+    static let jobs = Migration(
+        version: 1, name: "jobs",
+        sql: """
             CREATE TABLE IF NOT EXISTS jobs (
                 id           text PRIMARY KEY,
                 queue        text NOT NULL,

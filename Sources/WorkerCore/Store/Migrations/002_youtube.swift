@@ -5,7 +5,9 @@ extension Migrations {
     /// `playlist_title`, `status`, `file_paths`, `plex_collection_id`, `created_at`, `completed_at`),
     /// plus the daemon's own columns. The API may have created the table already (with text ids,
     /// say): the table is only created when missing and the daemon's columns are added to it.
-    static let youtube = Migration(version: 2, name: "youtube", sql: """
+    static let youtube = Migration(
+        version: 2, name: "youtube",
+        sql: """
             CREATE TABLE IF NOT EXISTS youtube_downloads (
                 id                 uuid PRIMARY KEY,
                 user_id            text,

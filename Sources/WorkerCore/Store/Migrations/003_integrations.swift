@@ -21,7 +21,9 @@ extension Migrations {
     ///
     /// The API may have made these tables already: they are only created when missing, and the
     /// daemon's own columns are added to them.
-    static let integrations = Migration(version: 3, name: "integrations", sql: """
+    static let integrations = Migration(
+        version: 3, name: "integrations",
+        sql: """
             CREATE TABLE IF NOT EXISTS notifications (
                 id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
                 user_id     text NOT NULL,

@@ -5,7 +5,9 @@ extension Migrations {
     /// `api` for commands that came through `P:control`), what, on what, when, and how it went.
     /// `control_entry` is the `P:control` entry a command travelled in, so every daemon may record
     /// it and it is still written once.
-    static let operations = Migration(version: 4, name: "operations", sql: """
+    static let operations = Migration(
+        version: 4, name: "operations",
+        sql: """
             CREATE TABLE IF NOT EXISTS audit (
                 id            bigserial PRIMARY KEY,
                 at            timestamptz NOT NULL DEFAULT now(),
