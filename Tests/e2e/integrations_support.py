@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import threading
 
 import pytest
 
@@ -142,3 +143,33 @@ PNG_1PX = bytes.fromhex(
 
 def wait_pg(h: Harness, sql: str, params=None, timeout: float = 15, what: str = "rows"):
     return wait_for(lambda: h.pg(sql, params), timeout, what, interval=0.2)
+
+
+class UserMessages:
+    """Messages published on P:user:<user> (or on every P:user:* when no user is named), collected
+    on a thread; each keeps the channel it came on as `channel`."""
+
+    def __init__(self, h: Harness, user: str | None = None):
+        self.pubsub = h.r.pubsub()
+        if user is None:
+            self.pubsub.psubscribe(h.key("user", "*"))
+        else:
+            self.pubsub.subscribe(h.key("user", user))
+        self.messages: list[dict] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            m = self.pubsub.get_message(timeout=0.2)
+            if m and m["type"] in ("message", "pmessage"):
+                self.messages.append({"channel": m["channel"], **json.loads(m["data"])})
+
+    def notifications(self) -> list[dict]:
+        return [m for m in list(self.messages) if m.get("event") == "notification"]
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        self.pubsub.close()

@@ -11,9 +11,9 @@ import urllib.error
 import urllib.request
 
 from harness import daemon_binary, Harness, parse_time, wait_for
-from integrations_support import (PLEX_TOKEN, SMTP_PASSWORD, SMTP_USER, WEBHOOK_SECRET, all_log_text, json_daemon,
+from integrations_support import (PLEX_TOKEN, UserMessages, SMTP_PASSWORD, SMTP_USER, WEBHOOK_SECRET, all_log_text, json_daemon,
                                   plex, plex_config, receiver, smtp)  # noqa: F401 (fixtures)
-from test_integrations_overseerr import UserChannel, notifications
+from test_integrations_overseerr import notifications
 from webhook_receiver import sign
 
 
@@ -23,7 +23,7 @@ def webhooks(receiver, **extra) -> list[dict]:
 
 def test_terminal_events_notify_the_user_and_failures_are_logged(h: Harness):
     json_daemon(h)
-    channel = UserChannel(h, "alice")
+    channel = UserMessages(h, "alice")
     try:
         ok = h.enqueue("default", "noop", {}, userId="alice")
         bad = h.enqueue("default", "noop", {"fail": "the disk is full", "permanent": True}, userId="alice")

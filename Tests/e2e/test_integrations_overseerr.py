@@ -4,44 +4,17 @@ user is notified either way; a 4xx fails at once, a 5xx is retried."""
 from __future__ import annotations
 
 import json
-import threading
 
 import psycopg
 
 from harness import Harness, wait_for
-from integrations_support import OVERSEERR_KEY, json_daemon, overseerr  # noqa: F401 (fixture)
+from integrations_support import OVERSEERR_KEY, json_daemon, overseerr, UserMessages  # noqa: F401 (fixture)
 
 QUEUES = {"default": {"concurrency": 4, "max_attempts": 3, "backoff": {"initial": "200ms", "max": "500ms"}, "timeout": "60s"}}
 
 
 def overseerr_config(server) -> dict:
     return {"url": server.url, "api_key": OVERSEERR_KEY}
-
-
-class UserChannel:
-    """Messages published on P:user:<id>, collected on a thread."""
-
-    def __init__(self, h: Harness, user: str):
-        self.pubsub = h.r.pubsub()
-        self.pubsub.subscribe(h.key("user", user))
-        self.messages: list[dict] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            m = self.pubsub.get_message(timeout=0.2)
-            if m and m["type"] == "message":
-                self.messages.append(json.loads(m["data"]))
-
-    def notifications(self) -> list[dict]:
-        return [m for m in self.messages if m.get("event") == "notification"]
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.pubsub.close()
 
 
 def request_row(h: Harness, request_id: str) -> dict | None:
@@ -60,7 +33,7 @@ def test_a_request_is_recorded_before_the_call_then_submitted_and_the_user_told(
     json_daemon(h, overseerr=overseerr_config(overseerr), queues=QUEUES)
     seen_at_call: list = []
     overseerr.on_request = lambda r: seen_at_call.append(request_row(h, "req-1")) if r["method"] == "POST" else None
-    channel = UserChannel(h, "user-7")
+    channel = UserMessages(h, "user-7")
     try:
         job = h.enqueue("default", "overseerr.submit",
                         {"requestId": "req-1", "mediaType": "tv", "tmdbId": 1399, "seasons": [1, 2], "title": "Game of Thrones"},

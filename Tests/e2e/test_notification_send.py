@@ -7,12 +7,12 @@ from __future__ import annotations
 import collections
 import json
 import signal
-import threading
 
 import psycopg
 import pytest
 
 from harness import Harness, wait_for
+from integrations_support import UserMessages
 
 N = 5000
 
@@ -29,32 +29,6 @@ CREATE TABLE notifications (
     id TEXT PRIMARY KEY, user_id TEXT REFERENCES users(id), type TEXT, title TEXT, message TEXT,
     read BOOLEAN, created_at TIMESTAMP(3), read_at TIMESTAMP(3), metadata JSONB);
 """
-
-
-class Published:
-    """Every message on P:user:*, collected on a thread."""
-
-    def __init__(self, h: Harness):
-        self.pubsub = h.r.pubsub()
-        self.pubsub.psubscribe(h.key("user", "*"))
-        self.messages: list[dict] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            m = self.pubsub.get_message(timeout=0.2)
-            if m and m["type"] == "pmessage":
-                self.messages.append({"channel": m["channel"], **json.loads(m["data"])})
-
-    def of(self, job_id: str) -> list[dict]:
-        return [m for m in list(self.messages) if m.get("jobId") == job_id and m.get("event") == "notification"]
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.pubsub.close()
 
 
 def job_rows(h: Harness, job_id: str) -> list[tuple]:
@@ -74,7 +48,7 @@ def payload(**extra) -> dict:
 @pytest.mark.timeout(90)
 def test_a_list_of_5000_users_without_a_users_table(h: Harness):
     h.daemon("a")
-    published = Published(h)
+    published = UserMessages(h)
     try:
         users = [f"u{i}" for i in range(N)]
         job = h.enqueue("default", "notification.send", payload(userIds=users + users[:10], metadata={"campaign": "m1"}))
@@ -87,7 +61,7 @@ def test_a_list_of_5000_users_without_a_users_table(h: Harness):
         assert all(r[2] == "info" and r[3] == "Maintenance tonight" and r[5] is False for r in rows)
         assert rows[0][6] == {"campaign": "m1", "jobId": job}, rows[0][6]
 
-        messages = wait_for(lambda: len(m := published.of(job)) >= N and m, 15, f"{N} publishes")
+        messages = wait_for(lambda: len(m := [n for n in published.notifications() if n.get("jobId") == job]) >= N and m, 15, f"{N} publishes")
         assert len(messages) == N, len(messages)
         assert collections.Counter(m["userId"] for m in messages) == collections.Counter(users)
         ids = {r[1]: r[0] for r in rows}
@@ -114,7 +88,7 @@ def test_audience_all_over_5000_users_survives_a_sigkill_and_a_takeover(h: Harne
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO users (id, email, role) VALUES (%s, %s, %s)",
                             [(f"user-{i:05d}", f"user{i}@example.com", "ADMIN" if i % 500 == 0 else "USER") for i in range(N)])
-    published = Published(h)
+    published = UserMessages(h)
     try:
         a = h.daemon("a")
         # Slowed down (100 per batch, 50 ms between batches) so that the kill lands mid-way.
@@ -138,7 +112,7 @@ def test_audience_all_over_5000_users_survives_a_sigkill_and_a_takeover(h: Harne
         assert h.pg("SELECT count(*) FROM notifications")[0][0] == N, "no second row for anyone"
 
         # The publishes of both attempts: never a user twice; at most the batch in flight at the kill lost.
-        messages = wait_for(lambda: len(m := published.of(job)) >= N - 100 and m, 15, "the publishes")
+        messages = wait_for(lambda: len(m := [n for n in published.notifications() if n.get("jobId") == job]) >= N - 100 and m, 15, "the publishes")
         counts = collections.Counter(m["userId"] for m in messages)
         assert max(counts.values()) == 1, [u for u, n in counts.items() if n > 1][:5]
         assert len(counts) >= N - 100, len(counts)

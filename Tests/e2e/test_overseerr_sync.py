@@ -6,42 +6,15 @@ from __future__ import annotations
 
 import collections
 import json
-import threading
 import time
 
 import psycopg
 import pytest
 
 from harness import Harness, wait_for
-from integrations_support import OVERSEERR_KEY, json_daemon, overseerr  # noqa: F401 (fixture)
+from integrations_support import OVERSEERR_KEY, json_daemon, overseerr, UserMessages  # noqa: F401 (fixture)
 
 SYNC_SCHEDULE = {"overseerr-sync": {"every": "1s", "job": {"type": "overseerr.sync", "queue": "default"}}}
-
-
-class AllUsers:
-    """Every message published on P:user:*, collected on a thread."""
-
-    def __init__(self, h: Harness):
-        self.pubsub = h.r.pubsub()
-        self.pubsub.psubscribe(h.key("user", "*"))
-        self.messages: list[dict] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            m = self.pubsub.get_message(timeout=0.2)
-            if m and m["type"] == "pmessage":
-                self.messages.append({"channel": m["channel"], **json.loads(m["data"])})
-
-    def of(self, job_type: str) -> list[dict]:
-        return [m for m in list(self.messages) if m.get("event") == "notification" and m.get("type") == job_type]
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.pubsub.close()
 
 
 def rows(h: Harness) -> dict[str, dict]:
@@ -86,7 +59,7 @@ def test_rows_follow_overseerr_forward_and_users_hear_once_per_change(h: Harness
     overseerr.set_state(102, 3, 1)   # declined
     overseerr.set_state(104, 1, 2)   # pending approval
     overseerr.set_state(105, 3, 1)   # would be "declined", but the row is final
-    channel = AllUsers(h)
+    channel = UserMessages(h)
     try:
         # Run 1.
         result = run_sync(h, "sync-1")
@@ -105,7 +78,7 @@ def test_rows_follow_overseerr_forward_and_users_hear_once_per_change(h: Harness
         assert "Dune" in by_request["r-arrives"]["message"]
         assert by_request["r-declined"]["user_id"] == "bob" and by_request["r-declined"]["type"] == "error"
         assert "declined" in by_request["r-declined"]["message"]
-        published = wait_for(lambda: len(p := channel.of("overseerr.sync")) >= 2 and p, 10, "two publishes")
+        published = wait_for(lambda: len(p := [n for n in channel.notifications() if n.get("type") == "overseerr.sync"]) >= 2 and p, 10, "two publishes")
         assert {(p["userId"], p["notification"]["title"]) for p in published} == {("alice", "Request approved"), ("bob", "Request declined")}
         assert all(p["channel"] == h.key("user", p["userId"]) and p["jobId"] == "sync-1" for p in published)
         assert {p["notification"]["id"] for p in published} == {n["id"] for n in sync_notices(h)}
@@ -145,9 +118,9 @@ def test_rows_follow_overseerr_forward_and_users_hear_once_per_change(h: Harness
         # Every change was told once, in a row and in a publish.
         assert changes(h) == {("r-arrives", "approved"): 1, ("r-declined", "failed"): 1,
                               ("r-arrives", "completed"): 1, ("r-waits", "completed"): 1}, changes(h)
-        published = wait_for(lambda: len(p := channel.of("overseerr.sync")) >= 4 and p, 10, "four publishes")
+        published = wait_for(lambda: len(p := [n for n in channel.notifications() if n.get("type") == "overseerr.sync"]) >= 4 and p, 10, "four publishes")
         time.sleep(1.5)  # more scheduled runs: still nothing new
-        published = channel.of("overseerr.sync")
+        published = [n for n in channel.notifications() if n.get("type") == "overseerr.sync"]
         counted = collections.Counter(p["notification"]["id"] for p in published)
         assert sorted(counted.values()) == [1, 1, 1, 1], counted
         assert set(counted) == {n["id"] for n in sync_notices(h)}
