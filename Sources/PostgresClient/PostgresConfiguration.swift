@@ -40,6 +40,10 @@ public struct PostgresConfiguration: Sendable, Equatable {
     /// Further libpq connection parameters from the URL's query (see the type's
     /// documentation for the accepted names), passed to libpq unchanged.
     public var extraParameters: [String: String]
+    /// The session's `TimeZone`, sent at connect as `options=-c TimeZone=…` (after any `options`
+    /// of the URL); default `"UTC"`, so `now()` written into a `timestamp` column without a time
+    /// zone is UTC whatever the server's setting. nil leaves the server's setting.
+    public var timeZone: String? = "UTC"
 
     /// The default `applicationName`.
     public static let defaultApplicationName = "medianest-worker"
@@ -127,8 +131,13 @@ public struct PostgresConfiguration: Sendable, Equatable {
         if let user { pairs.append(("user", user)) }
         if let password { pairs.append(("password", password)) }
         if let sslMode { pairs.append(("sslmode", sslMode)) }
-        for key in extraParameters.keys.sorted() {
-            pairs.append((key, extraParameters[key] ?? ""))
+        var options = extraParameters
+        if let timeZone {
+            let setting = "-c TimeZone=" + timeZone
+            options["options"] = options["options"].map { $0.isEmpty ? setting : $0 + " " + setting } ?? setting
+        }
+        for key in options.keys.sorted() {
+            pairs.append((key, options[key] ?? ""))
         }
         return pairs
     }

@@ -60,7 +60,7 @@ struct ConfigurationTests {
         #expect(configuration.port == 7000)
         #expect(configuration.user == "bob")
         let pairs = Dictionary(configuration.libpqParameters, uniquingKeysWith: { $1 })
-        #expect(pairs["options"] == "-c search_path=foo")
+        #expect(pairs["options"] == "-c search_path=foo -c TimeZone=UTC")
         #expect(pairs["connect_timeout"] == "12")
         #expect(pairs["client_encoding"] == "UTF8")
         #expect(pairs["application_name"] == "medianest-worker")
@@ -73,6 +73,10 @@ struct ConfigurationTests {
         #expect(pairs["user"] == "o'brien")
         #expect(pairs["password"] == "p a's\\s")
         #expect(pairs["dbname"] == "my db")
+        #expect(pairs["options"] == "-c TimeZone=UTC", "the session is in UTC unless told otherwise")
+        var local = configuration
+        local.timeZone = nil
+        #expect(Dictionary(local.libpqParameters, uniquingKeysWith: { $1 })["options"] == nil)
     }
 
     @Test(arguments: [

@@ -10,8 +10,9 @@ from test_integrations_overseerr import overseerr_config
 
 
 def status_rows(h: Harness) -> dict[str, dict]:
-    rows = h.pg("SELECT service_name, status, response_time_ms, uptime_percentage, checks_total, checks_up, details "
-                "FROM service_status")
+    # The API's row (status, response time, uptime) beside the daemon's counts and details.
+    rows = h.pg("SELECT s.service_name, s.status, s.response_time_ms, s.uptime_percentage, w.checks_total, w.checks_up, "
+                "w.details FROM service_status s JOIN worker_service_checks w USING (service_name)")
     cols = ("service", "status", "ms", "uptime", "total", "up", "details")
     return {r[0]: dict(zip(cols, r)) for r in rows}
 
@@ -50,6 +51,15 @@ def test_health_checks_every_dependency_and_keeps_uptime(h: Harness, plex, overs
     assert "503" in row["details"]["message"]
     assert h.r.hget(h.key("health", "plex"), "status") == "down"
     assert h.r.hget(h.key("health", "plex"), "message").startswith("Plex answered HTTP 503")
+
+    # The MediaNest dashboard's keys (unprefixed, as the backend reads them).
+    dash = json.loads(h.r.get("status:plex"))
+    assert dash["name"] == "plex" and dash["displayName"] == "Plex" and dash["status"] == "down", dash
+    assert dash["uptime24h"] == 50.0 and dash["uptime30d"] == 50.0 and dash["lastCheck"].endswith("Z"), dash
+    assert "503" in dash["message"]
+    every = {entry["name"]: entry for entry in json.loads(h.r.get("status:all"))}
+    assert set(every) == expected and every["redis"]["status"] == "up" and every["redis"]["responseTime"] >= 0, every
+    assert 0 < h.r.ttl("status:plex") <= 3600
 
 
 def test_unconfigured_services_are_not_checked(h: Harness):

@@ -42,13 +42,20 @@ def test_terminal_events_notify_the_user_and_failures_are_logged(h: Harness):
         assert {p["jobId"] for p in published} == {ok, bad, flaky}
         assert all(p["notification"]["id"] for p in published), "published with the row's id"
 
-        logs = wait_for(lambda: len(r := h.pg("SELECT correlation_id, user_id, error_code, error_message, request_path, metadata "
-                                               "FROM error_logs ORDER BY created_at")) >= 2 and r, 10, "error_logs rows")
-        assert len(logs) == 2, logs
-        by_id = {row[0]: row for row in logs}
-        assert by_id[bad][1] == "alice" and by_id[bad][2] == "JOB_FAILED" and by_id[bad][3] == "the disk is full"
-        assert by_id[bad][4] == "job:noop" and by_id[bad][5]["queue"] == "default" and by_id[bad][5]["attempt"] == 1
-        assert by_id[anonymous][1] is None
+        # The API's error_logs holds the failure of a user's job (every NOT NULL column filled);
+        # the daemon's worker_errors holds every failure, a job without a user too.
+        logs = wait_for(lambda: len(r := h.pg("SELECT correlation_id, user_id, error_code, error_message, request_path, metadata, "
+                                               "request_method, id FROM error_logs ORDER BY created_at")) >= 1 and r,
+                        10, "error_logs rows")
+        assert len(logs) == 1, logs
+        row = logs[0]
+        assert row[0] == bad and row[1] == "alice" and row[2] == "JOB_FAILED" and row[3] == "the disk is full"
+        assert row[4] == "job:noop" and row[5]["queue"] == "default" and row[5]["attempt"] == 1 and row[6] == "JOB"
+        own = wait_for(lambda: len(r := h.pg("SELECT correlation_id, user_id, job_type, error_message, id FROM worker_errors")) >= 2
+                       and r, 10, "worker_errors rows")
+        by_id = {r[0]: r for r in own}
+        assert set(by_id) == {bad, anonymous} and by_id[anonymous][1] is None and by_id[anonymous][3] == "nobody's"
+        assert by_id[bad][4] == row[7], "one id for the failure in both tables"
     finally:
         channel.close()
 
@@ -168,7 +175,9 @@ def test_tokens_and_passwords_never_reach_logs_errors_or_records(h: Harness, ple
         "jobs table": json.dumps(h.pg("SELECT error, result::text, payload::text FROM jobs")),
         "error_logs": json.dumps(h.pg("SELECT error_message, stack_trace, metadata::text FROM error_logs")),
         "notifications": json.dumps(h.pg("SELECT message, metadata::text FROM notifications")),
-        "service_status": json.dumps(h.pg("SELECT details::text FROM service_status")),
+        "worker_errors": json.dumps(h.pg("SELECT error_message, stack_trace, metadata::text FROM worker_errors")),
+        "service_status": json.dumps(h.pg("SELECT details::text FROM worker_service_checks")),
+        "dashboard": json.dumps([h.r.get(k) for k in h.r.scan_iter("status:*")]),
     }
     assert "token" in texts["daemon logs"]
     for where, text in texts.items():

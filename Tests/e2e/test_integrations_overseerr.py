@@ -18,9 +18,18 @@ def overseerr_config(server) -> dict:
 
 
 def request_row(h: Harness, request_id: str) -> dict | None:
-    rows = h.pg("SELECT id, user_id, title, media_type, tmdb_id, status, overseerr_id, error FROM media_requests WHERE id = %s",
-                (request_id,))
+    """The daemon's record of a request (worker_media_requests: every request, with its error)."""
+    rows = h.pg("SELECT id, user_id, title, media_type, tmdb_id, status, overseerr_id, error FROM worker_media_requests "
+                "WHERE id = %s", (request_id,))
     cols = ("id", "user_id", "title", "media_type", "tmdb_id", "status", "overseerr_id", "error")
+    return dict(zip(cols, rows[0])) if rows else None
+
+
+def shared_row(h: Harness, request_id: str) -> dict | None:
+    """The API's row (media_requests, in the API's shape: tmdb_id text, no error column)."""
+    rows = h.pg("SELECT id, user_id, title, media_type, tmdb_id, status, overseerr_id FROM media_requests WHERE id = %s",
+                (request_id,))
+    cols = ("id", "user_id", "title", "media_type", "tmdb_id", "status", "overseerr_id")
     return dict(zip(cols, rows[0])) if rows else None
 
 
@@ -32,7 +41,7 @@ def notifications(h: Harness, user: str) -> list[dict]:
 def test_a_request_is_recorded_before_the_call_then_submitted_and_the_user_told(h: Harness, overseerr):
     json_daemon(h, overseerr=overseerr_config(overseerr), queues=QUEUES)
     seen_at_call: list = []
-    overseerr.on_request = lambda r: seen_at_call.append(request_row(h, "req-1")) if r["method"] == "POST" else None
+    overseerr.on_request = lambda r: seen_at_call.append(shared_row(h, "req-1")) if r["method"] == "POST" else None
     channel = UserMessages(h, "user-7")
     try:
         job = h.enqueue("default", "overseerr.submit",
@@ -52,6 +61,9 @@ def test_a_request_is_recorded_before_the_call_then_submitted_and_the_user_told(
 
         row = wait_for(lambda: (r := request_row(h, "req-1")) and r["status"] == "submitted" and r, 10, "row submitted")
         assert row["overseerr_id"] == "17" and row["tmdb_id"] == 1399 and row["media_type"] == "tv"
+        shared = wait_for(lambda: (r := shared_row(h, "req-1")) and r["status"] == "submitted" and r, 10, "API row submitted")
+        assert shared == {"id": "req-1", "user_id": "user-7", "title": "Game of Thrones", "media_type": "tv", "tmdb_id": "1399",
+                          "status": "submitted", "overseerr_id": "17"}, shared
 
         rows = wait_for(lambda: notifications(h, "user-7"), 10, "a notification row")
         assert rows[0]["type"] == "success" and rows[0]["title"] == "Request submitted", rows
@@ -106,6 +118,8 @@ def test_already_requested_counts_as_submitted_and_bad_payloads_fail_cleanly(h: 
     state = h.wait_state(job, "completed", timeout=20)
     assert json.loads(state["result"]).get("alreadyRequested") is True
     assert wait_for(lambda: (r := request_row(h, "dup")) and r["status"] == "submitted", 10, "dup submitted")
+    # No user and no title: the API's table cannot hold it (NOT NULL); Overseerr was still called.
+    assert shared_row(h, "dup") is None and len(overseerr.posts(42)) == 1
 
     bad = h.enqueue("default", "overseerr.submit", {"requestId": "x", "mediaType": "book", "tmdbId": 1})
     state = h.wait_state(bad, "failed", timeout=20)
@@ -122,8 +136,8 @@ def test_a_request_the_api_created_is_updated_not_duplicated(h: Harness, oversee
                      "VALUES ('api-1', 'owner', 'Dune', 'movie', 438631, 'pending')")
     job = h.enqueue("default", "overseerr.submit", {"requestId": "api-1", "mediaType": "movie", "tmdbId": 438631})
     h.wait_state(job, "completed", timeout=20)
-    row = wait_for(lambda: (r := request_row(h, "api-1")) and r["status"] == "submitted" and r, 10, "api-1 submitted")
-    assert row["user_id"] == "owner" and row["title"] == "Dune"
+    row = wait_for(lambda: (r := shared_row(h, "api-1")) and r["status"] == "submitted" and r, 10, "api-1 submitted")
+    assert row["user_id"] == "owner" and row["title"] == "Dune" and row["overseerr_id"] is not None
     assert h.pg("SELECT count(*) FROM media_requests")[0][0] == 1
     # The job had no userId: the request's owner is told.
     rows = wait_for(lambda: notifications(h, "owner"), 10, "the owner's notification")

@@ -39,9 +39,10 @@ def run_cleanup(h: Harness) -> dict:
 def test_cleanup_sweeps_temp_leftovers_state_records_and_reports_usage_and_orphans(h: Harness):
     # The API's table, as the API would have created it before the daemon ever ran.
     with psycopg.connect(h.database_url, autocommit=True) as conn:
-        conn.execute("""CREATE TABLE youtube_downloads (id uuid PRIMARY KEY, user_id text, playlist_url text NOT NULL,
-                        playlist_title varchar(500), status text NOT NULL DEFAULT 'queued', file_paths jsonb,
-                        plex_collection_id text, created_at timestamptz NOT NULL DEFAULT now(), completed_at timestamptz)""")
+        conn.execute("""CREATE TABLE youtube_downloads (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, playlist_url TEXT NOT NULL,
+                        playlist_title TEXT, status TEXT NOT NULL DEFAULT 'queued', file_paths JSONB,
+                        plex_collection_id TEXT, created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                        completed_at TIMESTAMP(3))""")
     retention = {"state": "7d", "jobs": "30d", "temp": "30m", "user_quota": "1KiB"}
     d = h.daemon(retention=retention, cleanup={"delete_orphans": False})
     lib = h.library
@@ -86,7 +87,8 @@ def test_cleanup_sweeps_temp_leftovers_state_records_and_reports_usage_and_orpha
                 (job_id, user, state, json.dumps(result) if result else None, finished, finished, finished))
         conn.execute("INSERT INTO youtube_downloads (id, user_id, playlist_url, status, file_paths) VALUES "
                      "('0b4a1f0e-5a43-4c4e-9a59-3b1d8a6f2c11', 'u3', 'https://youtu.be/x', 'completed', %s)",
-                     (json.dumps([str(third)]),))
+                     (json.dumps({"jobId": "7", "files": [{"path": str(third), "size": 300, "filename": third.name}],
+                                  "totalSize": 300}),))
 
     # Redis state: an old finished hash without expiry goes; a recent one gets an expiry; active stays.
     h.r.hset(h.key("job", "old-done"), mapping={"state": "completed", "finishedAt": rfc3339(now - dt.timedelta(days=10))})
@@ -156,8 +158,8 @@ def test_cleanup_fires_from_its_schedule_and_fails_visibly_when_the_records_cann
     h.write_config(d.name, schedules={}, queues={"default": {"max_attempts": 1}}, cleanup={"delete_orphans": True})
     assert control(d, "reload")["ok"]
     with psycopg.connect(h.database_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS youtube_downloads (id uuid PRIMARY KEY, user_id text, "
-                     "playlist_url text NOT NULL, file_paths jsonb)")
+        conn.execute("CREATE TABLE IF NOT EXISTS youtube_downloads (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, "
+                     "playlist_url TEXT NOT NULL, file_paths JSONB)")
         conn.execute("ALTER TABLE youtube_downloads ALTER COLUMN file_paths TYPE text USING file_paths::text")
         conn.execute("INSERT INTO youtube_downloads (id, user_id, playlist_url, file_paths) VALUES "
                      "('6f1c2d3e-0000-4000-8000-000000000001', 'u9', 'https://youtu.be/y', 'not json')")

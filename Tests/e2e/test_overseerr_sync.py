@@ -18,7 +18,9 @@ SYNC_SCHEDULE = {"overseerr-sync": {"every": "1s", "job": {"type": "overseerr.sy
 
 
 def rows(h: Harness) -> dict[str, dict]:
-    out = h.pg("SELECT id, status, completed_at, error FROM media_requests")
+    # The API's row, and the reason from the daemon's record (the API's table has no error column).
+    out = h.pg("SELECT m.id, m.status, m.completed_at, w.error FROM media_requests m "
+               "LEFT JOIN worker_media_requests w USING (id)")
     return {r[0]: {"status": r[1], "completed_at": r[2], "error": r[3]} for r in out}
 
 

@@ -165,7 +165,8 @@ def test_a_refused_download_fails_the_row_the_api_made(h: Harness):
                     userId="user-1")
     sentence = f"payload.quality must be one of {QUALITIES}"
     assert_refused_at_intake(h, {job: sentence})
-    rows = wait_for(lambda: (r := h.pg("SELECT status, error FROM youtube_downloads WHERE id::text = %s", (download_id,)))
+    rows = wait_for(lambda: (r := h.pg("SELECT status, file_paths->>'error' FROM youtube_downloads WHERE id = %s",
+                                       (download_id,)))
                     and r[0][0] == "failed" and r, 15, "the download's row to be failed")
     assert rows[0][1] == sentence, rows
     assert not calls.exists()

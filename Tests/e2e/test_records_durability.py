@@ -399,7 +399,7 @@ def test_nul_bytes_and_invalid_utf8_hold_back_no_record_and_no_audit_row(h: Harn
 def test_titles_with_nul_and_a_lone_surrogate_from_yt_dlp_hold_back_no_record(h: Harness, media):
     """yt-dlp's JSON carries what a page says: `&#0;` becomes \\u0000 and `&#xD800;` a lone
     surrogate (a code point no UTF-8 text can hold). Whether each download completes or fails,
-    its jobs row and youtube_downloads row say so, and the records of the jobs after it are not
+    its jobs row and worker_downloads row say so, and the records of the jobs after it are not
     held back; a completed download keeps its whole title."""
     pages = RawPageServer().start()
     try:
@@ -441,12 +441,12 @@ def test_titles_with_nul_and_a_lone_surrogate_from_yt_dlp_hold_back_no_record(h:
                 problems.append(f"{what}: the jobs row: {str(e).splitlines()[0]}")
             try:
                 wait_for(lambda: (r := row(h, download_id)) is not None and r["status"] == wanted, left(),
-                         f"youtube_downloads row {download_id} to be {wanted}", interval=0.2)
+                         f"worker_downloads row {download_id} to be {wanted}", interval=0.2)
             except AssertionError as e:
-                problems.append(f"{what}: the youtube_downloads row: {str(e).splitlines()[0]}; "
+                problems.append(f"{what}: the worker_downloads row: {str(e).splitlines()[0]}; "
                                 f"now {row(h, download_id)}")
             if wanted == "completed":
-                titles = h.pg("SELECT title FROM youtube_downloads WHERE id::text = %s", (download_id,))
+                titles = h.pg("SELECT title FROM worker_downloads WHERE id = %s", (download_id,))
                 if not titles or not titles[0][0]:
                     problems.append(f"{what}: the completed download's row has no title: {titles}")
                 elif "bad" not in titles[0][0] or "title" not in titles[0][0]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness import Harness, wait_for
 from youtube_support import (Subscriber, enqueue_download, library_files, media, media_root,  # noqa: F401 (fixtures)
-                             media_server, row, wait_row, yt_daemon)
+                             media_server, row, wait_row, wait_shared, yt_daemon)
 
 
 def probe(path) -> dict:
@@ -70,11 +70,18 @@ def test_direct_mp4_lands_in_the_library_with_thumbnail_nfo_events_and_row(h: Ha
     assert completed["filePath"] == str(expected) and completed["fileSize"] == result["size"]
     assert completed["thumbnail"] == str(thumb)
 
-    # The row the API reads.
+    # The daemon's record.
     r = wait_row(h, download_id, "completed")
     assert r["file_paths"] == [str(expected)]
     assert r["user_id"] == "user-1" and r["video_id"] == "clip" and r["file_size"] == result["size"]
-    assert r["playlist_url"] == media.url("media/clip.mp4") and r["completed_at"] is not None and r["job_id"] == job
+    assert r["url"] == media.url("media/clip.mp4") and r["completed_at"] is not None and r["job_id"] == job
+    # The row the API reads, in its shape and vocabulary.
+    api = wait_shared(h, download_id, "completed")
+    assert api["user_id"] == "user-1" and api["playlist_url"] == media.url("media/clip.mp4") and api["completed_at"] is not None
+    assert api["file_paths"] == {"jobId": job, "files": [{"path": str(expected), "size": result["size"], "filename": expected.name}],
+                                 "totalSize": result["size"], "quality": "best", "format": "mp4",
+                                 "duration": api["file_paths"]["duration"]}, api
+    assert api["file_paths"]["duration"] > 0
 
 
 def test_dash_merges_separate_video_and_audio_and_formats_convert(h: Harness, media):
@@ -131,7 +138,7 @@ def test_rss_feed_is_a_playlist_of_three_children_and_a_parent(h: Harness, media
     r = wait_row(h, download_id, "completed")
     assert r["playlist_title"] == "Three Little Clips"
     assert sorted(r["file_paths"]) == sorted(result["paths"])
-    kids = h.pg("SELECT status, parent_id, playlist_title FROM youtube_downloads WHERE parent_id = %s", (download_id,))
+    kids = h.pg("SELECT status, parent_id, playlist_title FROM worker_downloads WHERE parent_id = %s", (download_id,))
     assert len(kids) == 3 and all(k == ("completed", download_id, "Three Little Clips") for k in kids), kids
     # The parent reported its children's mean progress up to 100.
     percents = [e["progress"] for e in h.events(parent, "youtube:progress") if "progress" in e]

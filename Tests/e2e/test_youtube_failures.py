@@ -10,7 +10,7 @@ import time
 from harness import Harness, wait_for
 from media_server import ytdlp_processes
 from youtube_support import (enqueue_download, library_files, media, media_root,  # noqa: F401 (fixtures)
-                             media_server, row, tree_outside_library, wait_row, yt_daemon)
+                             media_server, row, tree_outside_library, wait_row, wait_shared, yt_daemon)
 
 
 def test_a_missing_file_fails_at_once_and_is_not_retried(h: Harness, media):
@@ -24,6 +24,9 @@ def test_a_missing_file_fails_at_once_and_is_not_retried(h: Harness, media):
     assert len(failed) == 1 and failed[0]["willRetry"] is False and failed[0]["downloadId"] == download_id
     r = wait_row(h, download_id, "failed")
     assert "404" in r["error"]
+    # The API's row: failed, the error in file_paths.error, the jobId kept.
+    api = wait_shared(h, download_id, "failed")
+    assert "404" in api["file_paths"]["error"] and api["file_paths"]["jobId"] == job, api
     assert library_files(h) == [] and not any(h.temp.iterdir())
 
 

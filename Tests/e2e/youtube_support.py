@@ -54,20 +54,35 @@ def enqueue_download(h: Harness, url: str, quality: str = "best", fmt: str = "mp
 
 
 def row(h: Harness, download_id: str) -> dict | None:
-    rows = h.pg("SELECT id::text, user_id, playlist_url, playlist_title, status, file_paths, stage, video_id, "
+    """The daemon's record of a download (worker_downloads; `files` is the list of paths)."""
+    rows = h.pg("SELECT id, user_id, url, playlist_title, status, files, stage, video_id, "
                 "quality, format, file_size, duplicate, error, job_id, parent_id, completed_at, "
-                "plex_rating_key, plex_collection_id FROM youtube_downloads WHERE id::text = %s", (download_id,))
+                "plex_rating_key, plex_collection_id FROM worker_downloads WHERE id = %s", (download_id,))
     if not rows:
         return None
-    cols = ("id", "user_id", "playlist_url", "playlist_title", "status", "file_paths", "stage", "video_id",
+    cols = ("id", "user_id", "url", "playlist_title", "status", "file_paths", "stage", "video_id",
             "quality", "format", "file_size", "duplicate", "error", "job_id", "parent_id", "completed_at",
             "plex_rating_key", "plex_collection_id")
     return dict(zip(cols, rows[0]))
 
 
+def shared_row(h: Harness, download_id: str) -> dict | None:
+    """The MediaNest API's row (youtube_downloads in the API's shape)."""
+    rows = h.pg("SELECT id, user_id, playlist_url, playlist_title, status, file_paths, plex_collection_id, created_at, "
+                "completed_at FROM youtube_downloads WHERE id = %s", (download_id,))
+    cols = ("id", "user_id", "playlist_url", "playlist_title", "status", "file_paths", "plex_collection_id", "created_at",
+            "completed_at")
+    return dict(zip(cols, rows[0])) if rows else None
+
+
+def wait_shared(h: Harness, download_id: str, status: str, timeout: float = 15) -> dict:
+    return wait_for(lambda: (r := shared_row(h, download_id)) is not None and r["status"] == status and r,
+                    timeout, f"youtube_downloads row {download_id} to be {status} (now {shared_row(h, download_id)})")
+
+
 def wait_row(h: Harness, download_id: str, status: str, timeout: float = 15) -> dict:
     return wait_for(lambda: (r := row(h, download_id)) is not None and r["status"] == status and r,
-                    timeout, f"youtube_downloads row {download_id} to be {status} (now {row(h, download_id)})")
+                    timeout, f"worker_downloads row {download_id} to be {status} (now {row(h, download_id)})")
 
 
 def library_files(h: Harness) -> list[Path]:

@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import Logging
 import PostgresClient
 import RedisClient
 import WorkerConfig
@@ -55,7 +56,8 @@ struct NotificationObserver: JobObserver {
         do {
             let row = try await services.postgres.queryStoring(
                 """
-                INSERT INTO notifications (id, user_id, type, title, message, metadata) VALUES ($6::uuid, $1, $2, $3, $4, $5)
+                INSERT INTO notifications (id, user_id, type, title, message, read, read_at, metadata, created_at)
+                VALUES ($6::uuid, $1, $2, $3, $4, false, NULL, $5, now())
                 ON CONFLICT (id) DO UPDATE SET id = notifications.id
                 RETURNING to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created
                 """,
@@ -138,9 +140,15 @@ struct NotificationObserver: JobObserver {
             case .failed, .cancelled:
                 row = try await services.postgres.queryStoring(
                     """
-                    UPDATE media_requests SET status = CASE WHEN status = 'submitted' THEN status ELSE $2 END,
-                        error = CASE WHEN status = 'submitted' THEN error ELSE $3 END, updated_at = now()
-                    WHERE id = $1 RETURNING user_id, title
+                    WITH own AS (
+                        UPDATE worker_media_requests SET status = CASE WHEN status = 'submitted' THEN status ELSE $2 END,
+                            error = CASE WHEN status = 'submitted' THEN error ELSE $3 END, updated_at = now()
+                        WHERE id = $1 RETURNING user_id, title
+                    ), shared AS (
+                        UPDATE media_requests SET status = CASE WHEN status = 'submitted' THEN status ELSE $2 END
+                        WHERE id = $1 RETURNING user_id, title
+                    )
+                    SELECT user_id, title FROM shared UNION ALL SELECT user_id, title FROM own LIMIT 1
                     """,
                     [
                         PostgresBind(requestID), PostgresBind(event.outcome == .failed ? "failed" : "cancelled"),
@@ -149,7 +157,10 @@ struct NotificationObserver: JobObserver {
                 ).first
             default:
                 row = try await services.postgres.query(
-                    "SELECT user_id, title FROM media_requests WHERE id = $1",
+                    """
+                    SELECT user_id, title FROM media_requests WHERE id = $1
+                    UNION ALL SELECT user_id, title FROM worker_media_requests WHERE id = $1 LIMIT 1
+                    """,
                     [PostgresBind(requestID)]
                 ).first
             }
@@ -161,9 +172,15 @@ struct NotificationObserver: JobObserver {
     }
 }
 
-/// Records every failed job in `error_logs`: correlation id = job id, `error_code` `JOB_FAILED`,
-/// the job's error sentence, the detail as `stack_trace`, `request_path` `job:<type>`.
+/// Records every failed job in `worker_errors` (the daemon's table), and a failed job of a user in
+/// the API's `error_logs` too: correlation id = job id, `error_code` `JOB_FAILED`, the job's error
+/// sentence, the detail as `stack_trace`, `request_path` `job:<type>`, `request_method` `JOB` (the
+/// API's columns are for its HTTP errors; both are NOT NULL there), `status_code` empty. A job
+/// without a user, or of a user the API's `users` does not know, is in `worker_errors` only.
 struct ErrorLogObserver: JobObserver {
+    /// `request_method` of the rows the daemon writes into `error_logs`.
+    static let requestMethod = "JOB"
+
     func wants(_ event: JobEvent, configuration: WorkerConfiguration) -> Bool { event.outcome == .failed }
 
     func jobEnded(_ event: JobEvent, services: WorkerServices) async {
@@ -173,20 +190,38 @@ struct ErrorLogObserver: JobObserver {
             ("attempt", .number(String(event.attempt))), ("maxAttempts", .number(String(event.maxAttempts))),
             ("payload", event.payload), ("at", .string(event.at)),
         ])
+        let id = DerivedID.uuid("error_log:\(event.deliveryKey)")
+        let error = event.error ?? "the job failed"
         do {
             _ = try await services.postgres.queryStoring(
                 """
-                INSERT INTO error_logs (id, correlation_id, user_id, error_code, error_message, stack_trace, request_path, metadata)
-                VALUES ($7::uuid, $1, $2, 'JOB_FAILED', $3, $4, $5, $6)
-                ON CONFLICT (id) DO NOTHING
+                INSERT INTO worker_errors (id, correlation_id, user_id, job_type, error_message, stack_trace, metadata)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING
                 """,
                 [
-                    PostgresBind(event.job.id), PostgresBind(event.job.userId), PostgresBind(event.error ?? "the job failed"),
-                    PostgresBind(event.detail), PostgresBind("job:\(event.job.type)"), PostgresBind(json: metadata.encoded),
-                    PostgresBind(DerivedID.uuid("error_log:\(event.deliveryKey)")),
+                    PostgresBind(id), PostgresBind(event.job.id), PostgresBind(event.job.userId), PostgresBind(event.job.type),
+                    PostgresBind(error), PostgresBind(event.detail), PostgresBind(json: metadata.encoded),
                 ])
         } catch {
             services.logger.warning("error log row not stored", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
+        }
+        guard let user = event.job.userId else { return }
+        do {
+            _ = try await services.postgres.queryStoring(
+                """
+                INSERT INTO error_logs (id, correlation_id, user_id, error_code, error_message, stack_trace, request_path,
+                                        request_method, status_code, metadata, created_at)
+                VALUES ($1, $2, $3, 'JOB_FAILED', $4, $5, $6, $7, NULL, $8, now())
+                ON CONFLICT (id) DO NOTHING
+                """,
+                [
+                    PostgresBind(id), PostgresBind(event.job.id), PostgresBind(user), PostgresBind(error), PostgresBind(event.detail),
+                    PostgresBind("job:\(event.job.type)"), PostgresBind(Self.requestMethod), PostgresBind(json: metadata.encoded),
+                ])
+        } catch {
+            let level: Logger.Level = error.sqlState == "23503" ? .debug : .warning
+            services.logger.log(
+                level: level, "error_logs row not stored (kept in worker_errors)", metadata: ["jobId": "\(event.job.id)", "error": "\(error)"])
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import Logging
 import PostgresClient
 import ServiceClients
 
@@ -8,9 +9,11 @@ import ServiceClients
 /// Payload (contract section 5): `requestId` (the `media_requests` id), `mediaType` (`movie` or
 /// `tv`), `tmdbId`, optional `seasons` (season numbers, tv only) and `title`.
 ///
-/// 1. The `media_requests` row is written `pending` (created when the API has not made it), so
-///    the request is on record before anything leaves the host. A row already `submitted` is not
-///    sent again.
+/// 1. The request is written `pending` into `worker_media_requests` (the daemon's record of every
+///    request, with seasons and error) and the API's `media_requests` row is updated, or created
+///    when the API has not made it and the payload has what its NOT NULL columns need (a user and
+///    a title; else the request is the daemon's only, and is still sent), so the request is on
+///    record before anything leaves the host. A request already `submitted` is not sent again.
 /// 2. Overseerr is called. Answered: the row becomes `submitted` with `overseerr_id` (a 409,
 ///    "already requested", counts as submitted). Refused with a 4xx: `failed` with the reason,
 ///    and the job fails without retrying. A 5xx, a timeout or an open circuit: the job is retried
@@ -81,20 +84,28 @@ struct OverseerrSubmitHandler: JobHandler {
         let postgres = context.services.postgres
         await context.report(Progress(stage: "recording", percent: 0))
 
-        // 1. The row is committed before the call.
+        // 1. The record is committed before the call.
         let existing: PostgresRow?
         do {
             existing = try await postgres.queryStoring(
                 """
-                INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, seasons, status, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, 'pending', now())
-                ON CONFLICT (id) DO UPDATE SET
-                    status = CASE WHEN media_requests.status = 'submitted' THEN media_requests.status ELSE 'pending' END,
-                    user_id = COALESCE(media_requests.user_id, EXCLUDED.user_id),
-                    title = COALESCE(EXCLUDED.title, media_requests.title),
-                    error = CASE WHEN media_requests.status = 'submitted' THEN media_requests.error ELSE NULL END,
-                    updated_at = now()
-                RETURNING status, overseerr_id
+                WITH own AS (
+                    INSERT INTO worker_media_requests (id, user_id, title, media_type, tmdb_id, seasons, status, updated_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, 'pending', now())
+                    ON CONFLICT (id) DO UPDATE SET
+                        status = CASE WHEN worker_media_requests.status = 'submitted' THEN worker_media_requests.status ELSE 'pending' END,
+                        user_id = COALESCE(worker_media_requests.user_id, EXCLUDED.user_id),
+                        title = COALESCE(EXCLUDED.title, worker_media_requests.title),
+                        error = CASE WHEN worker_media_requests.status = 'submitted' THEN worker_media_requests.error ELSE NULL END,
+                        updated_at = now()
+                    RETURNING status, overseerr_id, user_id, title
+                ), shared AS (
+                    UPDATE media_requests SET status = CASE WHEN status IN \(Self.settledStatuses) THEN status ELSE 'pending' END
+                    WHERE id = $1 RETURNING status, overseerr_id
+                )
+                SELECT COALESCE((SELECT status FROM shared WHERE status = 'submitted'), (SELECT status FROM own)) AS status,
+                       COALESCE((SELECT overseerr_id FROM shared), (SELECT overseerr_id FROM own)) AS overseerr_id,
+                       EXISTS (SELECT 1 FROM shared) AS shared, (SELECT user_id FROM own) AS user_id, (SELECT title FROM own) AS title
                 """,
                 [
                     PostgresBind(request.id), PostgresBind(context.envelope.userId), PostgresBind(request.title),
@@ -108,6 +119,9 @@ struct OverseerrSubmitHandler: JobHandler {
         if existing?["status"] == "submitted" {
             context.logger.info("media request was submitted before; not sent again", metadata: ["requestId": "\(request.id)"])
             return Self.result(request, overseerrID: existing?["overseerr_id"], alreadyRequested: false)
+        }
+        if existing?["shared"] != "t", let user = existing?["user_id"], let title = existing?["title"] {
+            await Self.insertShared(request, user: user, title: title, context: context)
         }
 
         // 2. The call.
@@ -125,8 +139,12 @@ struct OverseerrSubmitHandler: JobHandler {
         do {
             _ = try await postgres.query(
                 """
-                UPDATE media_requests SET status = 'submitted', overseerr_id = COALESCE($2, overseerr_id), error = NULL, updated_at = now()
-                WHERE id = $1
+                WITH own AS (
+                    UPDATE worker_media_requests SET status = 'submitted', overseerr_id = COALESCE($2, overseerr_id), error = NULL,
+                        updated_at = now()
+                    WHERE id = $1
+                )
+                UPDATE media_requests SET status = 'submitted', overseerr_id = COALESCE($2, overseerr_id) WHERE id = $1
                 """, [PostgresBind(request.id), PostgresBind(answer.id)])
         } catch {
             // Overseerr has the request; the next attempt finds it "already requested" (409) and records it.
@@ -148,12 +166,35 @@ struct OverseerrSubmitHandler: JobHandler {
         ])
     }
 
-    /// Marks the row `failed` unless it was submitted meanwhile.
+    /// Statuses of the API's row that a new submission leaves as they are (SQL list).
+    static let settledStatuses = "('submitted', 'approved', 'available', 'completed')"
+
+    /// Creates the API's row for a request it did not make (best effort: a user its `users` table
+    /// does not know is refused by the foreign key, and the request is the daemon's only).
+    static func insertShared(_ request: Request, user: String, title: String, context: JobContext) async {
+        do {
+            _ = try await context.services.postgres.queryStoring(
+                """
+                INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, status, created_at)
+                VALUES ($1, $2, $3, $4, $5, 'pending', now()) ON CONFLICT (id) DO NOTHING
+                """,
+                [PostgresBind(request.id), PostgresBind(user), PostgresBind(title), PostgresBind(request.mediaType), PostgresBind(String(request.tmdbId))])
+        } catch {
+            context.logger.log(
+                level: error.sqlState == "23503" ? .debug : .warning, "media_requests row not created (kept in worker_media_requests)",
+                metadata: ["requestId": "\(request.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Marks the request `failed` unless it was submitted meanwhile.
     static func markFailed(_ id: String, error: String, context: JobContext) async {
         do {
             _ = try await context.services.postgres.queryStoring(
                 """
-                UPDATE media_requests SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status <> 'submitted'
+                WITH own AS (
+                    UPDATE worker_media_requests SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status <> 'submitted'
+                )
+                UPDATE media_requests SET status = 'failed' WHERE id = $1 AND status NOT IN \(settledStatuses)
                 """, [PostgresBind(id), PostgresBind(error)])
         } catch {
             context.logger.warning("media request not marked failed", metadata: ["requestId": "\(id)", "error": "\(error)"])

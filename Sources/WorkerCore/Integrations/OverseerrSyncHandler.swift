@@ -270,6 +270,10 @@ struct OverseerrSyncHandler: JobHandler {
         }
         if shape.mediaRequestColumns.contains("updated_at") { sets.append("updated_at = now()") }
         let knownUser = shape.hasUsers ? "AND EXISTS (SELECT 1 FROM users WHERE users.id = moved.user_id)" : ""
+        // The daemon's record keeps the move and its reason (the API's table has no error column).
+        binds.append(PostgresBind(target.status == "failed" ? target.reason : nil))
+        let reason = binds.count
+        binds += [PostgresBind(row.mediaType ?? "movie"), PostgresBind(row.tmdbID), PostgresBind(row.overseerrID)]
         let result = try await services.postgres.queryStoring(
             """
             WITH moved AS (
@@ -282,6 +286,15 @@ struct OverseerrSyncHandler: JobHandler {
                 WHERE moved.user_id IS NOT NULL AND $9::boolean \(knownUser)
                 ON CONFLICT (id) DO NOTHING
                 RETURNING to_char(created_at AT TIME ZONE 'UTC', \(UserNotices.timestampSQL)) AS created
+            ), own AS (
+                INSERT INTO worker_media_requests (id, user_id, title, media_type, tmdb_id, status, overseerr_id, error, updated_at,
+                                                   completed_at)
+                SELECT $1, moved.user_id, NULL, $\(reason + 1),
+                       CASE WHEN $\(reason + 2)::text ~ '^[0-9]{1,9}$' THEN $\(reason + 2)::text::integer ELSE 0 END,
+                       $2, $\(reason + 3), $\(reason)::text, now(), CASE WHEN $2 = 'completed' THEN now() END
+                FROM moved
+                ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error, updated_at = now(),
+                    completed_at = COALESCE(worker_media_requests.completed_at, EXCLUDED.completed_at)
             )
             SELECT (SELECT count(*) FROM moved) AS moved, (SELECT user_id FROM moved LIMIT 1) AS user_id,
                    (SELECT created FROM noted LIMIT 1) AS created

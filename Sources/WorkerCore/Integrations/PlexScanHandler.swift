@@ -97,13 +97,8 @@ struct PlexScanHandler: JobHandler {
     /// Keeps the Plex ids on the download's `youtube_downloads` row when there is one (best effort:
     /// the table belongs to the YouTube pipeline).
     static func recordOnDownload(_ downloadID: String, published: PlexPublisher.Published, context: JobContext) async {
-        do {
-            _ = try await context.services.postgres.query(
-                "UPDATE youtube_downloads SET plex_rating_key = $2, plex_collection_id = COALESCE($3, plex_collection_id) WHERE id::text = $1",
-                [PostgresBind(downloadID), PostgresBind(published.ratingKey), PostgresBind(published.collectionKey)])
-        } catch {
-            context.logger.debug("youtube_downloads not updated with the Plex collection", metadata: ["error": "\(error)"])
-        }
+        await DownloadRecords(pool: context.services.postgres, logger: context.logger).plexIDs(
+            downloadID, ratingKey: published.ratingKey, collection: published.collectionKey)
     }
 
     /// The real path of a library folder; a permanent failure when it is not a folder inside the library.

@@ -11,9 +11,10 @@ import WorkerConfig
 /// Checks, at once, each bounded to 10 s: `plex` and `overseerr` (when configured), `redis`,
 /// `postgres`, `yt-dlp` (its version, and whether a JavaScript runtime for YouTube's player is
 /// present), `disk:library` and `disk:temp` (free space). Each result is written to the
-/// `service_status` row of the service (uptime over all checks) and to the hash
+/// `service_status` row of the service (the API's table: status, response time, uptime over 30
+/// days), to `worker_service_checks` (counts and the check's details), to the hash
 /// `P:health:<service>` (`status`, `responseTimeMs`, `checkedAt`, `message`, and the check's own
-/// fields). The job completes whatever the services' state: a check that ran is a success.
+/// fields) and to the MediaNest dashboard's `status:<service>` and `status:all` JSON. The job completes whatever the services' state: a check that ran is a success.
 struct ServiceHealthHandler: JobHandler {
     static let type = "service.health"
     static let checkTimeout: Double = 10
@@ -198,34 +199,106 @@ struct ServiceHealthHandler: JobHandler {
         } catch {
             context.logger.warning("health not written to Redis", metadata: ["error": "\(error)"])
         }
+        var dashboard: [String] = []
         for check in checks {
             var details = check.details
             if let message = check.message { details.append(("message", .string(message))) }
             if let circuit = circuits[check.service] { details.append(("circuit", .string(circuit))) }
+            var uptime: (day: String?, month: String?) = (nil, nil)
             do {
-                _ = try await services.postgres.query(
-                    """
-                    INSERT INTO service_status (service_name, status, response_time_ms, last_check_at, uptime_percentage, checks_total, checks_up, details)
-                    VALUES ($1, $2, $3, now(), CASE WHEN $2 = 'down' THEN 0 ELSE 100 END, 1, CASE WHEN $2 = 'down' THEN 0 ELSE 1 END, $4)
-                    ON CONFLICT (service_name) DO UPDATE SET
-                        status = EXCLUDED.status,
-                        response_time_ms = EXCLUDED.response_time_ms,
-                        last_check_at = now(),
-                        checks_total = service_status.checks_total + 1,
-                        checks_up = service_status.checks_up + EXCLUDED.checks_up,
-                        uptime_percentage = round(100.0 * (service_status.checks_up + EXCLUDED.checks_up) / (service_status.checks_total + 1), 2),
-                        details = EXCLUDED.details
-                    """,
+                let row = try await services.postgres.query(Self.recordSQL,
                     [
                         PostgresBind(check.service), PostgresBind(check.status), PostgresBind(check.responseTimeMs),
                         PostgresBind(json: JSONValue.object(details).encoded),
-                    ])
+                    ]
+                ).first
+                uptime = (row?["uptime24h"], row?["uptime30d"])
             } catch {
                 context.logger.warning("health not written to PostgreSQL", metadata: ["service": "\(check.service)", "error": "\(error)"])
-                return
             }
+            dashboard.append(Self.dashboardJSON(check, uptime: uptime, checkedAt: now))
+        }
+        var statusCommands = zip(checks, dashboard).map { check, json in
+            RedisCommand(["SET", "status:\(check.service)", json, "EX", String(Self.dashboardTTL)])
+        }
+        statusCommands.append(RedisCommand(["SET", "status:all", "[" + dashboard.joined(separator: ",") + "]", "EX", String(Self.dashboardTTL)]))
+        do {
+            _ = try await services.redis.pipeline(statusCommands)
+        } catch {
+            context.logger.warning("dashboard status not written to Redis", metadata: ["error": "\(error)"])
         }
     }
+
+    /// Seconds the MediaNest dashboard's `status:<service>` keys live without a newer check.
+    static let dashboardTTL = 3600
+
+    /// The names the MediaNest dashboard shows.
+    static func displayName(_ service: String) -> String {
+        switch service {
+        case "plex": "Plex"
+        case "overseerr": "Overseerr"
+        case "redis": "Redis"
+        case "postgres": "PostgreSQL"
+        case "yt-dlp": "yt-dlp"
+        case "disk:library": "Library disk"
+        case "disk:temp": "Temporary disk"
+        default: service
+        }
+    }
+
+    /// `status:<service>` for the MediaNest backend's dashboard (UPSTREAM.md section 2): {name,
+    /// displayName, status up|down (a degraded service answers: up, with its message), responseTime
+    /// (ms), uptime24h and uptime30d (percent of this daemon's checks), lastCheck, message}.
+    static func dashboardJSON(_ check: Check, uptime: (day: String?, month: String?), checkedAt: String) -> String {
+        let responseTime: JSONValue = check.responseTimeMs.map { .number(String($0)) } ?? .null
+        let day: JSONValue = uptime.day.map { .number($0) } ?? .null
+        let month: JSONValue = uptime.month.map { .number($0) } ?? .null
+        let message: JSONValue = check.message.map { .string($0) } ?? (check.status == "down" ? .string("down") : .null)
+        let fields: [(String, JSONValue)] = [
+            ("name", .string(check.service)), ("displayName", .string(displayName(check.service))),
+            ("status", .string(check.status == "down" ? "down" : "up")), ("responseTime", responseTime),
+            ("uptime24h", day), ("uptime30d", month), ("lastCheck", .string(checkedAt)), ("message", message),
+        ]
+        return JSONValue.object(fields).encoded
+    }
+
+    /// One check into `worker_service_checks` (counts, details), `worker_service_history` (for the
+    /// uptimes; 30 days kept) and the API's `service_status` (status, response time, last check in
+    /// UTC, uptime over 30 days); answers the 24-hour and 30-day uptimes including this check.
+    static let recordSQL = """
+        WITH current AS (SELECT CASE WHEN $2::text = 'down' THEN 0 ELSE 1 END AS up),
+        own AS (
+            INSERT INTO worker_service_checks (service_name, status, response_time_ms, checks_total, checks_up, details, checked_at)
+            SELECT $1, $2, $3, 1, current.up, $4, now() FROM current
+            ON CONFLICT (service_name) DO UPDATE SET
+                status = EXCLUDED.status, response_time_ms = EXCLUDED.response_time_ms,
+                checks_total = worker_service_checks.checks_total + 1,
+                checks_up = worker_service_checks.checks_up + EXCLUDED.checks_up,
+                details = EXCLUDED.details, checked_at = now()
+        ),
+        past AS (
+            SELECT count(*) FILTER (WHERE checked_at > now() - interval '24 hours') AS n24,
+                   count(*) FILTER (WHERE up AND checked_at > now() - interval '24 hours') AS up24,
+                   count(*) FILTER (WHERE checked_at > now() - interval '30 days') AS n30,
+                   count(*) FILTER (WHERE up AND checked_at > now() - interval '30 days') AS up30
+            FROM worker_service_history WHERE service_name = $1
+        ),
+        noted AS (INSERT INTO worker_service_history (service_name, up) SELECT $1, current.up = 1 FROM current),
+        trimmed AS (DELETE FROM worker_service_history WHERE service_name = $1 AND checked_at < now() - interval '30 days'),
+        uptime AS (
+            SELECT round(100.0 * (past.up24 + current.up) / (past.n24 + 1), 2) AS day,
+                   round(100.0 * (past.up30 + current.up) / (past.n30 + 1), 2) AS month
+            FROM past, current
+        ),
+        shared AS (
+            INSERT INTO service_status (service_name, status, response_time_ms, last_check_at, uptime_percentage)
+            SELECT $1, $2, $3, now(), uptime.month FROM uptime
+            ON CONFLICT (service_name) DO UPDATE SET
+                status = EXCLUDED.status, response_time_ms = EXCLUDED.response_time_ms,
+                last_check_at = EXCLUDED.last_check_at, uptime_percentage = EXCLUDED.uptime_percentage
+        )
+        SELECT day::text AS uptime24h, month::text AS uptime30d FROM uptime
+        """
 }
 
 /// Runs a short command and collects its output, off the cooperative pool (Foundation's process

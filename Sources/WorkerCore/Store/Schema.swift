@@ -13,6 +13,7 @@ package enum Schema {
         Migrations.operations,
         Migrations.plexRatingKey,
         Migrations.outbox,
+        Migrations.sharedTables,
     ]
 }
 

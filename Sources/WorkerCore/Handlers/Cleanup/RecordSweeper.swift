@@ -85,7 +85,8 @@ enum RecordSweeper {
     }
 
     /// Every absolute path named in the result of a completed job (but `cleanup`, whose result lists
-    /// orphans), and every entry of `youtube_downloads.file_paths` when that table exists.
+    /// orphans), every file of `worker_downloads`, and every file named in `youtube_downloads.file_paths`
+    /// (the API's object's `files[].path`, or an array of paths) when that table exists.
     static func knownFiles(postgres: PostgresPool) async throws -> [KnownFile] {
         var files: [KnownFile] = []
         let fromJobs = try await postgres.query(
@@ -98,6 +99,15 @@ enum RecordSweeper {
         for row in fromJobs.rows {
             if let path = row["path"] { files.append(KnownFile(userId: row["user_id"], path: path)) }
         }
+        let fromOwn = try await postgres.query(
+            """
+            SELECT d.user_id, p AS path FROM worker_downloads d
+            CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(d.files) = 'array' THEN d.files ELSE '[]'::jsonb END) AS p
+            WHERE d.files IS NOT NULL
+            """)
+        for row in fromOwn.rows {
+            if let path = row["path"], path.hasPrefix("/") { files.append(KnownFile(userId: row["user_id"], path: path)) }
+        }
         let hasDownloads = try await postgres.query(
             """
             SELECT count(*) AS n FROM information_schema.columns
@@ -107,11 +117,16 @@ enum RecordSweeper {
         if hasDownloads.first?["n"] == "2" {
             let fromDownloads = try await postgres.query(
                 """
-                SELECT d.user_id::text AS user_id, p AS path
+                SELECT d.user_id::text AS user_id, x.p AS path
                 FROM youtube_downloads d
-                CROSS JOIN LATERAL jsonb_array_elements_text(
-                    CASE WHEN jsonb_typeof(d.file_paths::jsonb) = 'array' THEN d.file_paths::jsonb ELSE '[]'::jsonb END) AS p
-                WHERE d.file_paths IS NOT NULL
+                CROSS JOIN LATERAL (
+                    SELECT jsonb_array_elements_text(
+                        CASE WHEN jsonb_typeof(d.file_paths::jsonb) = 'array' THEN d.file_paths::jsonb ELSE '[]'::jsonb END)
+                    UNION ALL
+                    SELECT f ->> 'path' FROM jsonb_array_elements(
+                        CASE WHEN jsonb_typeof(d.file_paths::jsonb -> 'files') = 'array' THEN d.file_paths::jsonb -> 'files' ELSE '[]'::jsonb END) AS f
+                ) AS x(p)
+                WHERE d.file_paths IS NOT NULL AND x.p IS NOT NULL
                 """)
             for row in fromDownloads.rows {
                 if let path = row["path"], path.hasPrefix("/") { files.append(KnownFile(userId: row["user_id"], path: path)) }

@@ -14,13 +14,7 @@ extension YouTubeDownload {
             file: path, title: info.title, summary: info.description, date: info.date, poster: thumbnail,
             collection: request.collection ?? request.playlist?.title, jobID: context.job.id, services: context.services)
         if let ratingKey = outcome.ratingKey {
-            do {
-                _ = try await context.services.postgres.query(
-                    "UPDATE youtube_downloads SET plex_rating_key = $2, plex_collection_id = COALESCE($3, plex_collection_id), updated_at = now() WHERE id::text = $1",
-                    [PostgresBind(request.downloadId), PostgresBind(ratingKey), PostgresBind(outcome.collectionKey)])
-            } catch {
-                context.logger.warning("youtube_downloads row not updated with the Plex ids", metadata: ["error": "\(error)"])
-            }
+            await records.plexIDs(request.downloadId, ratingKey: ratingKey, collection: outcome.collectionKey)
         }
         context.logger.info("plex step", metadata: ["plex": "\(outcome.state)", "ratingKey": "\(outcome.ratingKey ?? "")"])
         return outcome

@@ -145,7 +145,7 @@ struct YouTubeDownload: Sendable {
         }
         await records.described(
             request.downloadId, extractor: info.extractor, videoId: info.id, title: info.title,
-            channel: info.channelName, playlistTitle: request.playlist?.title)
+            channel: info.channelName, playlistTitle: request.playlist?.title, duration: info.duration)
         if let duplicate = await findDuplicate(info) { return duplicate }
         try await checkQuota(adding: plan.expectedSize(duration: info.duration))
 
@@ -197,7 +197,8 @@ struct YouTubeDownload: Sendable {
         let nfoPath = sidecars.firstIndex { $0.suffix == ".nfo" }.map { placed.paths[$0] }
         let subtitleSuffixes = Set(subtitles.map(\.suffix))
         let subtitlePaths = sidecars.indices.filter { subtitleSuffixes.contains(sidecars[$0].suffix) }.map { placed.paths[$0] }
-        await records.completed(request.downloadId, paths: [path], size: size, duplicate: false)
+        await records.completed(
+            request.downloadId, paths: [path], size: size, duplicate: false, duration: conversion.output.duration ?? info.duration)
         await context.report(Progress(stage: "moving", percent: 100))
         context.logger.info(
             "download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])

@@ -1,10 +1,7 @@
 import PostgresClient
 
 extension Migrations {
-    /// 5: the Plex item of a download, beside its collection.
-    static let plexRatingKey = Migration(
-        version: 5, name: "youtube_downloads.plex_rating_key",
-        sql: """
-            ALTER TABLE youtube_downloads ADD COLUMN IF NOT EXISTS plex_rating_key text;
-            """)
+    /// 5: once the Plex item of a download as a column of `youtube_downloads`; the rating key now
+    /// lives in `worker_downloads` (migration 8), so a new install has nothing to do here.
+    static let plexRatingKey = Migration(version: 5, name: "youtube_downloads.plex_rating_key", sql: "SELECT 1;")
 }
