@@ -120,6 +120,37 @@ int cav_copy_chapters(AVFormatContext *out, const AVFormatContext *in, int64_t o
     return 0;
 }
 
+void cav_clear_chapters(AVFormatContext *s) {
+    for (unsigned i = 0; i < s->nb_chapters; i++) {
+        av_dict_free(&s->chapters[i]->metadata);
+        av_freep(&s->chapters[i]);
+    }
+    av_freep(&s->chapters);
+    s->nb_chapters = 0;
+}
+
+int cav_add_chapter(AVFormatContext *s, int64_t id, int64_t start_ms, int64_t end_ms, const char *title) {
+    AVChapter *c = av_mallocz(sizeof *c);
+    if (!c) return AVERROR(ENOMEM);
+    c->id = id;
+    c->time_base = (AVRational){1, 1000};
+    c->start = start_ms;
+    c->end = end_ms;
+    if (title && av_dict_set(&c->metadata, "title", title, 0) < 0) {
+        av_free(c);
+        return AVERROR(ENOMEM);
+    }
+    AVChapter **tmp = av_realloc_array(s->chapters, s->nb_chapters + 1, sizeof *tmp);
+    if (!tmp) {
+        av_dict_free(&c->metadata);
+        av_free(c);
+        return AVERROR(ENOMEM);
+    }
+    s->chapters = tmp;
+    s->chapters[s->nb_chapters++] = c;
+    return 0;
+}
+
 int cav_copy_subtitle_header(AVCodecContext *enc, const AVCodecContext *dec) {
     if (!dec->subtitle_header || dec->subtitle_header_size <= 0) return 0;
     enc->subtitle_header = av_mallocz(dec->subtitle_header_size + 1);

@@ -141,6 +141,10 @@ final class Converter {
     private(set) var inputs: [Input] = []
     private(set) var transcoded: [String] = []
     private(set) var dropped: [String] = []
+    /// Cuts and chapters to apply (nothing by default: a plain copy).
+    var edit: EditRequest = .none
+    /// The plan applied, snapped to keyframes (nil when `edit` is empty).
+    private(set) var plan: EditPlan?
     private var muxer: UnsafePointer<AVOutputFormat> { UnsafePointer(output.ctx.pointee.oformat) }
 
     init(output path: String, container: OutputContainer) throws(MediaError) {
@@ -283,6 +287,22 @@ final class Converter {
         }
 
         let duration = inputs.compactMap { $0.file.duration }.max() ?? 0
+        if !edit.isEmpty {
+            let p = try makePlan(duration: duration, metadataFrom: metadataFrom, flag: flag)
+            plan = p
+            if container != .mp3 {
+                cav_clear_chapters(octx)
+                for (i, c) in p.chapters.enumerated() {
+                    let ret = cav_add_chapter(
+                        octx, Int64(i + 1), Int64((c.start * 1000).rounded()), Int64((c.end * 1000).rounded()), c.title)
+                    if ret < 0 { throw .libav(operation: "add chapter", message: AVErr.message(ret)) }
+                }
+            }
+        }
+        let cutting = plan.map { !$0.cutsNothing } ?? false
+        let reference = cutting ? referenceVideo() : nil
+        var dropVideoUntil: [Int32: Double] = [:]
+        var lastDTS: [Int32: Int64] = [:]
         var options: [(String, String)] = []
         if container == .mp4 || container == .m4a {
             // The index (moov) goes before the media data. Reserving room for it
@@ -330,11 +350,52 @@ final class Converter {
                 input.lastTime = max(input.lastTime, t)
                 reporter.update(seconds: t)
             }
+            if cutting, let plan {
+                let ts = p.pointee.pts != noPTS ? p.pointee.pts : p.pointee.dts
+                guard let t = seconds(ts, tb) else { continue }
+                let idx = p.pointee.stream_index
+                let at: Double
+                if let reference, reference.input === input, reference.index == idx {
+                    // Video: stop at the first packet (decode order) inside a
+                    // removed range, resume at the keyframe the plan was snapped to.
+                    if let until = dropVideoUntil[idx] {
+                        if (p.pointee.flags & AV_PKT_FLAG_KEY) != 0 && t >= until - 0.0005 {
+                            dropVideoUntil[idx] = nil
+                        } else {
+                            continue
+                        }
+                    } else if let end = plan.removedEnd(containing: t) {
+                        dropVideoUntil[idx] = end
+                        continue
+                    }
+                    at = t
+                } else {
+                    // Audio, subtitles: dropped when their middle is in a removed range.
+                    let d = p.pointee.duration > 0 ? (seconds(p.pointee.duration, tb) ?? 0) : 0
+                    at = t + d / 2
+                    if plan.isRemoved(at) { continue }
+                }
+                let shift = plan.shift(at: at)
+                if shift > 0 {
+                    let off = Int64((shift / av_q2d(tb)).rounded())
+                    if p.pointee.pts != noPTS { p.pointee.pts -= off }
+                    if p.pointee.dts != noPTS { p.pointee.dts -= off }
+                }
+            }
             switch route {
             case .copy(let os):
                 av_packet_rescale_ts(p, tb, os.pointee.time_base)
                 p.pointee.stream_index = os.pointee.index
                 p.pointee.pos = -1
+                if cutting {
+                    // Frames on either side of a cut can meet at one decode time.
+                    let oi = os.pointee.index
+                    if p.pointee.dts != noPTS {
+                        if let last = lastDTS[oi], p.pointee.dts <= last { p.pointee.dts = last + 1 }
+                        if p.pointee.pts != noPTS && p.pointee.pts < p.pointee.dts { p.pointee.pts = p.pointee.dts }
+                        lastDTS[oi] = p.pointee.dts
+                    }
+                }
                 try output.write(p)
             case .audio(let t):
                 try t.feed(p, write: write)
@@ -356,6 +417,80 @@ final class Converter {
             }
             throw error
         }
+    }
+
+    /// The copied video stream the cuts are snapped to (the first one).
+    private func referenceVideo() -> (input: Input, index: Int32)? {
+        for input in inputs {
+            for s in input.file.streams {
+                guard s.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO,
+                    case .copy = input.routes[s.pointee.index]
+                else { continue }
+                return (input, s.pointee.index)
+            }
+        }
+        return nil
+    }
+
+    /// The requested plan, its cuts moved to the video's keyframes: each removed
+    /// range ends at the first keyframe at or after its end (or the end of the
+    /// file), so nothing of it is shown. Keyframe times come from one read of the
+    /// video stream's packets (no decoding), done only when there is something to cut.
+    private func makePlan(duration: Double, metadataFrom: InputFile?, flag: CancelFlag) throws(MediaError) -> EditPlan {
+        var own: [ChapterMark] = []
+        if edit.chapters == nil, let src = metadataFrom {
+            for i in 0..<Int(src.ctx.pointee.nb_chapters) {
+                let c = src.ctx.pointee.chapters[i]!.pointee
+                let off = Double(src.startTime) / Double(AV_TIME_BASE)
+                guard let a = seconds(c.start, c.time_base), let b = seconds(c.end, c.time_base) else { continue }
+                own.append(ChapterMark(start: a - off, end: b - off, title: dictionaryEntries(c.metadata)["title"] ?? ""))
+            }
+        }
+        let marks = edit.chapters ?? own
+        let requested = EditPlan(duration: duration, remove: edit.cut, chapters: marks)
+        guard !requested.cutsNothing, let ref = referenceVideo() else { return requested }
+        let keyframes = try keyframeTimes(ref.input, stream: ref.index, flag: flag)
+        var snapped: [TimeRange] = []
+        for r in requested.removed {
+            let resume = keyframes.first { $0 >= r.end - 0.0005 } ?? duration
+            var range = TimeRange(start: r.start, end: max(r.end, min(resume, duration)))
+            if let last = snapped.last, range.start <= last.end {
+                range.start = last.start
+                range.end = max(range.end, last.end)
+                snapped.removeLast()
+            }
+            snapped.append(range)
+        }
+        var notes = requested.notes
+        let total = snapped.reduce(0) { $0 + $1.length }
+        if duration - total < EditPlan.minimumKept {
+            notes.append("snapped to keyframes the cuts would leave \(Int(max(0, duration - total))) s: nothing is cut")
+            snapped = []
+        }
+        return EditPlan(cleanRemoved: snapped, duration: duration, inputChapters: marks, notes: notes)
+    }
+
+    /// Presentation times (seconds from the input's start) of the keyframes of one stream, sorted.
+    private func keyframeTimes(_ input: Input, stream: Int32, flag: CancelFlag) throws(MediaError) -> [Double] {
+        let file = try InputFile(path: input.file.path, flag: flag, findStreamInfo: false)
+        for s in file.streams where s.pointee.index != stream { s.pointee.discard = AVDISCARD_ALL }
+        let st = file.ctx.pointee.streams[Int(stream)]!
+        let tb = st.pointee.time_base
+        let off = av_rescale_q(input.offset, timeBaseQ, tb)
+        let pkt = try Packet()
+        var times: [Double] = []
+        while true {
+            try flag.check()
+            let ret = av_read_frame(file.ctx, pkt.ptr)
+            if ret == AVErr.eof { break }
+            if ret < 0 { throw MediaError.read(file.path, ret) }
+            defer { av_packet_unref(pkt.ptr) }
+            let p = pkt.ptr.pointee
+            guard p.stream_index == stream, (p.flags & AV_PKT_FLAG_KEY) != 0 else { continue }
+            let ts = p.pts != noPTS ? p.pts : p.dts
+            if ts != noPTS, let t = seconds(ts + off, tb) { times.append(t) }
+        }
+        return times.sorted()
     }
 
     /// Bytes to reserve for an MP4 index: 24 per sample (the index of an H.264 +

@@ -174,6 +174,12 @@ public struct EditPlan: Sendable, Equatable {
         return t < removed[i].end
     }
 
+    /// The end of the removed range holding `t`, nil when `t` is kept.
+    public func removedEnd(containing t: Double) -> Double? {
+        guard let i = lastRange(startingAtOrBefore: t), t < removed[i].end else { return nil }
+        return removed[i].end
+    }
+
     /// Seconds removed before input time `t` (a time inside a removed range counts
     /// the part of that range before it).
     public func shift(at t: Double) -> Double {

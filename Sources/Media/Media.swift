@@ -71,6 +71,40 @@ import CLibAV
 /// given `MediaTags` are laid over them: title, artist, date, description,
 /// comment (MP4 ©nam/©ART/©day/desc/©cmt, Matroska tags, ID3v2.4 frames).
 ///
+/// ## Cuts and chapters (`EditRequest`)
+///
+/// `merge` and `remux` take ranges to cut out and chapters to write, applied in
+/// the same pass that copies the packets; with an empty request nothing of this
+/// runs. The requested ranges are first made safe by `EditPlan` (merged,
+/// clamped to the file, refused with a reason when start ≥ end or not finite,
+/// at most 1000; cuts that would leave less than 1 s are refused as a whole).
+/// Everything stays stream copy, so cuts fall on keyframes, by this rule:
+///
+/// - Video stops at the first packet, in decode order, whose time lies in a
+///   removed range, and resumes at the first keyframe at or after the range's
+///   end. A removed range thus grows to that keyframe (up to one GOP) and
+///   nothing of it is shown; frames before the range that follow a dropped one
+///   in decode order (B-frames) go with it, so no kept frame loses a reference.
+///   The keyframe times come from one read of the video stream's packets (no
+///   decoding) before the pass, done only when there is something to cut.
+/// - Audio and subtitle packets are dropped when their middle (time + half
+///   their duration) lies in a removed range, as snapped above; so audio ends
+///   and resumes within one audio frame of the video.
+/// - Every kept packet is moved earlier by the seconds removed before it, so
+///   timestamps are continuous; where two frames would meet at one decode
+///   time, the later one is moved on by one tick.
+/// - Chapters (the request's, else the input's own) are made non-overlapping
+///   (an inner chapter interrupts the outer one, which resumes after it),
+///   titles stripped of control characters and cut to 200 characters, then
+///   mapped through the cuts; a chapter wholly inside a cut is left out.
+///   MP4 gets both a QuickTime chapter track (a `text` track referenced by
+///   `tref/chap`) and Nero chapters (`udta/chpl`), as libav's mov muxer writes
+///   them by default: Plex, VLC and mpv read the Nero list, Apple players the
+///   QuickTime track. Matroska and WebM get their Chapters element.
+///
+/// `ConversionResult.removed` lists the ranges actually cut (snapped), in input
+/// time, and `editNotes` why anything requested was refused or changed.
+///
 /// `merge` takes the best video stream of the video file and the best audio
 /// stream of the audio file (as yt-dlp leaves them) plus subtitle files; inputs
 /// are each shifted to start at zero, as the ffmpeg command does, and read
@@ -93,17 +127,19 @@ public enum Media {
 
     /// Rewrites any input into mp4 (with faststart), mkv or webm by stream copy,
     /// re-encoding audio or text subtitles only where the container demands it
-    /// (see the table above). `subtitles` are embedded as extra tracks.
+    /// (see the table above). `subtitles` are embedded as extra tracks; `edit`
+    /// cuts ranges out and sets chapters (see "Cuts and chapters").
     public static func remux(
         input: String, output: String, container: OutputContainer,
-        tags: MediaTags = .none, subtitles: [SubtitleInput] = [],
+        tags: MediaTags = .none, subtitles: [SubtitleInput] = [], edit: EditRequest = .none,
         progress: (@Sendable (Double) -> Void)? = nil
     ) async throws(MediaError) -> ConversionResult {
         guard container.holdsVideo else {
             throw .invalidArgument("remux writes mp4, mkv or webm; use extractAudio for \(container.rawValue)")
         }
         return try await LibAVThread.run("remux") { flag throws(MediaError) in
-            try convert(output: output, container: container, tags: tags, progress: progress, flag: flag) { conv throws(MediaError) in
+            try convert(output: output, container: container, tags: tags, edit: edit, progress: progress, flag: flag) {
+                conv throws(MediaError) in
                 let file = try InputFile.forCopy(path: input, flag: flag)
                 try conv.addAll(of: conv.addInput(file))
                 try addSubtitleFiles(subtitles, to: conv, flag: flag)
@@ -116,14 +152,15 @@ public enum Media {
     /// `audio` (a yt-dlp video-only and audio-only pair) into mp4, mkv or webm.
     public static func merge(
         video: String, audio: String, output: String, container: OutputContainer,
-        tags: MediaTags = .none, subtitles: [SubtitleInput] = [],
+        tags: MediaTags = .none, subtitles: [SubtitleInput] = [], edit: EditRequest = .none,
         progress: (@Sendable (Double) -> Void)? = nil
     ) async throws(MediaError) -> ConversionResult {
         guard container.holdsVideo else {
             throw .invalidArgument("merge writes mp4, mkv or webm, not \(container.rawValue)")
         }
         return try await LibAVThread.run("merge") { flag throws(MediaError) in
-            try convert(output: output, container: container, tags: tags, progress: progress, flag: flag) { conv throws(MediaError) in
+            try convert(output: output, container: container, tags: tags, edit: edit, progress: progress, flag: flag) {
+                conv throws(MediaError) in
                 let vfile = try InputFile.forCopy(path: video, flag: flag)
                 let afile = try InputFile.forCopy(path: audio, flag: flag)
                 guard let vs = vfile.bestStream(AVMEDIA_TYPE_VIDEO) else { throw .noStream(path: video, kind: .video) }
@@ -231,7 +268,7 @@ public enum Media {
     /// reserved for the index turns out too small is written again with a
     /// faststart pass instead.
     static func convert(
-        output: String, container: OutputContainer, tags: MediaTags,
+        output: String, container: OutputContainer, tags: MediaTags, edit: EditRequest = .none,
         progress: (@Sendable (Double) -> Void)?, flag: CancelFlag,
         reservation: IndexReservation = .standard,
         setup: (Converter) throws(MediaError) -> InputFile?
@@ -240,6 +277,7 @@ public enum Media {
         var reserve: IndexReservation? = reservation
         while true {
             let conv = try Converter(output: output, container: container)
+            conv.edit = edit
             let meta = try setup(conv)
             do {
                 try conv.run(flag: flag, tags: tags, metadataFrom: meta, progress: reporter, reservation: reserve)
@@ -253,7 +291,9 @@ public enum Media {
             // Our own outputs have complete headers: no need to read ahead.
             let info = try Prober.probe(output, flag: flag, thorough: false)
             reporter.finish()
-            return ConversionResult(output: info, transcoded: conv.transcoded, dropped: conv.dropped)
+            return ConversionResult(
+                output: info, transcoded: conv.transcoded, dropped: conv.dropped,
+                removed: conv.plan?.removed ?? [], editNotes: conv.plan?.notes ?? [])
         }
     }
 }

@@ -163,6 +163,13 @@ public struct ConversionResult: Sendable, Equatable {
     public var transcoded: [String]
     /// One line per input stream left out, e.g. `data 3: bin_data (not allowed in mp4)`.
     public var dropped: [String]
+    /// Ranges cut out, in the input's time, as done (snapped to keyframes, see Media.swift).
+    public var removed: [TimeRange] = []
+    /// Why requested cuts or chapters were refused or changed.
+    public var editNotes: [String] = []
+
+    /// Seconds cut out in all.
+    public var removedSeconds: Double { removed.reduce(0) { $0 + $1.length } }
 }
 
 /// Where a thumbnail is taken.

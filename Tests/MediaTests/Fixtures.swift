@@ -22,6 +22,8 @@ struct Fixtures: Sendable {
     var chapters: String { "\(dir)/chapters.mkv" }  // 3 s, two chapters
     var fragmentedVideo: String { "\(dir)/dash-video.mp4" }  // fragmented (DASH-style) H.264 only, 3 s
     var fragmentedAudio: String { "\(dir)/dash-audio.m4a" }  // fragmented AAC only, 3 s
+    var longVideo: String { "\(dir)/long-video.mp4" }  // 60 s 320x240 30 fps H.264 only, keyframe every 2 s
+    var longAudio: String { "\(dir)/long-audio.m4a" }  // 60 s AAC 48 kHz only
 
     static let shared: Result<Fixtures, FixtureError> = make()
 
@@ -49,7 +51,7 @@ struct Fixtures: Sendable {
         let f = Fixtures(dir: dir)
         let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
         let vp9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"]
-        let jobs: [[String]] = [
+        var jobs: [[String]] = [
             [
                 "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
                 "-t", "3", "-g", "30",
@@ -68,6 +70,8 @@ struct Fixtures: Sendable {
                 "-g", "25",
             ] + x264 + [f.blackIntro],
         ]
+        jobs.append(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "60", "-g", "60"] + x264 + [f.longVideo])
+        jobs.append(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "60", "-c:a", "aac", "-b:a", "64k", f.longAudio])
         for args in jobs {
             if let err = run(ffmpeg, ["-nostdin", "-v", "error", "-y"] + args) { return .failure(err) }
         }

@@ -65,6 +65,10 @@ void cav_thread_set_name(const char *name);
 /// Copies the chapters of `in` into `out`, moved earlier by `offset`
 /// (AV_TIME_BASE units). Returns 0 or a negative AVERROR.
 int cav_copy_chapters(AVFormatContext *out, const AVFormatContext *in, int64_t offset);
+/* Removes every chapter of a context. */
+void cav_clear_chapters(AVFormatContext *s);
+/* Appends a chapter (times in 1/1000 s) with a title (may be NULL). */
+int cav_add_chapter(AVFormatContext *s, int64_t id, int64_t start_ms, int64_t end_ms, const char *title);
 
 /// Copies a decoder's ASS subtitle header into an encoder (before avcodec_open2).
 int cav_copy_subtitle_header(AVCodecContext *enc, const AVCodecContext *dec);
