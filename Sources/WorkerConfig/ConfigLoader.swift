@@ -243,6 +243,33 @@ package enum ConfigLoader {
             youtube.jsRuntime = try reader.string(
                 node, key: section.path("js_runtime"), expected: "a runtime such as deno or node:/usr/bin/node")
         }
+        if let node = section["chapters"], !reader.isNull(node) {
+            youtube.chapters = try reader.bool(node, key: section.path("chapters"))
+        }
+        if let node = section["sponsorblock"], !reader.isNull(node),
+            let sb = try reader.section(node, key: section.path("sponsorblock"), known: ["api", "remove", "mark"])
+        {
+            var settings = SponsorBlockSettings()
+            if let api = sb["api"] { settings.api = try httpURL(api, key: sb.path("api"), reader: reader) }
+            for name in ["remove", "mark"] {
+                guard let list = sb[name] else { continue }
+                var cats: [String] = []
+                let expected = "SponsorBlock categories (\(SponsorBlockSettings.categories.joined(separator: ", ")))"
+                for (index, (cat, item)) in try reader.stringList(list, key: sb.path(name), expected: expected).enumerated() {
+                    guard SponsorBlockSettings.categories.contains(cat) else {
+                        throw reader.error(
+                            "\(sb.path(name))[\(index)]", "unknown SponsorBlock category \(reader.describe(item, text: cat)); expected \(expected)",
+                            at: item)
+                    }
+                    if !cats.contains(cat) { cats.append(cat) }
+                }
+                if name == "remove" { settings.remove = cats } else { settings.mark = cats }
+            }
+            if let both = settings.remove.first(where: settings.mark.contains) {
+                throw reader.error(sb.path("mark"), "category \(both) is both removed and marked; choose one", at: sb["mark"] ?? node)
+            }
+            youtube.sponsorBlock = settings
+        }
         return youtube
     }
 

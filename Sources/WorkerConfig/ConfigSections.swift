@@ -86,7 +86,8 @@ extension ConfigLoader {
         if let youtube = try reader.section(
             top["youtube"], key: "youtube",
             known: [
-                "yt_dlp", "quality", "format", "allowed_hosts", "output", "sleep_requests", "js_runtime",
+                "yt_dlp", "quality", "format", "allowed_hosts", "output", "sleep_requests", "js_runtime", "sponsorblock",
+                "chapters",
             ])
         {
             configuration.youtube = try youtubeSettings(youtube, reader: reader)

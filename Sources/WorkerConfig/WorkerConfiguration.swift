@@ -255,6 +255,10 @@ package struct YouTubeSettings: Sendable, Equatable {
     package var sleepRequests: Double?
     /// JavaScript runtime yt-dlp uses for YouTube's player (key `js_runtime`, e.g. `deno` or `node:/usr/bin/node`); `nil` for yt-dlp's own choice.
     package var jsRuntime: String?
+    /// SponsorBlock (key `sponsorblock`); `nil` when not configured.
+    package var sponsorBlock: SponsorBlockSettings? = nil
+    /// Write the video's own chapters (key `chapters`, default false).
+    package var chapters: Bool = false
 
     /// The qualities a job or the configuration may ask for.
     package static let qualities = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"]
@@ -282,6 +286,26 @@ package struct YouTubeSettings: Sendable, Equatable {
         self.output = output
         self.sleepRequests = sleepRequests
         self.jsRuntime = jsRuntime
+    }
+}
+
+/// Key `youtube.sponsorblock`.
+package struct SponsorBlockSettings: Sendable, Equatable {
+    /// Base URL of the API (default `https://sponsor.ajay.app`).
+    package var api: String = "https://sponsor.ajay.app"
+    /// Categories cut out of the media.
+    package var remove: [String] = []
+    /// Categories written as chapters.
+    package var mark: [String] = []
+    /// The categories of the public API that can be cut or marked.
+    package static let categories = [
+        "sponsor", "selfpromo", "interaction", "intro", "outro", "preview", "music_offtopic", "filler", "exclusive_access",
+    ]
+
+    package init(api: String = "https://sponsor.ajay.app", remove: [String] = [], mark: [String] = []) {
+        self.api = api
+        self.remove = remove
+        self.mark = mark
     }
 }
 

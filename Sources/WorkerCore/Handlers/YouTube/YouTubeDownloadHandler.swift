@@ -173,15 +173,19 @@ struct YouTubeDownload: Sendable {
             throw error
         }
         try Task.checkCancellation()
-        return try await finish(info, plan: plan, files: files, directory: directory)
+        let edit = await editStep(info, json: json, audioOnly: plan.container.isAudioOnly)
+        return try await finish(info, plan: plan, files: files, directory: directory, edit: edit)
     }
 
     /// Converts, adds sidecars and moves the result into the library.
     /// The steps after yt-dlp: convert (merge or remux) in-process, subtitles, thumbnail, `.nfo`, the
     /// move into the library, then Plex.
-    func finish(_ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String) async throws -> JSONValue {
+    func finish(
+        _ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String, edit: EditStep = EditStep()
+    ) async throws -> JSONValue {
         let embed = request.subtitles?.embed == true && !plan.container.isAudioOnly
-        let (output, conversion) = try await convert(info, plan: plan, files: files, directory: directory, embedSubtitles: embed)
+        let (output, conversion) = try await convert(
+            info, plan: plan, files: files, directory: directory, embedSubtitles: embed, edit: edit.edit)
         var sidecars: [LibraryMover.Item] = []
         let subtitles = embed ? [] : try await subtitleSidecars(files, directory: directory)
         sidecars += subtitles
@@ -203,15 +207,17 @@ struct YouTubeDownload: Sendable {
         context.logger.info(
             "download in the library", metadata: ["path": "\(path)", "videoId": "\(info.id)", "extractor": "\(info.extractor)"])
         let plex = await publishToPlex(path: path, info: info, thumbnail: thumbnailPath)
+        var fields = plex.resultFields
+        if let sb = edit.resultField(conversion) { fields.insert(sb, at: 0) }
         return result(info, path: path, size: size, thumbnail: thumbnailPath, nfo: nfoPath, subtitles: subtitlePaths, duplicate: false)
-            .appending(plex.resultFields)
+            .appending(fields)
     }
 
     /// Merges, remuxes or extracts the downloaded streams into the chosen container, in-process,
     /// with tags and (when asked) embedded subtitles. Returns the output's path and what it holds.
     func convert(
         _ info: VideoInfo, plan: FormatPlan, files: DownloadedFiles, directory: String,
-        embedSubtitles: Bool
+        embedSubtitles: Bool, edit: EditRequest = .none
     ) async throws -> (String, ConversionResult) {
         let output = (directory as NSString).appendingPathComponent(baseName + ".out." + plan.container.rawValue)
         let tags = MediaTags(
@@ -229,12 +235,12 @@ struct YouTubeDownload: Sendable {
                 converted = .success(
                     try await Media.merge(
                         video: files.media[0], audio: files.media[1], output: output, container: outputContainer(plan.container),
-                        tags: tags, subtitles: embedded, progress: progress))
+                        tags: tags, subtitles: embedded, edit: edit, progress: progress))
             case .combined, .videoOnly:
                 converted = .success(
                     try await Media.remux(
                         input: files.media[0], output: output, container: outputContainer(plan.container),
-                        tags: tags, subtitles: embedded, progress: progress))
+                        tags: tags, subtitles: embedded, edit: edit, progress: progress))
             case .audioOnly:
                 converted = .success(
                     try await Media.extractAudio(
