@@ -20,13 +20,47 @@ func jobFailure(_ error: MediaError) -> Error {
     }
 }
 
-/// `media.convert {path, format}`: remuxes a video into mp4, mkv or webm, or extracts the audio into
+/// `media.convert {path, format, cut?, chapters?}`: remuxes a video into mp4, mkv or webm, or extracts the audio into
 /// m4a or mp3, beside the input (`name.format`; `name.converted.format` when that is the input itself).
+/// `cut` [{start, end}] removes ranges and `chapters` [{start, end?, title}] sets the chapters (video only),
+/// as `Media.remux` does them (see Media.swift).
 struct MediaConvertHandler: JobHandler {
     static let schema = PayloadSchema([
         .required("path", .nonEmptyString, note: "the input, absolute or relative to paths.library"),
         .required("format", .oneOf(OutputContainer.allCases.map(\.rawValue)), note: "the output container"),
+        .optional(
+            "cut",
+            .array(
+                of: .object([.required("start", .number(min: 0)), .required("end", .number(min: 0))]),
+                count: 0...EditPlan.maxRanges),
+            note: "ranges to remove, seconds; video formats only"),
+        .optional(
+            "chapters",
+            .array(
+                of: .object([
+                    .required("start", .number(min: 0)), .optional("end", .number(min: 0)),
+                    .required("title", .string(length: 1...1000)),
+                ]), count: 0...EditPlan.maxChapters),
+            note: "chapters to write, seconds in the input's time; video formats only"),
     ])
+
+    /// The payload's `cut` and `chapters` (checked by the schema).
+    static func edit(_ payload: JSONValue) -> EditRequest {
+        var edit = EditRequest()
+        if case .array(let items)? = payload.given("cut") {
+            edit.cut = items.compactMap { item in
+                guard let a = item.given("start")?.doubleValue, let b = item.given("end")?.doubleValue else { return nil }
+                return TimeRange(start: a, end: b)
+            }
+        }
+        if case .array(let items)? = payload.given("chapters") {
+            edit.chapters = items.compactMap { item in
+                guard let a = item.given("start")?.doubleValue, let t = item.given("title")?.stringValue else { return nil }
+                return ChapterMark(start: a, end: item.given("end")?.doubleValue, title: t)
+            }
+        }
+        return edit
+    }
 
     func run(_ context: JobContext) async throws -> JSONValue {
         let library = context.services.configuration.paths.library
@@ -42,6 +76,10 @@ struct MediaConvertHandler: JobHandler {
             output = ((input as NSString).deletingPathExtension as NSString).appendingPathExtension("converted.\(container.rawValue)")!
         }
         output = try LibraryPath.resolve(output, library: library, mustExist: false)
+        let edit = Self.edit(context.payload)
+        if !edit.isEmpty && !container.holdsVideo {
+            throw JobFailure.permanent("payload.cut and payload.chapters apply to mp4, mkv and webm, not \(container.rawValue)")
+        }
         await context.report(Progress(stage: "converting", percent: 0))
         // One ordered stream of reports, drained before the job ends (no report can trail the result).
         let pump = ProgressPump(context: context)
@@ -51,7 +89,7 @@ struct MediaConvertHandler: JobHandler {
             if let audio = AudioFormat(rawValue: container.rawValue) {
                 result = try await Media.extractAudio(input: input, output: output, format: audio, progress: progress)
             } else {
-                result = try await Media.remux(input: input, output: output, container: container, progress: progress)
+                result = try await Media.remux(input: input, output: output, container: container, edit: edit, progress: progress)
             }
             await pump.finish()
         } catch {
@@ -64,6 +102,10 @@ struct MediaConvertHandler: JobHandler {
             ("duration", result.output.duration.map { .number(String($0)) } ?? .null),
             ("transcoded", .array(result.transcoded.map { .string($0) })),
             ("dropped", .array(result.dropped.map { .string($0) })),
+            ("removed", .array(result.removed.map { .object([("start", .number(String($0.start))), ("end", .number(String($0.end)))]) })),
+            ("removedSeconds", .number(String((result.removedSeconds * 1000).rounded() / 1000))),
+            ("chapters", .number(String(result.output.chapters.count))),
+            ("notes", .array(result.editNotes.map { .string($0) })),
         ])
     }
 }
