@@ -166,3 +166,31 @@ def test_hostile_segment_lists_never_crash(h: Harness, media, long_clips, sponso
     # Removed: 0–2, 10–25, 30–31 (the tiny ones, snapped to the next keyframe), 55–60: 23 s.
     assert abs(duration(result["path"]) - 37) <= 1.1, duration(result["path"])
     assert [c[2] for c in chapters(result["path"])] == ["Intro"]
+
+
+def test_media_convert_cut_and_chapters_with_strict_payload(h: Harness, long_clips):
+    folder = h.library / "Channel"
+    folder.mkdir()
+    src = folder / "talk.mp4"
+    src.write_bytes((long_clips / "media" / "sb60.mp4").read_bytes())
+    h.daemon()
+    ok = h.enqueue("default", "media.convert", {
+        "path": "Channel/talk.mp4", "format": "mkv", "cut": [{"start": 0, "end": 5}, {"start": 20, "end": 30}],
+        "chapters": [{"start": 0, "title": "Start"}, {"start": 30, "end": 60, "title": "After\u0007 the break"}]})
+    bad = {
+        h.enqueue("default", "media.convert", {"path": "Channel/talk.mp4", "format": "mkv", "cut": [{"start": "0", "end": 5}]}): "cut",
+        h.enqueue("default", "media.convert", {"path": "Channel/talk.mp4", "format": "mkv", "cut": {"start": 0, "end": 5}}): "cut",
+        h.enqueue("default", "media.convert", {"path": "Channel/talk.mp4", "format": "mkv",
+                                               "chapters": [{"start": 1, "title": 7}]}): "chapters",
+        h.enqueue("default", "media.convert", {"path": "Channel/talk.mp4", "format": "mkv",
+                                               "cut": [{"start": 1, "end": 2}] * 1001}): "cut",
+    }
+    result = json.loads(h.wait_state(ok, "completed", timeout=60)["result"])
+    assert result["removedSeconds"] == 15 and result["chapters"] == 2, result
+    assert abs(duration(result["path"]) - 45) <= 0.2
+    ch = chapters(result["path"])
+    assert [c[2] for c in ch] == ["Start", "After the break"], ch
+    assert abs(ch[0][1] - 15) < 0.01 and abs(ch[1][0] - 15) < 0.01 and abs(ch[1][1] - 45) < 0.01
+    for job_id, field in bad.items():
+        job = h.wait_state(job_id, "failed", timeout=30)
+        assert field in job["error"] and job["attempt"] == "0", job["error"]
