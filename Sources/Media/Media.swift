@@ -99,8 +99,9 @@ import CLibAV
 ///   mapped through the cuts; a chapter wholly inside a cut is left out.
 ///   MP4 gets both a QuickTime chapter track (a `text` track referenced by
 ///   `tref/chap`) and Nero chapters (`udta/chpl`), as libav's mov muxer writes
-///   them by default: Plex, VLC and mpv read the Nero list, Apple players the
-///   QuickTime track. Matroska and WebM get their Chapters element.
+///   them by default (players differ in which of the two they read; which one a
+///   given Plex version reads was not checked here). Matroska and WebM get their
+///   Chapters element.
 ///
 /// `ConversionResult.removed` lists the ranges actually cut (snapped), in input
 /// time, and `editNotes` why anything requested was refused or changed.
