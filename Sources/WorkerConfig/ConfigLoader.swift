@@ -258,7 +258,8 @@ package enum ConfigLoader {
                 for (index, (cat, item)) in try reader.stringList(list, key: sb.path(name), expected: expected).enumerated() {
                     guard SponsorBlockSettings.categories.contains(cat) else {
                         throw reader.error(
-                            "\(sb.path(name))[\(index)]", "unknown SponsorBlock category \(reader.describe(item, text: cat)); expected \(expected)",
+                            "\(sb.path(name))[\(index)]",
+                            "unknown SponsorBlock category \(reader.describe(item, text: cat)); expected \(expected)",
                             at: item)
                     }
                     if !cats.contains(cat) { cats.append(cat) }

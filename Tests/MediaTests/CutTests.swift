@@ -90,7 +90,9 @@ struct CutTests {
     @Test func hostileCutsNeverCrash() async throws {
         let f = try Fixtures.get()
         let out = try outputDir() + "/cut.mkv"
-        var cuts = [TimeRange(start: -5, end: 1), TimeRange(start: 55, end: 500), TimeRange(start: 40, end: 30), TimeRange(start: .nan, end: 2)]
+        var cuts = [
+            TimeRange(start: -5, end: 1), TimeRange(start: 55, end: 500), TimeRange(start: 40, end: 30), TimeRange(start: .nan, end: 2),
+        ]
         cuts += (0..<10_000).map { TimeRange(start: Double($0 % 20), end: Double($0 % 20) + 0.5) }
         let r = try await Media.merge(
             video: f.longVideo, audio: f.longAudio, output: out, container: .mkv, edit: EditRequest(cut: cuts))

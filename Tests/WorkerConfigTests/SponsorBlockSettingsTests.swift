@@ -11,7 +11,9 @@ struct SponsorBlockSettingsTests {
               sponsorblock: { api: "http://127.0.0.1:8080", remove: [sponsor, selfpromo, sponsor], mark: [intro, outro] }
               chapters: true
             """)
-        #expect(c.youtube.sponsorBlock == SponsorBlockSettings(api: "http://127.0.0.1:8080", remove: ["sponsor", "selfpromo"], mark: ["intro", "outro"]))
+        #expect(
+            c.youtube.sponsorBlock
+                == SponsorBlockSettings(api: "http://127.0.0.1:8080", remove: ["sponsor", "selfpromo"], mark: ["intro", "outro"]))
         #expect(c.youtube.chapters)
         let d = try parse("youtube: { quality: 720p }")
         #expect(d.youtube.sponsorBlock == nil && !d.youtube.chapters)

@@ -282,7 +282,10 @@ struct PayloadSchemaTests {
     @Test func summaries() {
         #expect(SleepHandler.schema.summary == "seconds?: number 0–86400")
         #expect(PayloadSchema.empty.summary == "{}")
-        #expect(registry.schema(for: "media.convert")?.summary == "path: non-empty string, format: one of mp4·mkv·webm·m4a·mp3")
+        #expect(
+            registry.schema(for: "media.convert")?.summary
+                == "path: non-empty string, format: one of mp4·mkv·webm·m4a·mp3, cut?: [{start: number ≥ 0, end: number ≥ 0}] (≤ 1000), "
+                + "chapters?: [{start: number ≥ 0, end?: number ≥ 0, title: string of 1–1000}] (≤ 1000)")
     }
 }
 

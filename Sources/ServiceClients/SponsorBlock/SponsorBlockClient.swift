@@ -37,8 +37,10 @@ public struct SponsorBlockClient: Sendable {
     public var policy: CallPolicy
     public var breakerPolicy: BreakerPolicy
 
-    public init(api: String, caller: ServiceCaller, policy: CallPolicy = CallPolicy(timeout: 10, retries: 1), breakerPolicy: BreakerPolicy = BreakerPolicy())
-    {
+    public init(
+        api: String, caller: ServiceCaller, policy: CallPolicy = CallPolicy(timeout: 10, retries: 1),
+        breakerPolicy: BreakerPolicy = BreakerPolicy()
+    ) {
         self.api = api
         self.caller = caller
         self.policy = policy
