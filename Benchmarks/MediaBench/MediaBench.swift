@@ -40,6 +40,7 @@ struct Compare: AsyncParsableCommand {
     @Option(help: "Thumbnail width.") var width = 320
     @Option(help: "Work folder (default: a new temporary folder, removed at the end).") var dir: String?
     @Flag(help: "Keep the work folder.") var keep = false
+    @Option(help: "Run only the operations whose name starts with this.") var only: String?
 
     func run() async throws {
         guard let ffmpeg = which("ffmpeg") else { throw ValidationError("the ffmpeg command is not on PATH") }
@@ -73,7 +74,28 @@ struct Compare: AsyncParsableCommand {
         let t = String(at)
         let w = String(width)
         let scale = "scale=\(w):-1"
-        let ops: [Op] = [
+        // Cuts 20–30 and 40–45 (on keyframes: one every 5 s) with three chapters: ffmpeg's concat
+        // demuxer over the kept ranges of each input, plus an FFMETADATA file of the shifted chapters.
+        var concat: [String: String] = [:]
+        for (name, file) in [("v", video), ("a", audio)] {
+            var text = "ffconcat version 1.0\n"
+            for (a, b) in [(0, 20), (30, 40), (45, seconds)] { text += "file '\(file)'\ninpoint \(a)\noutpoint \(b)\n" }
+            concat[name] = "\(work)/\(name).ffconcat"
+            try text.write(toFile: concat[name]!, atomically: true, encoding: .utf8)
+        }
+        var meta = ";FFMETADATA1\n"
+        for (a, b, title) in [(0, 20, "One"), (20, 30, "Two"), (30, seconds - 15, "Three")] {
+            meta += "[CHAPTER]\nTIMEBASE=1/1000\nSTART=\(a * 1000)\nEND=\(b * 1000)\ntitle=\(title)\n"
+        }
+        try meta.write(toFile: "\(work)/chapters.txt", atomically: true, encoding: .utf8)
+        let allOps: [Op] = [
+            Op(
+                name: "merge + 2 cuts + 3 chapters -> mp4", ours: ["merge-cut", video, audio, "\(work)/ours-cut.mp4"],
+                ffmpeg: [
+                    "-f", "concat", "-safe", "0", "-i", concat["v"]!, "-f", "concat", "-safe", "0", "-i", concat["a"]!,
+                    "-i", "\(work)/chapters.txt", "-map", "0:v:0", "-map", "1:a:0", "-map_chapters", "2", "-c", "copy",
+                    "-movflags", "+faststart", "\(work)/ff-cut.mp4",
+                ], goal: nil),
             Op(
                 name: "remux mp4 -> mp4 (index first)", ours: ["remux", input, "", "\(work)/ours.mp4"],
                 ffmpeg: ["-i", input, "-map", "0", "-c", "copy", "-movflags", "+faststart", "\(work)/ff.mp4"], goal: 0.5),
@@ -105,6 +127,7 @@ struct Compare: AsyncParsableCommand {
                 name: "audio -> mp3 (libmp3lame 192k)", ours: ["mp3", input, "", "\(work)/ours.mp3"],
                 ffmpeg: ["-i", input, "-vn", "-c:a", "libmp3lame", "-b:a", "192k", "\(work)/ff.mp3"], goal: nil),
         ]
+        let ops = allOps.filter { only == nil || $0.name.hasPrefix(only!) }
 
         let selfExe = "/proc/self/exe"
         var rows: [Row] = []
@@ -222,6 +245,14 @@ struct Child: AsyncParsableCommand {
         case "remux": _ = try await Media.remux(input: input, output: output, container: .mp4)
         case "remux-mkv": _ = try await Media.remux(input: input, output: output, container: .mkv)
         case "merge": _ = try await Media.merge(video: input, audio: input2, output: output, container: .mp4)
+        case "merge-cut":
+            let edit = EditRequest(
+                cut: [TimeRange(start: 20, end: 30), TimeRange(start: 40, end: 45)],
+                chapters: [
+                    ChapterMark(start: 0, end: 20, title: "One"), ChapterMark(start: 30, end: 40, title: "Two"),
+                    ChapterMark(start: 45, title: "Three"),
+                ])
+            _ = try await Media.merge(video: input, audio: input2, output: output, container: .mp4, edit: edit)
         case "keyframe":
             _ = try await Media.thumbnail(input: input, output: output, at: .seconds(at), width: width, format: .jpeg, mode: .keyframe)
         case "exact":
