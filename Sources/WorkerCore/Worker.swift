@@ -129,8 +129,28 @@ package final class Worker: Sendable {
             maintain(StreamTrimmer(queue: queue, redis: redis)),
             JobDrain(pool: pool, state: state, logger: logger),
             scheduler,
-        ]
+        ] + bullmqServices(cfg, maintain: maintain)
         return list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+    }
+
+    /// The BullMQ intake of each consumed BullMQ queue and the one mirror of them all (contract section 11).
+    private func bullmqServices(_ cfg: WorkerConfiguration, maintain: (BullMQSync) -> any Service) -> [any Service] {
+        guard let bullmq = cfg.bullmq, !bullmq.queues.isEmpty else { return [] }
+        let queues = bullmq.queues.map { BullMQQueue(settings: $0, bullmq: bullmq, keys: queue.keys, scripts: queue.scripts) }
+        for q in bullmq.queues {
+            for job in q.jobs where registry.schema(for: job.type) == nil {
+                logger.error(
+                    "bullmq maps a job name to a type no handler serves; such jobs fail",
+                    metadata: ["bullmqQueue": "\(q.name)", "name": "\(job.name)", "type": "\(job.type)"])
+            }
+        }
+        let sync = BullMQSync(
+            queues: queues, cancel: { [commands, logger] id in
+                do { _ = try await commands.cancel(jobID: id) } catch {
+                    logger.error("could not cancel a job removed from BullMQ; trying again at the next run", metadata: ["jobId": "\(id)", "error": "\(error)"])
+                }
+            }, logger: logger)
+        return [maintain(sync)] + queues.map { BullMQIntake(bull: $0, pool: pool, state: state, logger: logger) }
     }
 
     /// Runs until `shutdown()`, then stops gracefully: no new jobs, running ones get `shutdown_timeout`
@@ -197,6 +217,10 @@ package final class Worker: Sendable {
             logger.warning("redis and postgres settings change only with a restart; keeping the running ones")
             applied.redis = old.redis
             applied.postgres = old.postgres
+        }
+        if applied.bullmq != old.bullmq {
+            logger.warning("bullmq settings change only with a restart; keeping the running ones")
+            applied.bullmq = old.bullmq
         }
         state.setConfiguration(applied)
         services.update(applied)

@@ -1,0 +1,202 @@
+import Foundation
+import JSON
+import Logging
+import RedisClient
+import ServiceLifecycle
+import WorkerConfig
+
+/// The Redis side of one consumed BullMQ queue: its keys, and the intake's scripts.
+struct BullMQQueue: Sendable {
+    let settings: BullMQQueueSettings
+    let bullmq: BullMQSettings
+    let keys: RedisKeys
+    let scripts: ScriptRunner
+    /// The lock token of every daemon of this cluster: any of them renews the locks of held jobs.
+    let token: String
+
+    init(settings: BullMQQueueSettings, bullmq: BullMQSettings, keys: RedisKeys, scripts: ScriptRunner) {
+        self.settings = settings
+        self.bullmq = bullmq
+        self.keys = keys
+        self.scripts = scripts
+        self.token = "medianest-worker:\(keys.prefix)"
+    }
+
+    /// `<prefix>:<queue>:`, the start of every key of the BullMQ queue.
+    var base: String { "\(bullmq.prefix):\(settings.name):" }
+    var lockMilliseconds: String { String(Int(bullmq.lockDuration * 1000)) }
+    var held: String { keys.bullmqHeld(settings.name) }
+
+    /// Takes up to `count` jobs into BullMQ's active list for us. Returns nil when the queue is paused.
+    func take(count: Int, group: String) async throws -> [BullMQJob]? {
+        let reply = try await scripts.run(
+            BullMQScripts.take, keys: [held, keys.queue(settings.queue)],
+            args: [base, String(Timestamp.nowMilliseconds()), String(count), token, lockMilliseconds, group])
+        let parts = reply.array ?? []
+        if parts.first?.int == 1 { return nil }
+        guard parts.count > 1, let jobs = parts[1].array else { return [] }
+        return jobs.compactMap { row in
+            guard let f = row.array, f.count == 5 else { return nil }
+            return BullMQJob(
+                id: f[0].string ?? "", name: f[1].string ?? "", data: f[2].string ?? "", opts: f[3].string ?? "",
+                attemptsMade: Int(f[4].string ?? "0") ?? 0)
+        }
+    }
+
+    /// Hands taken jobs to our stream. Returns, per job, whether it was handed (false: its lock was lost).
+    func admit(_ jobs: [(id: String, envelope: String)]) async throws -> [Bool] {
+        guard !jobs.isEmpty else { return [] }
+        let reply = try await scripts.run(
+            BullMQScripts.admit, keys: [held, keys.queue(settings.queue)], args: [base, token] + jobs.flatMap { [$0.id, $0.envelope] })
+        return (reply.array ?? []).map { $0.int == 1 }
+    }
+
+    /// Fails taken jobs that cannot become ours, with the reason as failedReason.
+    func refuse(_ jobs: [(id: String, reason: String)]) async throws {
+        guard !jobs.isEmpty else { return }
+        _ = try await scripts.run(
+            BullMQScripts.refuse, keys: [held],
+            args: [base, token, String(Timestamp.nowMilliseconds())] + jobs.flatMap { [$0.id, $0.reason] })
+    }
+
+    /// Mirrors our state of every held job into BullMQ. Returns the ids BullMQ no longer has (removed) and
+    /// how many jobs were finished there.
+    func sync() async throws -> (removed: [String], finished: Int) {
+        let reply = try await scripts.run(
+            BullMQScripts.sync, keys: [held, keys.scheduled],
+            args: [
+                base, keys.job(BullMQJobMapper.jobID(queue: settings.name, id: "")), String(Timestamp.nowMilliseconds()), token,
+                lockMilliseconds, BullMQJobMapper.jobID(queue: settings.name, id: ""),
+            ])
+        let parts = reply.array ?? []
+        let removed = (parts.first?.array ?? []).compactMap(\.string)
+        return (removed, parts.count > 1 ? Int(parts[1].int ?? 0) : 0)
+    }
+
+    /// The stalled check (at most once per lock duration in the cluster). Returns jobs put back and failed.
+    func stalledCheck() async throws -> (back: Int, failed: Int) {
+        let reply = try await scripts.run(
+            BullMQScripts.stalledCheck, keys: [held],
+            args: [base, String(Timestamp.nowMilliseconds()), lockMilliseconds, String(bullmq.maxStalled)])
+        let parts = reply.array ?? []
+        return (Int(parts.first?.int ?? 0), parts.count > 1 ? Int(parts[1].int ?? 0) : 0)
+    }
+}
+
+/// One BullMQ queue's intake, as a service (contract section 11): while our queue has free slots on
+/// this daemon and nothing of its own waiting in its stream, takes jobs from BullMQ's `wait` and
+/// `prioritized` (promoting due `delayed` ones, honouring BullMQ's pause), turns each into a job of
+/// ours and hands it to our queue's stream, where it runs like any other job. Jobs that cannot become
+/// ours fail in BullMQ with the reason. The `BullMQSync` mirrors them back.
+struct BullMQIntake: Service, CustomStringConvertible {
+    /// Wait between two looks at an idle BullMQ queue.
+    static let idleMilliseconds = 100
+
+    let bull: BullMQQueue
+    let pool: WorkerPool
+    let state: WorkerState
+    let logger: Logger
+
+    var description: String { "bullmq intake \(bull.settings.name)" }
+
+    func run() async {
+        await cancelWhenGracefulShutdown { [self] in await loop() }
+    }
+
+    private func loop() async {
+        let ours = bull.settings.queue
+        var log = logger
+        log[metadataKey: "bullmqQueue"] = "\(bull.settings.name)"
+        var failures = 0
+        var pausedSaid = false
+        while !Task.isCancelled && !state.isShuttingDown {
+            guard state.configuration.queue(named: ours) != nil else {
+                log.notice("queue removed from the configuration; no longer taking the BullMQ queue's jobs", metadata: ["queue": "\(ours)"])
+                return
+            }
+            if state.isPaused(ours) || state.isDraining {
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            await pool.waitForSlot(queue: ours)
+            if Task.isCancelled { break }
+            let free = pool.freeSlots(queue: ours)
+            if free == 0 { continue }
+            do {
+                guard let jobs = try await bull.take(count: free, group: RedisKeys.group) else {
+                    if !pausedSaid { log.notice("the BullMQ queue is paused; starting none of its jobs") }
+                    pausedSaid = true
+                    try? await Task.sleep(for: .milliseconds(Self.idleMilliseconds * 5))
+                    continue
+                }
+                if pausedSaid { log.notice("the BullMQ queue is no longer paused") }
+                pausedSaid = false
+                failures = 0
+                if jobs.isEmpty {
+                    try? await Task.sleep(for: .milliseconds(Self.idleMilliseconds))
+                    continue
+                }
+                try await hand(jobs, log: log)
+            } catch {
+                if state.isShuttingDown || Task.isCancelled { break }
+                failures += 1
+                if failures == 1 { log.error("cannot take jobs from the BullMQ queue; retrying", metadata: ["error": "\(error)"]) }
+                try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 5)), 2000)))
+            }
+        }
+    }
+
+    /// Maps the taken jobs and hands the good ones to our stream; fails the others in BullMQ.
+    /// Jobs taken but not handed (this daemon dies now, or Redis goes away) keep only their lock, which
+    /// lapses: the stalled check puts them back in `wait`.
+    private func hand(_ jobs: [BullMQJob], log: Logger) async throws {
+        var good: [(id: String, envelope: String)] = []
+        var bad: [(id: String, reason: String)] = []
+        for job in jobs {
+            switch BullMQJobMapper.envelope(for: job, settings: bull.settings) {
+            case .success(let envelope): good.append((job.id, envelope.raw))
+            case .failure(let refusal):
+                log.warning("refused a BullMQ job", metadata: ["bullmqJobId": "\(job.id)", "error": "\(refusal.reason)"])
+                bad.append((job.id, refusal.reason))
+            }
+        }
+        try await bull.refuse(bad)
+        let handed = try await bull.admit(good)
+        for (job, ok) in zip(good, handed) where !ok {
+            log.warning("lost the lock of a BullMQ job before handing it on; the stalled check returns it", metadata: ["bullmqJobId": "\(job.id)"])
+        }
+        log.debug("took BullMQ jobs", metadata: ["count": "\(handed.filter { $0 }.count)"])
+    }
+}
+
+/// Mirrors the jobs of ours that came from BullMQ back into BullMQ, on every daemon (each step is one
+/// atomic, idempotent script): locks renewed, progress, retries as `delayed`, ends with returnvalue or
+/// failedReason; a job removed from BullMQ is cancelled here; and the stalled check.
+struct BullMQSync: Maintainer {
+    let queues: [BullMQQueue]
+    let cancel: @Sendable (String) async -> Void
+    let logger: Logger
+
+    var name: String { "mirroring jobs into BullMQ" }
+
+    func interval(_ configuration: WorkerConfiguration) -> Duration {
+        .milliseconds(Int64((queues.first?.bullmq.syncEvery ?? 0.25) * 1000))
+    }
+
+    func runOnce(_ configuration: WorkerConfiguration) async throws {
+        for bull in queues {
+            let (removed, _) = try await bull.sync()
+            for id in removed {
+                let jobID = BullMQJobMapper.jobID(queue: bull.settings.name, id: id)
+                logger.notice("the BullMQ job was removed; cancelling it", metadata: ["jobId": "\(jobID)"])
+                await cancel(jobID)
+            }
+            let (back, failed) = try await bull.stalledCheck()
+            if back + failed > 0 {
+                logger.warning(
+                    "BullMQ jobs whose taker stopped before handing them on",
+                    metadata: ["bullmqQueue": "\(bull.settings.name)", "backToWait": "\(back)", "failed": "\(failed)"])
+            }
+        }
+    }
+}
