@@ -165,6 +165,16 @@ def test_cancel_by_our_id_fails_it_in_bullmq_and_bad_jobs_are_refused(h: Harness
     ok = bull.add("work", {})
     wait_bull_state(bull, ok, "completed", 15)
 
+    # After an obliterate BullMQ numbers jobs from 1 again: an id that ran here is not run twice.
+    wait_for(lambda: not h.r.scard(h.key("bullmq", bull.name, "held")), 10, "all mirrored")
+    bull.run(bull.queue.obliterate(force=True))
+    bull.resume()
+    again = bull.add("work", {})
+    assert again == long == "1"
+    wait_bull_state(bull, again, "failed", 15)
+    assert "has run here before" in bull.job(again).failedReason
+    assert h.job(f"bullmq:{bull.name}:1")["state"] == "cancelled", "our job 1 is the first one, untouched"
+
 
 SIGKILLED_WORKER = r"""
 import asyncio, sys

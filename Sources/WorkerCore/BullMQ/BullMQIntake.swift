@@ -43,12 +43,17 @@ struct BullMQQueue: Sendable {
         }
     }
 
-    /// Hands taken jobs to our stream. Returns, per job, whether it was handed (false: its lock was lost).
-    func admit(_ jobs: [(id: String, envelope: String)]) async throws -> [Bool] {
+    /// What handing a job to our stream did.
+    enum Handed: Int { case lockLost = 0, handed = 1, ranBefore = 2 }
+
+    /// Hands taken jobs to our stream.
+    func admit(_ jobs: [(id: String, envelope: String)]) async throws -> [Handed] {
         guard !jobs.isEmpty else { return [] }
+        let ourID = BullMQJobMapper.jobID(queue: settings.name, id: "")
         let reply = try await scripts.run(
-            BullMQScripts.admit, keys: [held, keys.queue(settings.queue)], args: [base, token] + jobs.flatMap { [$0.id, $0.envelope] })
-        return (reply.array ?? []).map { $0.int == 1 }
+            BullMQScripts.admit, keys: [held, keys.queue(settings.queue), keys.finished],
+            args: [base, token, String(Timestamp.nowMilliseconds()), keys.job(ourID), ourID] + jobs.flatMap { [$0.id, $0.envelope] })
+        return (reply.array ?? []).map { Handed(rawValue: Int($0.int ?? 0)) ?? .lockLost }
     }
 
     /// Fails taken jobs that cannot become ours, with the reason as failedReason.
@@ -162,10 +167,16 @@ struct BullMQIntake: Service, CustomStringConvertible {
         }
         try await bull.refuse(bad)
         let handed = try await bull.admit(good)
-        for (job, ok) in zip(good, handed) where !ok {
-            log.warning("lost the lock of a BullMQ job before handing it on; the stalled check returns it", metadata: ["bullmqJobId": "\(job.id)"])
+        for (job, outcome) in zip(good, handed) {
+            switch outcome {
+            case .handed: break
+            case .lockLost:
+                log.warning("lost the lock of a BullMQ job before handing it on; the stalled check returns it", metadata: ["bullmqJobId": "\(job.id)"])
+            case .ranBefore:
+                log.warning("a BullMQ job has an id that ran here before; failed it in BullMQ instead of running it twice", metadata: ["bullmqJobId": "\(job.id)"])
+            }
         }
-        log.debug("took BullMQ jobs", metadata: ["count": "\(handed.filter { $0 }.count)"])
+        log.debug("took BullMQ jobs", metadata: ["count": "\(handed.filter { $0 == .handed }.count)"])
     }
 }
 

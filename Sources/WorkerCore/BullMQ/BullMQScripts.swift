@@ -143,21 +143,31 @@ enum BullMQScripts {
             """
 
     /// Hands taken jobs to our stream: for each whose lock is still ours, adds the envelope to our
-    /// queue stream and the id to the held set, in one step.
-    /// KEYS: 1 held set, 2 our queue stream. ARGV: 1 base, 2 lock token, then pairs: id, envelope.
-    /// Returns 1 (handed) or 0 (the lock was lost: the stalled check puts it back) per job.
+    /// queue stream and the id to the held set, in one step. A job whose id of ours is known already
+    /// (a hash, or remembered in `P:finished`) is not run twice: it fails in BullMQ, saying why (BullMQ
+    /// numbers jobs anew after `obliterate`; `job.retry()` of a job that ended here).
+    /// KEYS: 1 held set, 2 our queue stream, 3 our finished-ids set. ARGV: 1 base, 2 lock token, 3 now ms,
+    /// 4 our job-hash prefix for the queue (`P:job:bullmq:<queue>:`), 5 our job-id prefix (`bullmq:<queue>:`),
+    /// then pairs: id, envelope. Returns per job 1 (handed), 0 (the lock was lost: the stalled check puts
+    /// it back) or 2 (known already: failed).
     static let admit =
         prelude + """
 
+            local now = tonumber(ARGV[3])
             local out = {}
-            for i = 3, #ARGV, 2 do
+            for i = 6, #ARGV, 2 do
               local id, env = ARGV[i], ARGV[i + 1]
-              if redis.call('GET', k(id) .. ':lock') == ARGV[2] then
+              if redis.call('GET', k(id) .. ':lock') ~= ARGV[2] then
+                out[#out + 1] = 0
+              elseif redis.call('EXISTS', ARGV[4] .. id) == 1 or redis.call('ZSCORE', KEYS[3], ARGV[5] .. id) then
+                local atm = (tonumber(redis.call('HGET', k(id), 'atm')) or 0) + 1
+                finishJob(id, 'failed', 'the job id ' .. ARGV[5] .. id .. ' has run here before; it is not run twice ' ..
+                  '(BullMQ numbers jobs from 1 again after an obliterate, and a job that ended here is not retried through BullMQ)', atm, now)
+                out[#out + 1] = 2
+              else
                 redis.call('XADD', KEYS[2], '*', 'job', env)
                 redis.call('SADD', KEYS[1], id)
                 out[#out + 1] = 1
-              else
-                out[#out + 1] = 0
               end
             end
             return out
