@@ -27,20 +27,28 @@ struct BullMQQueue: Sendable {
     var lockMilliseconds: String { String(Int(bullmq.lockDuration * 1000)) }
     var held: String { keys.bullmqHeld(settings.name) }
 
-    /// Takes up to `count` jobs into BullMQ's active list for us. Returns nil when the queue is paused.
-    func take(count: Int, group: String) async throws -> [BullMQJob]? {
+    /// What a take found: the jobs, and whether our stream had room for more (false: it holds enough unread).
+    struct Taken {
+        var jobs: [BullMQJob]
+        var room: Bool
+    }
+
+    /// Takes up to `count` jobs (less what our stream holds unread) into BullMQ's active list for us.
+    /// Returns nil when the queue is paused.
+    func take(count: Int, group: String) async throws -> Taken? {
         let reply = try await scripts.run(
             BullMQScripts.take, keys: [held, keys.queue(settings.queue)],
             args: [base, String(Timestamp.nowMilliseconds()), String(count), token, lockMilliseconds, group])
         let parts = reply.array ?? []
         if parts.first?.int == 1 { return nil }
-        guard parts.count > 1, let jobs = parts[1].array else { return [] }
-        return jobs.compactMap { row in
+        guard parts.count > 2, let rows = parts[1].array else { return Taken(jobs: [], room: true) }
+        let jobs: [BullMQJob] = rows.compactMap { row in
             guard let f = row.array, f.count == 5 else { return nil }
             return BullMQJob(
                 id: f[0].string ?? "", name: f[1].string ?? "", data: f[2].string ?? "", opts: f[3].string ?? "",
                 attemptsMade: Int(f[4].string ?? "0") ?? 0)
         }
+        return Taken(jobs: jobs, room: (parts[2].int ?? 0) > 0)
     }
 
     /// What handing a job to our stream did.
@@ -89,7 +97,7 @@ struct BullMQQueue: Sendable {
 }
 
 /// One BullMQ queue's intake, as a service (contract section 11): while our queue has free slots on
-/// this daemon and nothing of its own waiting in its stream, takes jobs from BullMQ's `wait` and
+/// this daemon beyond what its stream already holds unread, takes that many jobs from BullMQ's `wait` and
 /// `prioritized` (promoting due `delayed` ones, honouring BullMQ's pause), turns each into a job of
 /// ours and hands it to our queue's stream, where it runs like any other job. Jobs that cannot become
 /// ours fail in BullMQ with the reason. The `BullMQSync` mirrors them back.
@@ -123,12 +131,14 @@ struct BullMQIntake: Service, CustomStringConvertible {
                 try? await Task.sleep(for: .milliseconds(100))
                 continue
             }
-            await pool.waitForSlot(queue: ours)
-            if Task.isCancelled { break }
+            // Only as many as can start now: a job BullMQ shows `active` is one that runs (or is about to).
             let free = pool.freeSlots(queue: ours)
-            if free == 0 { continue }
+            if free == 0 {
+                await pool.waitForSlot(queue: ours)
+                continue
+            }
             do {
-                guard let jobs = try await bull.take(count: free, group: RedisKeys.group) else {
+                guard let taken = try await bull.take(count: free, group: RedisKeys.group) else {
                     if !pausedSaid { log.notice("the BullMQ queue is paused; starting none of its jobs") }
                     pausedSaid = true
                     try? await Task.sleep(for: .milliseconds(Self.idleMilliseconds * 5))
@@ -137,11 +147,13 @@ struct BullMQIntake: Service, CustomStringConvertible {
                 if pausedSaid { log.notice("the BullMQ queue is no longer paused") }
                 pausedSaid = false
                 failures = 0
-                if jobs.isEmpty {
-                    try? await Task.sleep(for: .milliseconds(Self.idleMilliseconds))
+                if taken.jobs.isEmpty {
+                    // Nothing to take, or our stream holds as many as there are free slots (the fetchers are
+                    // about to start them): look again soon, sooner in the second case.
+                    try? await Task.sleep(for: .milliseconds(taken.room ? Self.idleMilliseconds : 2))
                     continue
                 }
-                try await hand(jobs, log: log)
+                try await hand(taken.jobs, log: log)
             } catch {
                 if state.isShuttingDown || Task.isCancelled { break }
                 failures += 1

@@ -83,7 +83,7 @@ enum BullMQScripts {
     /// ARGV: 1 base, 2 now ms, 3 count, 4 lock token, 5 lock ms, 6 our consumer group.
     /// First promotes due delayed jobs (except held ones: their retry is ours to time). Stops when the
     /// queue is paused or at its global concurrency, and takes only what our stream does not already
-    /// have waiting (its group lag). Returns {paused 0/1, {id, name, data, opts, atm}...}.
+    /// have waiting (its group lag). Returns {paused 0/1, {id, name, data, opts, atm}..., room left}.
     static let take =
         prelude + """
 
@@ -139,7 +139,7 @@ enum BullMQScripts {
                 n = n - 1
               end
             end
-            return {0, out}
+            return {0, out, n}
             """
 
     /// Hands taken jobs to our stream: for each whose lock is still ours, adds the envelope to our
