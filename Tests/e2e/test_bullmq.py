@@ -156,8 +156,10 @@ def test_cancel_by_our_id_fails_it_in_bullmq_and_bad_jobs_are_refused(h: Harness
     wrong = bull.add("download-video", {"url": "https://www.youtube.com/watch?v=x", "quality": 720})
     extra = bull.add("download-video", {"url": "https://www.youtube.com/watch?v=x", "color": "red"})
     badopts = bull.add("work", {}, attempts="three")
-    for j in (unknown, wrong, extra, badopts):
+    huge = bull.add("work", {"blob": "x" * 100_000})
+    for j in (unknown, wrong, extra, badopts, huge):
         wait_bull_state(bull, j, "failed", 15)
+    assert "limit is 64 KiB" in bull.job(huge).failedReason, bull.job(huge).failedReason
     assert "no job type for the BullMQ job name \"mystery\"" in bull.job(unknown).failedReason
     assert "quality" in bull.job(wrong).failedReason, bull.job(wrong).failedReason
     assert "data.color" in bull.job(extra).failedReason
