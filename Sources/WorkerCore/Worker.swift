@@ -269,6 +269,17 @@ package final class Worker: Sendable {
     package func recordAudit(_ entry: AuditEntry) async { await audit.record(entry) }
 
     /// The leader and every configured schedule with its last and next tick (for `status`).
+    /// The consumed BullMQ queues' counts (none without a `bullmq` section).
+    package func bullmqOverview() async throws -> [BullMQOverview] {
+        guard let bullmq = configuration.bullmq else { return [] }
+        var out: [BullMQOverview] = []
+        for settings in bullmq.queues {
+            out.append(
+                try await BullMQQueue(settings: settings, bullmq: bullmq, keys: queue.keys, scripts: queue.scripts).overview(redis: redis))
+        }
+        return out
+    }
+
     package func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
         let auditor = ControlAuditor(redis: redis, keys: queue.keys, trail: audit)
         return try await Scheduler(

@@ -110,8 +110,8 @@ def test_a_404_fails_with_its_reason_and_retries_follow_the_jobs_backoff(h: Harn
 
 
 def test_pause_removal_priority_and_retention_are_bullmqs(h: Harness, bull: Bull):
-    h.daemon(bullmq={"prefix": bull.prefix, "lock_duration": "3s", "sync_every": "100ms",
-                     "queues": {bull.name: {"queue": "solo", "jobs": {"work": "noop"}}}})
+    d = h.daemon(bullmq={"prefix": bull.prefix, "lock_duration": "3s", "sync_every": "100ms",
+                         "queues": {bull.name: {"queue": "solo", "jobs": {"work": "noop"}}}})
     bull.pause()
     waiting = [bull.add("work", {}, priority=p) for p in (5, 1, 3)]
     removed = bull.add("work", {})
@@ -119,6 +119,13 @@ def test_pause_removal_priority_and_retention_are_bullmqs(h: Harness, bull: Bull
     time.sleep(1.0)
     assert all(bull.state(j) in ("waiting", "prioritized", "paused") for j in waiting), [bull.state(j) for j in waiting]
     assert not h.r.exists(h.key("job", f"bullmq:{bull.name}:{waiting[0]}")), "a paused queue starts nothing"
+    status = h.cli("ctl", "status", "--json", config=d.config)
+    assert status.returncode == 0, status.stderr
+    (shown,) = json.loads(status.stdout)["bullmq"]
+    assert shown == {"name": bull.name, "queue": "solo", "paused": True, "waiting": 4, "delayed": 1, "active": 0, "held": 0,
+                     "completed": 0, "failed": 0}, shown
+    text = h.cli("ctl", "status", config=d.config).stdout
+    assert "BULLMQ QUEUE" in text and "PAUSED" in text.split("BULLMQ QUEUE")[1], text
     bull.remove(removed)
     bull.remove(later)
     bull.resume()

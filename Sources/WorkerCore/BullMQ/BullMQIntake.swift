@@ -86,6 +86,20 @@ struct BullMQQueue: Sendable {
         return (removed, parts.count > 1 ? Int(parts[1].int ?? 0) : 0)
     }
 
+    /// What `ctl status` shows of the BullMQ queue: its own counts and how many of its jobs are ours now.
+    func overview(redis: RedisConnection) async throws -> BullMQOverview {
+        let replies = try await redis.pipeline([
+            RedisCommand(["HGET", base + "meta", "paused"]), RedisCommand(["LLEN", base + "wait"]),
+            RedisCommand(["ZCARD", base + "prioritized"]), RedisCommand(["ZCARD", base + "delayed"]),
+            RedisCommand(["LLEN", base + "active"]), RedisCommand(["SCARD", held]),
+            RedisCommand(["ZCARD", base + "completed"]), RedisCommand(["ZCARD", base + "failed"]),
+        ])
+        func n(_ i: Int) -> Int { Int(replies[i].int ?? 0) }
+        return BullMQOverview(
+            name: settings.name, queue: settings.queue, paused: replies[0].string != nil, waiting: n(1) + n(2), delayed: n(3),
+            active: n(4), held: n(5), completed: n(6), failed: n(7))
+    }
+
     /// The stalled check (at most once per lock duration in the cluster). Returns jobs put back and failed.
     func stalledCheck() async throws -> (back: Int, failed: Int) {
         let reply = try await scripts.run(
@@ -94,6 +108,21 @@ struct BullMQQueue: Sendable {
         let parts = reply.array ?? []
         return (Int(parts.first?.int ?? 0), parts.count > 1 ? Int(parts[1].int ?? 0) : 0)
     }
+}
+
+/// A consumed BullMQ queue's counts, for `ctl status`.
+package struct BullMQOverview: Sendable {
+    package var name: String
+    package var queue: String
+    package var paused: Bool
+    /// In `wait` and `prioritized`.
+    package var waiting: Int
+    package var delayed: Int
+    package var active: Int
+    /// Handed to our stream and followed by the daemons.
+    package var held: Int
+    package var completed: Int
+    package var failed: Int
 }
 
 /// One BullMQ queue's intake, as a service (contract section 11): while our queue has free slots on
