@@ -101,6 +101,15 @@ def test_a_404_fails_with_its_reason_and_retries_follow_the_jobs_backoff(h: Harn
     gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
     assert gaps[0] >= 0.38 and gaps[1] >= 0.78, f"exponential 400 ms: waits of 0.4 s then 0.8 s, got {gaps}"
 
+    # Removed by the backend while it waits for its retry: cancelled here, never run again.
+    retrying = bull.add("flaky", {"failAttempts": 5}, attempts=5, backoff=3000)
+    wait_bull_state(bull, retrying, "delayed", 15)
+    bull.remove(retrying)
+    wait_for(lambda: h.r.hget(h.key("job", ours(h, bull, retrying)), "state") == "cancelled", 10, "cancelled")
+    time.sleep(3.5)
+    assert len(h.events(ours(h, bull, retrying), "job:started")) == 1
+    assert not h.r.sismember(h.key("bullmq", bull.name, "held"), retrying)
+
     # Out of attempts: failed, with the error as failedReason and retries-exhausted.
     doomed = bull.add("flaky", {"fail": "the disk is full"}, attempts=2, backoff=200)
     wait_bull_state(bull, doomed, "failed", 30)

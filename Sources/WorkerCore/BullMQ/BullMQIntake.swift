@@ -3,6 +3,7 @@ import JSON
 import Logging
 import RedisClient
 import ServiceLifecycle
+import Synchronization
 import WorkerConfig
 
 /// The Redis side of one consumed BullMQ queue: its keys, and the intake's scripts.
@@ -228,6 +229,25 @@ struct BullMQSync: Maintainer {
     let queues: [BullMQQueue]
     let cancel: @Sendable (String) async -> Void
     let logger: Logger
+    /// Removed jobs already announced in the log (a running one is asked to stop on every run until it has).
+    private let announced = Announced()
+
+    final class Announced: Sendable {
+        private let ids = Mutex<Set<String>>([])
+        /// True the first time `id` is seen (the set is bounded: cleared past 10,000 ids).
+        func first(_ id: String) -> Bool {
+            ids.withLock { set in
+                if set.count > 10_000 { set.removeAll() }
+                return set.insert(id).inserted
+            }
+        }
+    }
+
+    init(queues: [BullMQQueue], cancel: @escaping @Sendable (String) async -> Void, logger: Logger) {
+        self.queues = queues
+        self.cancel = cancel
+        self.logger = logger
+    }
 
     var name: String { "mirroring jobs into BullMQ" }
 
@@ -240,7 +260,9 @@ struct BullMQSync: Maintainer {
             let (removed, _) = try await bull.sync()
             for id in removed {
                 let jobID = BullMQJobMapper.jobID(queue: bull.settings.name, id: id)
-                logger.notice("the BullMQ job was removed; cancelling it", metadata: ["jobId": "\(jobID)"])
+                if announced.first(jobID) {
+                    logger.notice("the BullMQ job was removed; cancelling it", metadata: ["jobId": "\(jobID)"])
+                }
                 await cancel(jobID)
             }
             let (back, failed) = try await bull.stalledCheck()
