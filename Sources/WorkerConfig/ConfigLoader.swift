@@ -116,7 +116,7 @@ package enum ConfigLoader {
     static let topLevelKeys = [
         "redis", "postgres", "paths", "control", "metrics", "shutdown_timeout", "lease", "queues",
         "youtube", "plex", "overseerr", "schedules", "retention", "cleanup", "logging",
-        "webhooks", "smtp", "notifications",
+        "webhooks", "smtp", "notifications", "bullmq",
     ]
 
     static func decode(_ root: Node?, reader: ConfigReader) throws(ConfigError) -> WorkerConfiguration {
@@ -142,6 +142,7 @@ package enum ConfigLoader {
         try decodeCleanup(top, &configuration, reader)
         try decodeLogging(top, &configuration, reader)
         try decodeIntegrations(top, &configuration, reader)
+        try decodeBullMQ(top, &configuration, reader)
         return configuration
     }
 

@@ -148,6 +148,24 @@ extension WorkerConfiguration {
             out.raw("mail", "{ to: \(YAMLWriter.list(mail.to)), events: \(YAMLWriter.list(mail.events)) }")
         }
         out.close()
+        if let bullmq {
+            out.open("bullmq")
+            out.scalar("prefix", bullmq.prefix)
+            out.open("queues")
+            for queue in bullmq.queues {
+                out.open(queue.name)
+                out.scalar("queue", queue.queue)
+                out.raw("jobs", "{ " + queue.jobs.map { YAMLWriter.quote($0.name) + ": " + YAMLWriter.quote($0.type) }.joined(separator: ", ") + " }")
+                out.close()
+            }
+            out.close()
+            out.raw("lock_duration", DurationParser.format(bullmq.lockDuration))
+            out.raw("sync_every", DurationParser.format(bullmq.syncEvery))
+            out.raw("max_stalled", String(bullmq.maxStalled))
+            out.close()
+        } else {
+            out.comment("bullmq: off (no bullmq section)")
+        }
         return out.text
     }
 }

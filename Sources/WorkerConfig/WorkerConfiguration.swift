@@ -44,6 +44,8 @@ package struct WorkerConfiguration: Sendable, Equatable {
     package var smtp: SMTPSettings?
     /// What users and admins are told of their jobs (key `notifications`).
     package var notifications: NotificationSettings
+    /// The BullMQ queues consumed beside the streams (key `bullmq`; none by default).
+    package var bullmq: BullMQSettings?
 
     /// The built-in defaults, with no file and no environment.
     package init() {
@@ -66,6 +68,7 @@ package struct WorkerConfiguration: Sendable, Equatable {
         webhooks = []
         smtp = nil
         notifications = NotificationSettings()
+        bullmq = nil
     }
 
     /// The queue with this name, if the configuration has one.

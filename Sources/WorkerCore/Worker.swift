@@ -129,8 +129,28 @@ package final class Worker: Sendable {
             maintain(StreamTrimmer(queue: queue, redis: redis)),
             JobDrain(pool: pool, state: state, logger: logger),
             scheduler,
-        ]
+        ] + bullmqServices(cfg, maintain: maintain)
         return list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+    }
+
+    /// The BullMQ intake of each consumed BullMQ queue and the one mirror of them all (contract section 11).
+    private func bullmqServices(_ cfg: WorkerConfiguration, maintain: (BullMQSync) -> any Service) -> [any Service] {
+        guard let bullmq = cfg.bullmq, !bullmq.queues.isEmpty else { return [] }
+        let queues = bullmq.queues.map { BullMQQueue(settings: $0, bullmq: bullmq, keys: queue.keys, scripts: queue.scripts) }
+        for q in bullmq.queues {
+            for job in q.jobs where registry.schema(for: job.type) == nil {
+                logger.error(
+                    "bullmq maps a job name to a type no handler serves; such jobs fail",
+                    metadata: ["bullmqQueue": "\(q.name)", "name": "\(job.name)", "type": "\(job.type)"])
+            }
+        }
+        let sync = BullMQSync(
+            queues: queues, cancel: { [commands, logger] id in
+                do { _ = try await commands.cancel(jobID: id) } catch {
+                    logger.error("could not cancel a job removed from BullMQ; trying again at the next run", metadata: ["jobId": "\(id)", "error": "\(error)"])
+                }
+            }, logger: logger)
+        return [maintain(sync)] + queues.map { BullMQIntake(bull: $0, pool: pool, state: state, logger: logger) }
     }
 
     /// Runs until `shutdown()`, then stops gracefully: no new jobs, running ones get `shutdown_timeout`
@@ -198,6 +218,10 @@ package final class Worker: Sendable {
             applied.redis = old.redis
             applied.postgres = old.postgres
         }
+        if applied.bullmq != old.bullmq {
+            logger.warning("bullmq settings change only with a restart; keeping the running ones")
+            applied.bullmq = old.bullmq
+        }
         state.setConfiguration(applied)
         services.update(applied)
         pool.setLimits(Dictionary(uniqueKeysWithValues: applied.queues.map { ($0.name, $0.concurrency) }))
@@ -245,6 +269,17 @@ package final class Worker: Sendable {
     package func recordAudit(_ entry: AuditEntry) async { await audit.record(entry) }
 
     /// The leader and every configured schedule with its last and next tick (for `status`).
+    /// The consumed BullMQ queues' counts (none without a `bullmq` section).
+    package func bullmqOverview() async throws -> [BullMQOverview] {
+        guard let bullmq = configuration.bullmq else { return [] }
+        var out: [BullMQOverview] = []
+        for settings in bullmq.queues {
+            out.append(
+                try await BullMQQueue(settings: settings, bullmq: bullmq, keys: queue.keys, scripts: queue.scripts).overview(redis: redis))
+        }
+        return out
+    }
+
     package func scheduleOverview() async throws -> (leader: String?, schedules: [ScheduleOverview]) {
         let auditor = ControlAuditor(redis: redis, keys: queue.keys, trail: audit)
         return try await Scheduler(

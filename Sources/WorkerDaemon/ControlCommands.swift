@@ -66,6 +66,7 @@ package final class ControlCommands: Sendable {
     private struct RedisPart: Sendable {
         var depths: [String: Int]
         var overview: (leader: String?, schedules: [ScheduleOverview])
+        var bullmq: [BullMQOverview]
     }
 
     enum Answer: Sendable {
@@ -156,13 +157,15 @@ package final class ControlCommands: Sendable {
         let s = worker.status()
         var depths: [String: Int] = [:]
         var overview: (leader: String?, schedules: [ScheduleOverview])?
+        var bullmq: [BullMQOverview] = []
         // Redis may be away: the rest of the status does not wait for it more than 1.5 s.
         let fromRedis = await withTaskGroup(of: RedisPart?.self) { group -> RedisPart? in
             group.addTask { [worker] in
                 do {
                     var depths: [String: Int] = [:]
                     for q in s.queues { depths[q.name] = try await worker.queue.depth(queue: q.name) }
-                    return RedisPart(depths: depths, overview: try await worker.scheduleOverview())
+                    return RedisPart(
+                        depths: depths, overview: try await worker.scheduleOverview(), bullmq: try await worker.bullmqOverview())
                 } catch {
                     return nil
                 }
@@ -179,6 +182,7 @@ package final class ControlCommands: Sendable {
         if let fromRedis {
             depths = fromRedis.depths
             overview = fromRedis.overview
+            bullmq = fromRedis.bullmq
         }
         let queues: [JSONValue] = s.queues.map { q in
             .object([
@@ -215,6 +219,20 @@ package final class ControlCommands: Sendable {
                     })
             ),
         ]
+        if !bullmq.isEmpty {
+            fields.append(
+                (
+                    "bullmq",
+                    .array(
+                        bullmq.map { b in
+                            .object([
+                                ("name", .string(b.name)), ("queue", .string(b.queue)), ("paused", .bool(b.paused)),
+                                ("waiting", Self.number(b.waiting)), ("delayed", Self.number(b.delayed)), ("active", Self.number(b.active)),
+                                ("held", Self.number(b.held)), ("completed", Self.number(b.completed)), ("failed", Self.number(b.failed)),
+                            ])
+                        })
+                ))
+        }
         if let overview {
             fields.append(("leader", overview.leader.map { .string($0) } ?? .null))
             fields.append(("isLeader", .bool(overview.leader == s.consumer)))

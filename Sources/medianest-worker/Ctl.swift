@@ -197,6 +197,20 @@ enum CtlText {
             ]
         }
         lines.append(CtlFormat.table(["QUEUE", "ACTIVE", "DEPTH", "PAUSED"], queues, right: [1, 2]))
+        let bullmq = array(a["bullmq"])
+        if !bullmq.isEmpty {
+            lines.append("")
+            lines.append(
+                CtlFormat.table(
+                    ["BULLMQ QUEUE", "INTO", "WAITING", "DELAYED", "ACTIVE", "OURS", "COMPLETED", "FAILED", "PAUSED"],
+                    bullmq.map { b in
+                        [
+                            CtlFormat.text(b["name"]), CtlFormat.text(b["queue"]), CtlFormat.text(b["waiting"]), CtlFormat.text(b["delayed"]),
+                            CtlFormat.text(b["active"]), CtlFormat.text(b["held"]), CtlFormat.text(b["completed"]),
+                            CtlFormat.text(b["failed"]), b["paused"]?.boolValue == true ? "PAUSED" : "no",
+                        ]
+                    }, right: [2, 3, 4, 5, 6, 7]))
+        }
         let schedules = array(a["schedules"])
         if !schedules.isEmpty {
             lines.append("")

@@ -11,6 +11,8 @@ package struct JobEnvelope: Sendable, Equatable {
     /// `runAt` as epoch milliseconds.
     package var runAt: Int64?
     package var timeoutSeconds: Int?
+    /// The job's own wait between attempts, instead of its queue's (`backoff`; BullMQ jobs carry theirs).
+    package var backoff: JobBackoff?
     /// The envelope exactly as it arrived (kept in the state hash so retries and hand-backs re-enqueue it unchanged).
     package var raw: String
 
@@ -19,8 +21,9 @@ package struct JobEnvelope: Sendable, Equatable {
 
     package init(
         id: String, type: String, payloadJSON: String = "{}", userId: String? = nil,
-        maxAttempts: Int? = nil, runAt: Int64? = nil, timeoutSeconds: Int? = nil, raw: String? = nil
+        maxAttempts: Int? = nil, runAt: Int64? = nil, timeoutSeconds: Int? = nil, backoff: JobBackoff? = nil, raw: String? = nil
     ) {
+        self.backoff = backoff
         self.id = id
         self.type = type
         self.payloadJSON = payloadJSON
@@ -35,6 +38,7 @@ package struct JobEnvelope: Sendable, Equatable {
                 ("userId", userId.map { .string($0) }), ("maxAttempts", maxAttempts.map { .int(Int64($0)) }),
                 ("runAt", runAt.map { .string(Timestamp.format(milliseconds: $0)) }),
                 ("timeoutSeconds", timeoutSeconds.map { .int(Int64($0)) }),
+                ("backoff", backoff.map { .raw($0.json) }),
             ])
     }
 
@@ -68,6 +72,69 @@ package struct JobEnvelope: Sendable, Equatable {
             ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
                 || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
         }
+    }
+}
+
+/// A job's own backoff (envelope field `backoff`): `{"type": "fixed"|"exponential", "delay": ms}`, as
+/// BullMQ's job option is: fixed waits `delay` after every failed attempt, exponential `delay · 2^(n−1)`
+/// after attempt n. No jitter, no cap but 24 hours (so the job's owner sees the waits it asked for).
+package struct JobBackoff: Sendable, Equatable {
+    package enum Kind: String, Sendable { case fixed, exponential }
+    package var kind: Kind
+    package var delayMilliseconds: Int
+
+    package init(kind: Kind, delayMilliseconds: Int) {
+        self.kind = kind
+        self.delayMilliseconds = delayMilliseconds
+    }
+
+    /// Longest wait between two attempts.
+    package static let maximumMilliseconds = 86_400_000
+
+    package var json: String {
+        JSONText.object([("type", .string(kind.rawValue)), ("delay", .int(Int64(delayMilliseconds)))])
+    }
+
+    package struct Problem: Error, Sendable { package var message: String }
+
+    /// Checks `{"type", "delay"}`; a number alone is a fixed delay (BullMQ's shorthand).
+    package static func parse(_ value: JSONValue, field: String = "backoff") -> Result<JobBackoff, Problem> {
+        let delayRange = 0...maximumMilliseconds
+        if let ms = value.intValue {
+            guard delayRange.contains(ms) else { return .failure(Problem(message: "'\(field)' must be 0 to \(maximumMilliseconds) milliseconds")) }
+            return .success(JobBackoff(kind: .fixed, delayMilliseconds: ms))
+        }
+        guard value.isObject else {
+            return .failure(Problem(message: "'\(field)' must be {\"type\": \"fixed\" or \"exponential\", \"delay\": milliseconds}, not \(value.kind)"))
+        }
+        let kind: Kind
+        switch value["type"] {
+        case .string(let s)?:
+            guard let k = Kind(rawValue: s) else {
+                return .failure(Problem(message: "'\(field).type' must be \"fixed\" or \"exponential\", not \(JSONText.quote(String(s.prefix(40))))"))
+            }
+            kind = k
+        case nil: return .failure(Problem(message: "'\(field).type' is missing (\"fixed\" or \"exponential\")"))
+        case let other?: return .failure(Problem(message: "'\(field).type' must be a string, not \(other.kind)"))
+        }
+        var delay = 0
+        switch value["delay"] {
+        case nil, .null?: delay = 0
+        case let d? where d.intValue.map { delayRange.contains($0) } == true: delay = d.intValue!
+        case let other?:
+            return .failure(Problem(message: "'\(field).delay' must be a whole number of milliseconds from 0 to \(maximumMilliseconds), not \(other.doubleValue != nil ? other.encoded : other.kind)"))
+        }
+        return .success(JobBackoff(kind: kind, delayMilliseconds: delay))
+    }
+
+    /// Seconds to wait after failed attempt `attempt` (1-based).
+    package func delay(afterAttempt attempt: Int) -> Double {
+        let ms: Double
+        switch kind {
+        case .fixed: ms = Double(delayMilliseconds)
+        case .exponential: ms = Double(delayMilliseconds) * Double(1 << min(max(attempt - 1, 0), 40))
+        }
+        return min(ms, Double(Self.maximumMilliseconds)) / 1000
     }
 }
 
@@ -171,10 +238,19 @@ package enum EnvelopeParser {
         case let other?:
             return reject("'runAt' must be an RFC 3339 timestamp string, not \(other.kind)", id: id, type: type, userId: userId)
         }
+        var backoff: JobBackoff?
+        switch object["backoff"] {
+        case nil, .null?: break
+        case let value?:
+            switch JobBackoff.parse(value) {
+            case .success(let b): backoff = b
+            case .failure(let problem): return reject(problem.message, id: id, type: type, userId: userId)
+            }
+        }
         return .success(
             JobEnvelope(
                 id: id, type: type, payloadJSON: payload.encoded, userId: userId,
-                maxAttempts: ints["maxAttempts"], runAt: runAt, timeoutSeconds: ints["timeoutSeconds"], raw: text))
+                maxAttempts: ints["maxAttempts"], runAt: runAt, timeoutSeconds: ints["timeoutSeconds"], backoff: backoff, raw: text))
     }
 
     private static func preview(_ bytes: [UInt8]) -> String {

@@ -70,7 +70,9 @@ struct Processor: Sendable {
                 return .deferred(failure, dueMilliseconds: now + Int64(deferral * Double.random(in: 1.0...1.25) * 1000))
             }
             if failure.retryable && held.attempt < held.maxAttempts {
-                return .retry(failure, dueMilliseconds: now + Int64(retry.delay(afterAttempt: held.attempt) * 1000))
+                // The job's own backoff (BullMQ jobs carry theirs) wins over its queue's.
+                let wait = held.envelope.backoff?.delay(afterAttempt: held.attempt) ?? retry.delay(afterAttempt: held.attempt)
+                return .retry(failure, dueMilliseconds: now + Int64(wait * 1000))
             }
             return .failed(failure)
         }

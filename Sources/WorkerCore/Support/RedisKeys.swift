@@ -47,6 +47,9 @@ package struct RedisKeys: Sendable, Equatable {
     /// `P:finished`: ids of finished jobs by finish time (epoch ms), kept for `retention.jobs`, so an
     /// id whose hash has expired still never runs twice.
     package var finished: String { "\(prefix):finished" }
+    /// `P:bullmq:<queue>:held`: ids of the BullMQ queue's jobs handed to our stream (contract section 11);
+    /// their lock is ours to renew and their end ours to write back into BullMQ.
+    package func bullmqHeld(_ queue: String) -> String { "\(prefix):bullmq:\(queue):held" }
     /// The consumer group of the record writers on `P:records`.
     package static let writersGroup = "writers"
     /// The consumer group of the observer dispatchers on `P:outcomes`.
