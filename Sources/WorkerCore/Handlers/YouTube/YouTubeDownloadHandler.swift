@@ -75,11 +75,17 @@ struct YouTubeDownload: Sendable {
         self.configuration = configuration
         records = DownloadRecords(pool: context.services.postgres, logger: context.logger)
         cache = MetadataCache(redis: context.services.redis, prefix: context.services.queue.keys.prefix, logger: context.logger)
-        ytdlp = YtDlp(
-            configuration: YtDlpConfiguration(
-                executable: configuration.youtube.ytDlp, sleepRequests: configuration.youtube.sleepRequests,
-                jsRuntime: configuration.youtube.jsRuntime))
+        ytdlp = YtDlp(configuration: Self.ytDlpConfiguration(configuration.youtube, context: context))
         baseName = "dl-" + context.job.id.replacingOccurrences(of: ":", with: "_")
+    }
+
+    /// How yt-dlp runs for this job: `youtube.*` settings; the cookies copy goes into the job's temporary folder.
+    static func ytDlpConfiguration(_ y: YouTubeSettings, context: JobContext) -> YtDlpConfiguration {
+        YtDlpConfiguration(
+            executable: y.ytDlp, sleepRequests: y.sleepRequests, jsRuntime: y.jsRuntime,
+            cookies: y.cookies, extractorArgs: y.extractorArgs, pluginDirs: y.pluginDirs,
+            sleepInterval: y.sleepInterval, maxSleepInterval: y.maxSleepInterval, limitRate: y.limitRate,
+            scratchDirectory: y.cookies == nil ? nil : try? context.temporaryDirectory())
     }
 
     func run() async throws -> JSONValue {
