@@ -162,6 +162,8 @@ package final class ControlCommands: Sendable {
                 do {
                     var depths: [String: Int] = [:]
                     for q in s.queues { depths[q.name] = try await worker.queue.depth(queue: q.name) }
+                    await worker.services.integrations.refreshClusterCircuits(
+                        redis: worker.services.redis, prefix: worker.services.queue.keys.prefix)
                     return RedisPart(depths: depths, overview: try await worker.scheduleOverview())
                 } catch {
                     return nil

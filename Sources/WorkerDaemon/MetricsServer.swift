@@ -132,6 +132,7 @@ package final class MetricsServer: Sendable {
             gauges.queuePaused[q.name] = paused.contains(q.name)
             gauges.queueDepth[q.name] = (try? await worker.queue.depth(queue: q.name)) ?? 0
         }
+        await worker.services.integrations.refreshClusterCircuits(redis: worker.services.redis, prefix: worker.services.queue.keys.prefix)
         gauges.circuitOpen = worker.services.integrations.circuitOpen(configuration: cfg)
         let records = worker.records.backlog
         gauges.recordsPending = records.count

@@ -225,7 +225,7 @@ public struct YtDlp: Sendable {
             { YtDlpArguments.extract(url: url, configuration: configuration, cookies: $0) }, stdout: .collect(limit: Self.infoLimit),
             started: started)
         guard result.termination == .exited(0), !result.stdout.isEmpty else {
-            throw ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
+            throw await classified(result)
         }
         if result.stdoutTruncated {
             throw YtDlpError.badOutput("yt-dlp's description of this link is larger than \(Self.infoLimit >> 20) MiB; it cannot be used.")
@@ -252,7 +252,7 @@ public struct YtDlp: Sendable {
                 }
             }))
         guard result.termination == .exited(0) else {
-            throw ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
+            throw await classified(result)
         }
         let base = (request.directory as NSString).appendingPathComponent(request.baseName)
         var media = moved.all.filter { $0.hasPrefix(base + ".") && !$0.hasPrefix(base + ".sub.") && !$0.hasPrefix(base + ".thumb.") }
@@ -270,6 +270,31 @@ public struct YtDlp: Sendable {
         return DownloadedFiles(
             media: media, subtitles: Self.subtitleFiles(in: request.directory, baseName: request.baseName),
             thumbnail: Self.thumbnailFile(in: request.directory, baseName: request.baseName))
+    }
+
+    /// The error of a failed run; a failed challenge names the yt-dlp version found.
+    func classified(_ result: ProcessResult) async -> YtDlpError {
+        let error = ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
+        guard case .challenge(_, let detail) = error else { return error }
+        return .challenge(version: await version(), detail: detail)
+    }
+
+    /// `yt-dlp --version`'s answer (its first line, at most 40 characters), or nil when it gives none in 10 s.
+    public func version() async -> String? {
+        let probe = Task {
+            try await ChildProcess.run(
+                executable: configuration.executable, arguments: ["--version"], environment: configuration.environment,
+                stdout: .collect(limit: 4096), killGrace: configuration.killGrace, started: nil)
+        }
+        let timer = Task {
+            try await Task.sleep(for: .seconds(10))
+            probe.cancel()
+        }
+        defer { timer.cancel() }
+        guard let result = try? await probe.value, result.termination == .exited(0) else { return nil }
+        let line = String(decoding: result.stdout, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        return trimmed.isEmpty ? nil : String(trimmed.prefix(40))
     }
 
     /// `<base>.sub.<lang>.<ext>` files, by language.

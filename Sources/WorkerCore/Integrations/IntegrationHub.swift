@@ -21,6 +21,8 @@ package final class IntegrationHub: Sendable {
     package let caller: ServiceCaller
     /// Breakers are reported through the services of the worker that owns the hub (weakly: the services own the hub).
     private let attached = Mutex<WeakServices>(WeakServices())
+    /// Circuits kept in Redis for the whole cluster (`youtube`), as last read: state and whether it holds back.
+    private let clusterCircuits = Mutex<[String: (state: String, holdingBack: Bool)]>([:])
 
     /// Per-request policy of Plex calls: 10 s, two more tries after 0.5 s and 1 s on 5xx and connection errors.
     package static let plexPolicy = CallPolicy(timeout: 10, retries: 2, backoff: 0.5, maxBackoff: 4)
@@ -78,6 +80,7 @@ package final class IntegrationHub: Sendable {
     /// Plex and Overseerr are listed (as closed) as soon as they are configured, before any call.
     package func circuitOpen(configuration: WorkerConfiguration? = nil) -> [String: Bool] {
         var out = caller.breakers.holdingBack()
+        for (name, seen) in clusterCircuits.withLock({ $0 }) { out[name] = seen.holdingBack }
         if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = false }
         if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = false }
         return out
@@ -87,9 +90,15 @@ package final class IntegrationHub: Sendable {
     /// services are listed (as closed) before their first call, as in the gauge.
     package func circuitStates(configuration: WorkerConfiguration? = nil) -> [String: String] {
         var out = caller.breakers.snapshot().mapValues(\.rawValue)
+        for (name, seen) in clusterCircuits.withLock({ $0 }) { out[name] = seen.state }
         if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = "closed" }
         if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = "closed" }
         return out
+    }
+
+    /// Records what a cluster-wide circuit looks like now (from Redis, or after this host changed it).
+    package func noteClusterCircuit(_ service: String, state: String, holdingBack: Bool) {
+        clusterCircuits.withLock { $0[service] = (state, holdingBack) }
     }
 
     private func breakerChanged(_ service: String, _ state: BreakerState) {
