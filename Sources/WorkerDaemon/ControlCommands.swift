@@ -217,6 +217,18 @@ package final class ControlCommands: Sendable {
                     })
             ),
         ]
+        if let y = worker.services.integrations.ytDlp {
+            fields.append(
+                (
+                    "ytDlp",
+                    .object([
+                        ("version", .string(y.version)), ("channel", .string(y.channel)),
+                        ("ageDays", y.ageDays.map { .number(String($0)) } ?? .null), ("jsRuntime", .string(y.jsRuntime)),
+                        ("plugins", .array(y.plugins.map { .string($0) })), ("status", .string(y.status)),
+                        ("warning", y.warning.map { .string($0) } ?? .null),
+                    ])
+                ))
+        }
         if let overview {
             fields.append(("leader", overview.leader.map { .string($0) } ?? .null))
             fields.append(("isLeader", .bool(overview.leader == s.consumer)))

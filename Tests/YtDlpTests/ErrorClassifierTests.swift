@@ -158,3 +158,21 @@ struct ErrorClassifierTests {
         #expect(classify(["ERROR: [generic] x: Unable to download webpage: The read operation timed out"]).kind == "network")
     }
 }
+
+@Suite("yt-dlp versions")
+struct VersionTests {
+    @Test func datesAndChannels() throws {
+        let stable = try #require(YtDlpVersion("2026.10.26\n"))
+        #expect(stable.channel == "stable" && stable.year == 2026 && stable.month == 10 && stable.day == 26)
+        let nightly = try #require(YtDlpVersion("2025.11.12.232958"))
+        #expect(nightly.channel == "nightly" && nightly.build == 232958)
+        #expect(YtDlpVersion("2025.11.11")! < YtDlpVersion.minimum && !(stable < YtDlpVersion.minimum))
+        #expect(YtDlpVersion.minimum < nightly)
+        let now = try #require(YtDlpVersion("2026.12.03")?.date)
+        #expect(stable.ageDays(now: now) == 38)
+        #expect(YtDlpVersion("2026.09.03")!.ageDays(now: now) == 91)
+    }
+
+    @Test(arguments: ["", "stable", "2025.13.01", "2025.1", "v2025.11.12", "2025.11.12.x", "1999.01.01", "2025..12"])
+    func notVersions(_ text: String) { #expect(YtDlpVersion(text) == nil) }
+}

@@ -189,3 +189,54 @@ def test_youtube_pushing_back_opens_the_circuit_on_every_host_and_the_job_waits(
     wait_row(h, download_id, "completed")
     assert h.r.hget(health, "circuit") == "closed"
     wait_for(lambda: status(d1)["circuits"].get("youtube") == "closed", 10, "the status to show it closed")
+
+
+def old_yt_dlp(folder: Path, version: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "yt-dlp"
+    script.write_text(f"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo {version}; exit 0; fi\nexit 1\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_a_stale_yt_dlp_is_a_warning_at_start_in_health_status_and_metrics(h: Harness, media):
+    script = old_yt_dlp(h.workdir / "old", "2025.01.01")
+    d = yt_daemon(h, youtube={"yt_dlp": str(script), "js_runtime": "node"})
+    health = h.key("health", "yt-dlp")
+    wait_for(lambda: h.r.hget(health, "version") == "2025.01.01", 20, "the start-up check in P:health:yt-dlp")
+    fields = h.r.hgetall(health)
+    assert fields["status"] == "degraded" and fields["channel"] == "stable", fields
+    assert int(fields["ageDays"]) > 600 and "older than 2025.11.12" in fields["message"], fields
+    assert fields["jsRuntime"].startswith("node:"), fields
+    warned = wait_for(lambda: [l for l in d.lines() if l.get("msg") == "yt-dlp check"], 10, "the start-up log line")
+    assert warned[0]["level"] == "warning" and "yt-dlp[default]" in warned[0]["problem"], warned
+
+    answer = status(d)
+    assert answer["ytDlp"]["version"] == "2025.01.01" and answer["ytDlp"]["jsRuntime"] == "node", answer["ytDlp"]
+    assert "older than" in answer["ytDlp"]["warning"]
+    out = h.cli("ctl", "status", config=d.config)
+    assert "yt-dlp    2025.01.01" in out.stdout and "WARNING" in out.stdout, out.stdout
+
+    assert metric(h, d, "medianest_ytdlp_info", version="2025.01.01", channel="stable", js_runtime="node") == 1.0
+    assert metric(h, d, "medianest_ytdlp_age_seconds") > 600 * 86400
+    from harness import http_get
+    from test_ops_metrics import promtool
+    code, text = http_get(h.metrics_url(d) + "/metrics")
+    check = promtool("check", "metrics", stdin=text)
+    assert code == 200 and check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_current_yt_dlp_with_plugins_is_up_and_service_health_records_it(h: Harness, media):
+    plugins = h.workdir / "plugins"
+    (plugins / "bgutil-ytdlp-pot-provider" / "yt_dlp_plugins" / "extractor").mkdir(parents=True)
+    (plugins / "bgutil-ytdlp-pot-provider" / "yt_dlp_plugins" / "extractor" / "getpot_bgutil.py").write_text("")
+    d = yt_daemon(h, youtube={"plugin_dirs": [str(plugins)]})
+    job = h.enqueue("default", "service.health", {})
+    h.wait_state(job, "completed", timeout=30)
+    fields = h.r.hgetall(h.key("health", "yt-dlp"))
+    assert fields["status"] == "up", fields
+    assert fields["plugins"] == "bgutil-ytdlp-pot-provider", fields
+    assert fields["channel"] in ("stable", "nightly") and int(fields["ageDays"]) <= 90, fields
+    version = fields["version"]
+    assert status(d)["ytDlp"]["version"] == version
+    assert metric(h, d, "medianest_ytdlp_info", version=version) == 1.0

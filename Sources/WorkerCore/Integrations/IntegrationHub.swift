@@ -21,6 +21,8 @@ package final class IntegrationHub: Sendable {
     package let caller: ServiceCaller
     /// Breakers are reported through the services of the worker that owns the hub (weakly: the services own the hub).
     private let attached = Mutex<WeakServices>(WeakServices())
+    /// The last check of yt-dlp (start-up or `service.health`).
+    private let ytDlpCheck = Mutex<YtDlpSummary?>(nil)
     /// Circuits kept in Redis for the whole cluster (`youtube`), as last read: state and whether it holds back.
     private let clusterCircuits = Mutex<[String: (state: String, holdingBack: Bool)]>([:])
 
@@ -95,6 +97,30 @@ package final class IntegrationHub: Sendable {
         if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = "closed" }
         return out
     }
+
+    /// What `ctl status` and `medianest_ytdlp_info` show of yt-dlp.
+    package struct YtDlpSummary: Sendable, Equatable {
+        package var version: String
+        package var channel: String
+        package var ageDays: Int?
+        package var jsRuntime: String
+        package var plugins: [String]
+        package var status: String
+        package var warning: String?
+    }
+
+    func noteYtDlp(_ check: ServiceHealthHandler.Check) {
+        func detail(_ name: String) -> String? { check.details.first { $0.0 == name }?.1.stringValue }
+        let runtime = detail("jsRuntime").flatMap { $0.split(separator: ":").first.map(String.init) } ?? "none"
+        let summary = YtDlpSummary(
+            version: detail("version") ?? "none", channel: detail("channel") ?? "unknown",
+            ageDays: check.details.first { $0.0 == "ageDays" }.flatMap { Int($0.1.encoded) }, jsRuntime: runtime,
+            plugins: (detail("plugins") ?? "").split(separator: ",").map(String.init), status: check.status, warning: check.message)
+        ytDlpCheck.withLock { $0 = summary }
+    }
+
+    /// The last check of yt-dlp, nil before the first.
+    package var ytDlp: YtDlpSummary? { ytDlpCheck.withLock { $0 } }
 
     /// Records what a cluster-wide circuit looks like now (from Redis, or after this host changed it).
     package func noteClusterCircuit(_ service: String, state: String, holdingBack: Bool) {
