@@ -14,7 +14,7 @@ import pytest
 from harness import Harness, wait_for
 from integrations_support import all_log_text, metric
 from ops_support import ControlClient
-from youtube_access_support import BOT_CHECK, TOO_MANY, calls_of, has_pair, stand_in
+from youtube_access_support import BOT_CHECK, CHALLENGE, FORBIDDEN, TOO_MANY, calls_of, has_pair, stand_in
 from youtube_support import (enqueue_download, library_files, media, media_root,  # noqa: F401 (fixtures)
                              media_server, wait_row, yt_daemon)
 
@@ -240,3 +240,40 @@ def test_a_current_yt_dlp_with_plugins_is_up_and_service_health_records_it(h: Ha
     version = fields["version"]
     assert status(d)["ytDlp"]["version"] == version
     assert metric(h, d, "medianest_ytdlp_info", version=version) == 1.0
+
+
+def test_a_403_is_tried_once_more_with_fresh_metadata(h: Harness, media):
+    script, calls, flag = stand_in(h.workdir / "standin", FORBIDDEN, downloads_only=True, times=1)
+    flag.touch()
+    yt_daemon(h, youtube={"yt_dlp": str(script)})
+    job, download_id = enqueue_download(h, media.url("media/two.mp4"))
+    state = h.wait_state(job, "completed", timeout=60)
+    assert state["attempt"] == "1", "the fresh try is within the attempt"
+    runs = [("download" if "--load-info-json" in c["args"] else "describe") for c in calls_of(calls) if c["args"] != ["--version"]]
+    assert runs == ["describe", "download", "describe", "download"], runs
+    wait_row(h, download_id, "completed")
+
+
+def test_a_403_again_with_fresh_metadata_fails_and_says_what_to_do(h: Harness, media):
+    script, calls, flag = stand_in(h.workdir / "standin", FORBIDDEN, downloads_only=True)
+    flag.touch()
+    yt_daemon(h, youtube={"yt_dlp": str(script)})
+    job, _ = enqueue_download(h, media.url("media/two.mp4"))
+    state = h.wait_state(job, "failed", timeout=60)
+    assert state["attempt"] == "1", state
+    assert "HTTP 403" in state["error"] and "refused again with fresh metadata" in state["error"], state["error"]
+    assert "PO-token provider" in state["error"]
+    assert len([c for c in calls_of(calls) if "--load-info-json" in c["args"]]) == 2
+
+
+def test_a_failed_challenge_names_the_yt_dlp_version_found(h: Harness, media):
+    script, _, flag = stand_in(h.workdir / "standin", CHALLENGE)
+    flag.touch()
+    yt_daemon(h, youtube={"yt_dlp": str(script)})
+    job, _ = enqueue_download(h, media.url("media/three.mp4"))
+    state = h.wait_state(job, "failed", timeout=60)
+    import yt_dlp.version
+    assert state["attempt"] == "1", state
+    assert state["error"].startswith(
+        f"yt-dlp is too old or lacks its JS runtime (version found: {yt_dlp.version.__version__})"), state["error"]
+    assert "yt-dlp[default]" in state["error"]
