@@ -18,7 +18,8 @@ extension ConfigLoader {
         if let node = section["update"], !reader.isNull(node) {
             throw reader.error(
                 section.path("update"),
-                "the youtube.update job (a yt-dlp that keeps itself current) is not built in this version; remove the key and update yt-dlp with pip install -U \"yt-dlp[default]\"",
+                "the youtube.update job (a yt-dlp that keeps itself current) is not built in this version; "
+                    + "remove the key and update yt-dlp with pip install -U \"yt-dlp[default]\"",
                 at: node)
         }
         if let node = section["cookies"], !reader.isNull(node) {
@@ -48,7 +49,8 @@ extension ConfigLoader {
                     throw reader.error(itemKey, "the folder \(JSONText.quote(path, escapingNonPrintable: true)) does not exist", at: item)
                 }
                 guard access(path, R_OK | X_OK) == 0 else {
-                    throw reader.error(itemKey, "the folder \(JSONText.quote(path, escapingNonPrintable: true)) cannot be read by this user", at: item)
+                    throw reader.error(
+                        itemKey, "the folder \(JSONText.quote(path, escapingNonPrintable: true)) cannot be read by this user", at: item)
                 }
                 if !youtube.pluginDirs.contains(path) { youtube.pluginDirs.append(path) }
             }
@@ -86,7 +88,8 @@ extension ConfigLoader {
                 let expected = "bytes per second such as 0 (no limit), 500K or 4M"
                 let text = try reader.text(inner, key: throttle.path("limit_rate"), expected: expected)
                 guard let bytes = SizeParser.parse(text), bytes >= 0 else {
-                    throw reader.error(throttle.path("limit_rate"), "expected \(expected), got \(reader.describe(inner, text: text))", at: inner)
+                    throw reader.error(
+                        throttle.path("limit_rate"), "expected \(expected), got \(reader.describe(inner, text: text))", at: inner)
                 }
                 youtube.limitRate = bytes == 0 ? nil : bytes
             }
@@ -97,10 +100,13 @@ extension ConfigLoader {
     static func cookiesProblem(_ path: String) -> String? {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            return errno == ENOENT ? "the cookies file does not exist" : "the cookies file cannot be read (\(String(cString: strerror(errno))))"
+            return errno == ENOENT
+                ? "the cookies file does not exist" : "the cookies file cannot be read (\(String(cString: strerror(errno))))"
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return "the cookies path is not a regular file" }
-        guard st.st_size <= cookiesLimit else { return "the cookies file is larger than \(cookiesLimit >> 20) MiB; export one account's cookies" }
+        guard st.st_size <= cookiesLimit else {
+            return "the cookies file is larger than \(cookiesLimit >> 20) MiB; export one account's cookies"
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             return "the cookies file cannot be read by this user (permission denied?)"
         }
@@ -121,7 +127,11 @@ extension ConfigLoader {
                 let itemKey = "\(key)[\(index)]"
                 let text = try reader.string(item, key: itemKey, expected: "extractor:key=value;key=value")
                 guard let colon = text.firstIndex(of: ":") else {
-                    throw reader.error(itemKey, "expected extractor:key=value (such as youtube:player_client=default,mweb), got \(reader.describe(item, text: text))", at: item)
+                    throw reader.error(
+                        itemKey,
+                        "expected extractor:key=value (such as youtube:player_client=default,mweb), "
+                            + "got \(reader.describe(item, text: text))",
+                        at: item)
                 }
                 let name = String(text[..<colon])
                 let rest = String(text[text.index(after: colon)...])
@@ -160,7 +170,9 @@ extension ConfigLoader {
                         } else {
                             values.append(try value(argument.value, key: argKey, reader: reader))
                         }
-                        guard !values.isEmpty else { throw reader.error(argKey, "expected a value or a list of values, got an empty list", at: argument.value) }
+                        guard !values.isEmpty else {
+                            throw reader.error(argKey, "expected a value or a list of values, got an empty list", at: argument.value)
+                        }
                         pairs.append(argument.name + "=" + values.joined(separator: ","))
                     }
                 case .alias:
@@ -171,7 +183,9 @@ extension ConfigLoader {
             }
         default:
             throw reader.error(
-                key, "expected a map of extractors to arguments (youtube: {player_client: [default, mweb]}) or a list, got \(reader.describe(node))",
+                key,
+                "expected a map of extractors to arguments (youtube: {player_client: [default, mweb]}) or a list, "
+                    + "got \(reader.describe(node))",
                 at: node)
         }
         guard out.count <= 32 else { throw reader.error(key, "at most 32 extractors, got \(out.count)", at: node) }
@@ -181,19 +195,26 @@ extension ConfigLoader {
     private static func value(_ node: Node, key: String, reader: ConfigReader) throws(ConfigError) -> String {
         let text = try reader.string(node, key: key, expected: "a value")
         guard text.utf8.count <= 1024, !text.contains(where: { $0 == ";" || $0 == "," || $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
-            throw reader.error(key, "a value may not contain ; , or line breaks and is at most 1024 bytes, got \(reader.describe(node, text: text))", at: node)
+            throw reader.error(
+                key, "a value may not contain ; , or line breaks and is at most 1024 bytes, got \(reader.describe(node, text: text))",
+                at: node)
         }
         return text
     }
 
     private static func isArgumentName(_ name: String) -> Bool {
         (1...64).contains(name.utf8.count)
-            && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+            && name.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
+            }
     }
 
     private static func checkExtractor(_ name: String, key: String, node: Node, reader: ConfigReader) throws(ConfigError) {
         guard isArgumentName(name) else {
-            throw reader.error(key, "an extractor name is 1–64 of a-z A-Z 0-9 _ - (such as youtube), got \(JSONText.quote(name, escapingNonPrintable: true))", at: node)
+            throw reader.error(
+                key,
+                "an extractor name is 1–64 of a-z A-Z 0-9 _ - (such as youtube), got \(JSONText.quote(name, escapingNonPrintable: true))",
+                at: node)
         }
     }
 
@@ -205,7 +226,11 @@ extension ConfigLoader {
         for pair in pairs {
             let name = pair.firstIndex(of: "=").map { String(pair[..<$0]) } ?? String(pair)
             guard isArgumentName(name) else {
-                throw reader.error(key, "expected key=value pairs separated by ; (such as player_client=default,mweb), got \(reader.describe(node, text: text))", at: node)
+                throw reader.error(
+                    key,
+                    "expected key=value pairs separated by ; (such as player_client=default,mweb), "
+                        + "got \(reader.describe(node, text: text))",
+                    at: node)
             }
         }
     }
@@ -226,13 +251,16 @@ package enum NetscapeCookies {
                 continue
             }
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-            let flagsOK = fields.count == 7 && ["TRUE", "FALSE"].contains(fields[1].uppercased()) && ["TRUE", "FALSE"].contains(fields[3].uppercased())
+            let flagsOK =
+                fields.count == 7 && ["TRUE", "FALSE"].contains(fields[1].uppercased())
+                && ["TRUE", "FALSE"].contains(fields[3].uppercased())
             guard flagsOK, !fields[0].isEmpty, fields[4].allSatisfy({ $0.isASCIIDigit || $0 == "-" }), !fields[5].isEmpty else {
-                return "line \(index + 1) of the cookies file is not a Netscape cookie (7 tab-separated fields: domain, TRUE/FALSE, path, TRUE/FALSE, expiry, name, value); export the file with a cookies.txt exporter"
+                return
+                    "line \(index + 1) of the cookies file is not a Netscape cookie (7 tab-separated fields: domain, "
+                    + "TRUE/FALSE, path, TRUE/FALSE, expiry, name, value); export the file with a cookies.txt exporter"
             }
             cookies += 1
         }
         return cookies == 0 ? "the cookies file holds no cookies; export them from a signed-in browser session" : nil
     }
 }
-

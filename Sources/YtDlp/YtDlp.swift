@@ -366,7 +366,8 @@ struct CookiesCopy {
         path = (directory as NSString).appendingPathComponent(name)
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else {
-            throw .executable("The cookies file (youtube.cookies) cannot be read (\(String(cString: strerror(errno)))); check it and its permissions.")
+            throw .executable(
+                "The cookies file (youtube.cookies) cannot be read (\(String(cString: strerror(errno)))); check it and its permissions.")
         }
         defer { close(input) }
         let output = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)

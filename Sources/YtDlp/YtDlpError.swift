@@ -147,7 +147,8 @@ public enum ErrorClassifier {
         func has(_ needles: String...) -> Bool { needles.contains { text.contains($0) } }
 
         // YouTube pushing back first: the bot check's text also says "use --cookies".
-        if has("sign in to confirm you’re not a bot", "sign in to confirm you're not a bot", "confirm you are not a robot",
+        if has(
+            "sign in to confirm you’re not a bot", "sign in to confirm you're not a bot", "confirm you are not a robot",
             "confirm you’re not a bot", "confirm you're not a bot")
         {
             return .botCheck(detail: detail)
@@ -161,12 +162,14 @@ public enum ErrorClassifier {
             "challenge solving failed", "no supported javascript runtime", "signature extraction failed",
             "nsig extraction failed", "unable to extract nsig", "js challenge", "only images are available",
         ].contains { everything.contains($0) }
-        let challengeDetail = (stderr.filter { line in
-            let l = line.lowercased()
-            return l.contains("challenge") || l.contains("javascript runtime") || l.contains("nsig") || l.contains("signature")
-        }.suffix(2) + errors.suffix(2)).joined(separator: "\n")
-        if challenge, errors.isEmpty || has("requested format is not available", "no video formats found", "no formats found", "challenge")
-            || httpStatus(in: text) == 403
+        let challengeDetail =
+            (stderr.filter { line in
+                let l = line.lowercased()
+                return l.contains("challenge") || l.contains("javascript runtime") || l.contains("nsig") || l.contains("signature")
+            }.suffix(2) + errors.suffix(2)).joined(separator: "\n")
+        if challenge,
+            errors.isEmpty || has("requested format is not available", "no video formats found", "no formats found", "challenge")
+                || httpStatus(in: text) == 403
         {
             return .challenge(version: nil, detail: challengeDetail)
         }
@@ -216,7 +219,8 @@ public enum ErrorClassifier {
             return .notFound(message: "The video or playlist does not exist; check the link.\(said)", detail: detail)
         }
         if httpStatus(in: text) == 401
-            || has("login required", "requires login", "sign in to view", "this video requires payment", "login to view",
+            || has(
+                "login required", "requires login", "sign in to view", "this video requires payment", "login to view",
                 "use --cookies-from-browser or --cookies", "account cookies")
         {
             return .signInRequired(

@@ -20,7 +20,8 @@ public struct YtDlpVersion: Sendable, Equatable, Comparable, CustomStringConvert
     public init?(_ text: String) {
         let word = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").first.map(String.init) ?? ""
         let parts = word.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 || parts.count == 4, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+        guard parts.count == 3 || parts.count == 4,
+            parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
             let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (2000...2999).contains(y), (1...12).contains(m),
             (1...31).contains(d)
         else { return nil }

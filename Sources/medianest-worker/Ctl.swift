@@ -193,7 +193,8 @@ enum CtlText {
             lines.append("circuits  " + circuits.map { "\($0.0) \(CtlFormat.text($0.1))" }.joined(separator: ", "))
         }
         if let ytdlp = a["ytDlp"], ytdlp != .null {
-            var line = "yt-dlp    \(CtlFormat.text(ytdlp["version"])) (\(CtlFormat.text(ytdlp["ageDays"])) days old), JS runtime "
+            var line =
+                "yt-dlp    \(CtlFormat.text(ytdlp["version"])) (\(CtlFormat.text(ytdlp["ageDays"])) days old), JS runtime "
                 + CtlFormat.text(ytdlp["jsRuntime"])
             if let warning = ytdlp["warning"]?.stringValue { line += "; WARNING: " + warning }
             lines.append(line)

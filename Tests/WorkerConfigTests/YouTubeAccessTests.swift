@@ -63,12 +63,18 @@ struct YouTubeAccessTests {
             ("youtube:\n  plugin_dirs: /tmp\n", "youtube.plugin_dirs", "expected a list"),
             ("youtube:\n  extractor_args: { \"you tube\": \"a=b\" }\n", "youtube.extractor_args.you tube", "extractor name"),
             ("youtube:\n  extractor_args: { youtube: \"player client=x\" }\n", "youtube.extractor_args.youtube", "key=value"),
-            ("youtube:\n  extractor_args: { youtube: { player_client: \"a;b\" } }\n", "youtube.extractor_args.youtube.player_client", "may not contain"),
+            (
+                "youtube:\n  extractor_args: { youtube: { player_client: \"a;b\" } }\n", "youtube.extractor_args.youtube.player_client",
+                "may not contain"
+            ),
             ("youtube:\n  extractor_args: [\"player_client=mweb\"]\n", "youtube.extractor_args[0]", "extractor:key=value"),
             ("youtube:\n  extractor_args: 3\n", "youtube.extractor_args", "expected a map"),
             ("youtube:\n  throttle: { sleep_interval: soon }\n", "youtube.throttle.sleep_interval", "duration"),
             ("youtube:\n  throttle: { max_sleep_interval: 5s }\n", "youtube.throttle.max_sleep_interval", "needs sleep_interval"),
-            ("youtube:\n  throttle: { sleep_interval: 10s, max_sleep_interval: 5s }\n", "youtube.throttle.max_sleep_interval", "not be shorter"),
+            (
+                "youtube:\n  throttle: { sleep_interval: 10s, max_sleep_interval: 5s }\n", "youtube.throttle.max_sleep_interval",
+                "not be shorter"
+            ),
             ("youtube:\n  throttle: { limit_rate: fast }\n", "youtube.throttle.limit_rate", "bytes per second"),
             ("youtube:\n  throttle: { sleep: 1s }\n", "youtube.throttle.sleep", "unknown key"),
             ("youtube:\n  yt_dlp: managed\n", "youtube.yt_dlp", "not built"),

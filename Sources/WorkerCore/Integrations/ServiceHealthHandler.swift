@@ -1,10 +1,10 @@
 import Foundation
 import JSON
+import Logging
 import PostgresClient
 import RedisClient
 import ServiceClients
 import Synchronization
-import Logging
 import WorkerConfig
 import YtDlp
 
@@ -194,7 +194,8 @@ struct ServiceHealthHandler: JobHandler {
                 var isDirectory: ObjCBool = false
                 if name.hasSuffix(".zip") || name.hasSuffix(".whl") {
                     found.append(name)
-                } else if FileManager.default.fileExists(atPath: path + "/yt_dlp_plugins", isDirectory: &isDirectory), isDirectory.boolValue {
+                } else if FileManager.default.fileExists(atPath: path + "/yt_dlp_plugins", isDirectory: &isDirectory), isDirectory.boolValue
+                {
                     found.append(name)
                 }
             }
@@ -207,8 +208,10 @@ struct ServiceHealthHandler: JobHandler {
     package static func startupYtDlpCheck(_ services: WorkerServices) async {
         let check = await bounded("yt-dlp") { await ytDlp(services.configuration.youtube) }
         services.integrations.noteYtDlp(check)
-        var fields = ["HSET", "\(services.queue.keys.prefix):health:yt-dlp", "status", check.status, "checkedAt", Timestamp.now(),
-            "message", check.message ?? ""]
+        var fields = [
+            "HSET", "\(services.queue.keys.prefix):health:yt-dlp", "status", check.status, "checkedAt", Timestamp.now(),
+            "message", check.message ?? "",
+        ]
         for (name, value) in check.details { fields += [name, value.stringValue ?? (value == .null ? "" : value.encoded)] }
         _ = try? await services.redis.send(RedisCommand(fields))
         var metadata: Logger.Metadata = ["status": "\(check.status)"]
@@ -269,7 +272,8 @@ struct ServiceHealthHandler: JobHandler {
             if let circuit = circuits[check.service] { details.append(("circuit", .string(circuit))) }
             var uptime: (day: String?, month: String?) = (nil, nil)
             do {
-                let row = try await services.postgres.query(Self.recordSQL,
+                let row = try await services.postgres.query(
+                    Self.recordSQL,
                     [
                         PostgresBind(check.service), PostgresBind(check.status), PostgresBind(check.responseTimeMs),
                         PostgresBind(json: JSONValue.object(details).encoded),
@@ -284,7 +288,8 @@ struct ServiceHealthHandler: JobHandler {
         var statusCommands = zip(checks, dashboard).map { check, json in
             RedisCommand(["SET", "status:\(check.service)", json, "EX", String(Self.dashboardTTL)])
         }
-        statusCommands.append(RedisCommand(["SET", "status:all", "[" + dashboard.joined(separator: ",") + "]", "EX", String(Self.dashboardTTL)]))
+        statusCommands.append(
+            RedisCommand(["SET", "status:all", "[" + dashboard.joined(separator: ",") + "]", "EX", String(Self.dashboardTTL)]))
         do {
             _ = try await services.redis.pipeline(statusCommands)
         } catch {

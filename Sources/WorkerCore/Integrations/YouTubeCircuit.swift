@@ -159,7 +159,8 @@ package struct YouTubeCircuit: Sendable {
         let until = Int64(fields[1].string ?? "0") ?? 0
         let time = replies[2].array ?? []
         let now =
-            time.count == 2 ? (Int64(time[0].string ?? "0") ?? 0) * 1000 + (Int64(time[1].string ?? "0") ?? 0) / 1000
+            time.count == 2
+            ? (Int64(time[0].string ?? "0") ?? 0) * 1000 + (Int64(time[1].string ?? "0") ?? 0) / 1000
             : Timestamp.nowMilliseconds()
         let trial = (replies[1].int ?? 0) > 0
         switch state {

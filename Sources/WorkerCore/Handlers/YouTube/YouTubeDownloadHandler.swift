@@ -483,7 +483,8 @@ struct YouTubeDownload: Sendable {
         if case .wait(let seconds, let reason) = permit {
             hub.noteClusterCircuit(YouTubeCircuit.service, state: "open", holdingBack: true)
             await context.report(Progress(stage: "waiting for youtube"))
-            let cause = reason.map { $0 == "rate_limited" ? YtDlpError.rateLimited(detail: "") : .botCheck(detail: "") } ?? .botCheck(detail: "")
+            let cause =
+                reason.map { $0 == "rate_limited" ? YtDlpError.rateLimited(detail: "") : .botCheck(detail: "") } ?? .botCheck(detail: "")
             throw JobFailure.waiting(
                 cause.description, seconds: seconds, detail: "youtube circuit open; next trial in \(Int(seconds.rounded(.up))) s")
         }
