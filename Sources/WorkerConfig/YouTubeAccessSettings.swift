@@ -16,12 +16,23 @@ extension ConfigLoader {
                 at: node)
         }
         if let node = section["update"], !reader.isNull(node) {
+            // `channel: off` asks for what this version does anyway; anything else is refused.
+            if let update = try reader.section(node, key: section.path("update"), known: ["channel", "every"]),
+                let channel = update["channel"],
+                try reader.choice(channel, key: update.path("channel"), ["stable", "nightly", "off"]) == "off"
+            {
+                return try youtubeAccess(section, &youtube, reader: reader)
+            }
             throw reader.error(
                 section.path("update"),
                 "the youtube.update job (a yt-dlp that keeps itself current) is not built in this version; "
-                    + "remove the key and update yt-dlp with pip install -U \"yt-dlp[default]\"",
+                    + "remove the key (or set channel: off) and update yt-dlp with pip install -U \"yt-dlp[default]\"",
                 at: node)
         }
+        try youtubeAccess(section, &youtube, reader: reader)
+    }
+
+    static func youtubeAccess(_ section: Section, _ youtube: inout YouTubeSettings, reader: ConfigReader) throws(ConfigError) {
         if let node = section["cookies"], !reader.isNull(node) {
             let path = try reader.absolutePath(node, key: section.path("cookies"))
             if let problem = cookiesProblem(path) {

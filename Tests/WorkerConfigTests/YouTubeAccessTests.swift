@@ -45,6 +45,12 @@ struct YouTubeAccessTests {
         #expect(e?.message.contains("older spelling") == true)
     }
 
+    @Test func updateOffIsAcceptedOtherChannelsAreNotBuilt() throws {
+        #expect(try parse("youtube: { update: { channel: off, every: 1d }, throttle: { limit_rate: 1M } }").youtube.limitRate == 1_000_000)
+        #expect(parseError("youtube:\n  update: { channel: weekly }\n")?.message.contains("stable, nightly, off") == true)
+        #expect(parseError("youtube:\n  update: { channel: nightly }\n")?.message.contains("not built") == true)
+    }
+
     @Test func limitRateZeroIsNoLimit() throws {
         #expect(try parse("youtube: { throttle: { limit_rate: 0 } }").youtube.limitRate == nil)
     }
