@@ -87,6 +87,7 @@ extension ConfigLoader {
             top["youtube"], key: "youtube",
             known: [
                 "yt_dlp", "quality", "format", "allowed_hosts", "output", "sleep_requests", "js_runtime",
+                "cookies", "extractor_args", "plugin_dirs", "throttle", "update",
             ])
         {
             configuration.youtube = try youtubeSettings(youtube, reader: reader)
