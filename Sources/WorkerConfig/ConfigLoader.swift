@@ -244,6 +244,7 @@ package enum ConfigLoader {
             youtube.jsRuntime = try reader.string(
                 node, key: section.path("js_runtime"), expected: "a runtime such as deno or node:/usr/bin/node")
         }
+        try youtubeToday(section, &youtube, reader: reader)
         if let node = section["chapters"], !reader.isNull(node) {
             youtube.chapters = try reader.bool(node, key: section.path("chapters"))
         }

@@ -86,8 +86,9 @@ extension ConfigLoader {
         if let youtube = try reader.section(
             top["youtube"], key: "youtube",
             known: [
-                "yt_dlp", "quality", "format", "allowed_hosts", "output", "sleep_requests", "js_runtime", "sponsorblock",
-                "chapters",
+                "yt_dlp", "quality", "format", "allowed_hosts", "output", "sleep_requests", "js_runtime",
+                "cookies", "extractor_args", "plugin_dirs", "throttle", "update",
+                "sponsorblock", "chapters",
             ])
         {
             configuration.youtube = try youtubeSettings(youtube, reader: reader)

@@ -55,6 +55,20 @@ extension WorkerConfiguration {
         out.scalar("output", youtube.output)
         if let sleep = youtube.sleepRequests { out.raw("sleep_requests", DurationParser.format(sleep)) }
         if let runtime = youtube.jsRuntime { out.scalar("js_runtime", runtime) }
+        if youtube.cookies != nil { out.scalar("cookies", "***") }
+        if !youtube.extractorArgs.isEmpty {
+            out.raw("extractor_args", "[" + youtube.extractorArgs.map(YAMLWriter.quote).joined(separator: ", ") + "]")
+        }
+        if !youtube.pluginDirs.isEmpty {
+            out.raw("plugin_dirs", "[" + youtube.pluginDirs.map(YAMLWriter.quote).joined(separator: ", ") + "]")
+        }
+        if youtube.sleepInterval != nil || youtube.limitRate != nil {
+            out.open("throttle")
+            if let sleep = youtube.sleepInterval { out.raw("sleep_interval", DurationParser.format(sleep)) }
+            if let sleep = youtube.maxSleepInterval { out.raw("max_sleep_interval", DurationParser.format(sleep)) }
+            if let rate = youtube.limitRate { out.raw("limit_rate", String(rate)) }
+            out.close()
+        }
         out.close()
 
         if let plex {

@@ -258,6 +258,18 @@ package struct YouTubeSettings: Sendable, Equatable {
     package var sleepRequests: Double?
     /// JavaScript runtime yt-dlp uses for YouTube's player (key `js_runtime`, e.g. `deno` or `node:/usr/bin/node`); `nil` for yt-dlp's own choice.
     package var jsRuntime: String?
+    /// A Netscape cookies file (key `cookies`), checked at load; each yt-dlp run gets a private copy.
+    /// A secret: never logged, shown as *** in the resolved configuration.
+    package var cookies: String?
+    /// `--extractor-args` values, one per extractor (`youtube:player_client=default,mweb`), from key `extractor_args`.
+    package var extractorArgs: [String]
+    /// Folders yt-dlp loads plugins from (key `plugin_dirs`, e.g. a PO-token provider), each checked to exist at load.
+    package var pluginDirs: [String]
+    /// `youtube.throttle`: sleep_interval and max_sleep_interval (seconds between downloads) and limit_rate (bytes per second);
+    /// `sleep_requests` is ``sleepRequests``.
+    package var sleepInterval: Double?
+    package var maxSleepInterval: Double?
+    package var limitRate: Int64?
     /// SponsorBlock (key `sponsorblock`); `nil` when not configured.
     package var sponsorBlock: SponsorBlockSettings? = nil
     /// Write the video's own chapters (key `chapters`, default false).
@@ -280,7 +292,13 @@ package struct YouTubeSettings: Sendable, Equatable {
         allowedHosts: [String] = [],
         output: String = YouTubeSettings.defaultOutput,
         sleepRequests: Double? = nil,
-        jsRuntime: String? = nil
+        jsRuntime: String? = nil,
+        cookies: String? = nil,
+        extractorArgs: [String] = [],
+        pluginDirs: [String] = [],
+        sleepInterval: Double? = nil,
+        maxSleepInterval: Double? = nil,
+        limitRate: Int64? = nil
     ) {
         self.ytDlp = ytDlp
         self.quality = quality
@@ -289,6 +307,12 @@ package struct YouTubeSettings: Sendable, Equatable {
         self.output = output
         self.sleepRequests = sleepRequests
         self.jsRuntime = jsRuntime
+        self.cookies = cookies
+        self.extractorArgs = extractorArgs
+        self.pluginDirs = pluginDirs
+        self.sleepInterval = sleepInterval
+        self.maxSleepInterval = maxSleepInterval
+        self.limitRate = limitRate
     }
 }
 

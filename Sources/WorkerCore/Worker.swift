@@ -180,6 +180,7 @@ package final class Worker: Sendable {
         }()
         state.ready.open()
         logger.info("ready", metadata: ["consumer": "\(consumer)"])
+        Task { [services] in await ServiceHealthHandler.startupYtDlpCheck(services) }
         onReady()
         await running
         await Heartbeat(redis: redis, keys: queue.keys, consumer: consumer, status: { [self] in status() }).remove()

@@ -164,6 +164,8 @@ package final class ControlCommands: Sendable {
                 do {
                     var depths: [String: Int] = [:]
                     for q in s.queues { depths[q.name] = try await worker.queue.depth(queue: q.name) }
+                    await worker.services.integrations.refreshClusterCircuits(
+                        redis: worker.services.redis, prefix: worker.services.queue.keys.prefix)
                     return RedisPart(
                         depths: depths, overview: try await worker.scheduleOverview(), bullmq: try await worker.bullmqOverview())
                 } catch {
@@ -231,6 +233,18 @@ package final class ControlCommands: Sendable {
                                 ("held", Self.number(b.held)), ("completed", Self.number(b.completed)), ("failed", Self.number(b.failed)),
                             ])
                         })
+                ))
+        }
+        if let y = worker.services.integrations.ytDlp {
+            fields.append(
+                (
+                    "ytDlp",
+                    .object([
+                        ("version", .string(y.version)), ("channel", .string(y.channel)),
+                        ("ageDays", y.ageDays.map { .number(String($0)) } ?? .null), ("jsRuntime", .string(y.jsRuntime)),
+                        ("plugins", .array(y.plugins.map { .string($0) })), ("status", .string(y.status)),
+                        ("warning", y.warning.map { .string($0) } ?? .null),
+                    ])
                 ))
         }
         if let overview {

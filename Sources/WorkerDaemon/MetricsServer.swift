@@ -132,7 +132,9 @@ package final class MetricsServer: Sendable {
             gauges.queuePaused[q.name] = paused.contains(q.name)
             gauges.queueDepth[q.name] = (try? await worker.queue.depth(queue: q.name)) ?? 0
         }
+        await worker.services.integrations.refreshClusterCircuits(redis: worker.services.redis, prefix: worker.services.queue.keys.prefix)
         gauges.circuitOpen = worker.services.integrations.circuitOpen(configuration: cfg)
+        gauges.ytDlp = worker.services.integrations.ytDlp.map { ($0.version, $0.channel, $0.jsRuntime, $0.ageDays) }
         let records = worker.records.backlog
         gauges.recordsPending = records.count
         gauges.recordsOldestSeconds = records.oldestSeconds

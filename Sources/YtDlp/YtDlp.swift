@@ -18,15 +18,39 @@ public struct YtDlpConfiguration: Sendable, Equatable {
     public var killGrace: Duration
     /// The child's environment.
     public var environment: [String: String]
+    /// A Netscape cookies file (`youtube.cookies`). yt-dlp writes cookies back, so each run gets a
+    /// private copy (mode 0600) in its scratch folder, deleted when the run ends; this file is only read.
+    public var cookies: String?
+    /// `--extractor-args` values (`youtube:player_client=default,mweb`), one per extractor.
+    public var extractorArgs: [String]
+    /// `--plugin-dirs` folders (a PO-token provider, say).
+    public var pluginDirs: [String]
+    /// Pause before each download (`--sleep-interval`), and the longest of a random pause (`--max-sleep-interval`).
+    public var sleepInterval: Double?
+    public var maxSleepInterval: Double?
+    /// Bytes per second (`--limit-rate`).
+    public var limitRate: Int64?
+    /// Folder for a run's private files (the cookies copy); the system's temporary folder when nil.
+    public var scratchDirectory: String?
 
     public init(
         executable: String = "yt-dlp", sleepRequests: Double? = nil, jsRuntime: String? = nil,
         socketTimeout: Double = 30, retries: Int = 3, killGrace: Duration = .seconds(1),
-        environment: [String: String] = YtDlpConfiguration.childEnvironment()
+        environment: [String: String] = YtDlpConfiguration.childEnvironment(),
+        cookies: String? = nil, extractorArgs: [String] = [], pluginDirs: [String] = [],
+        sleepInterval: Double? = nil, maxSleepInterval: Double? = nil, limitRate: Int64? = nil,
+        scratchDirectory: String? = nil
     ) {
         self.executable = executable
         self.sleepRequests = sleepRequests
         self.jsRuntime = jsRuntime
+        self.cookies = cookies
+        self.extractorArgs = extractorArgs
+        self.pluginDirs = pluginDirs
+        self.sleepInterval = sleepInterval
+        self.maxSleepInterval = maxSleepInterval
+        self.limitRate = limitRate
+        self.scratchDirectory = scratchDirectory
         self.socketTimeout = socketTimeout
         self.retries = retries
         self.killGrace = killGrace
@@ -120,8 +144,8 @@ public struct DownloadedFiles: Sendable, Equatable {
 /// yt-dlp's argument arrays. User input only ever appears as the value after `--` (the URL),
 /// never where yt-dlp would read it as an option.
 public enum YtDlpArguments {
-    /// Options every run gets.
-    static func common(_ c: YtDlpConfiguration) -> [String] {
+    /// Options every run gets. `cookies` is the run's private copy of the cookies file.
+    static func common(_ c: YtDlpConfiguration, cookies: String?) -> [String] {
         var args = [
             "--ignore-config", "--no-color", "--socket-timeout", format(c.socketTimeout),
             "--retries", String(c.retries), "--fragment-retries", String(c.retries),
@@ -129,21 +153,31 @@ public enum YtDlpArguments {
         ]
         if let sleep = c.sleepRequests, sleep > 0 { args += ["--sleep-requests", format(sleep)] }
         if let runtime = c.jsRuntime, !runtime.isEmpty { args += ["--js-runtimes", runtime] }
+        if let cookies { args += ["--cookies", cookies] }
+        for value in c.extractorArgs { args += ["--extractor-args", value] }
+        for folder in c.pluginDirs { args += ["--plugin-dirs", folder] }
         return args
     }
 
-    /// Describes a link: a video in full, a playlist as a flat list of entries.
-    public static func extract(url: String, configuration c: YtDlpConfiguration) -> [String] {
-        common(c) + ["--dump-single-json", "--flat-playlist", "--ignore-no-formats-error", "--no-warnings", "--", url]
+    /// Describes a link: a video in full, a playlist as a flat list of entries. yt-dlp's warnings
+    /// stay on (stderr): a failed challenge shows only as a warning before "format not available".
+    public static func extract(url: String, configuration c: YtDlpConfiguration, cookies: String? = nil) -> [String] {
+        common(c, cookies: cookies) + ["--dump-single-json", "--flat-playlist", "--ignore-no-formats-error", "--", url]
     }
 
     /// Downloads the plan's formats from a saved info JSON, one file per format, with progress and
-    /// finished-file lines on stdout.
-    public static func download(_ r: DownloadRequest, configuration c: YtDlpConfiguration) -> [String] {
+    /// finished-file lines on stdout; paced by `sleep_interval` and `limit_rate`.
+    public static func download(_ r: DownloadRequest, configuration c: YtDlpConfiguration, cookies: String? = nil) -> [String] {
         // yt-dlp reads `%` in an output template as a field: a literal one is written `%%`.
         let base = (r.directory as NSString).appendingPathComponent(r.baseName).replacingOccurrences(of: "%", with: "%%")
+        var pacing: [String] = []
+        if let sleep = c.sleepInterval, sleep > 0 {
+            pacing += ["--sleep-interval", format(sleep)]
+            if let most = c.maxSleepInterval, most > sleep { pacing += ["--max-sleep-interval", format(most)] }
+        }
+        if let rate = c.limitRate, rate > 0 { pacing += ["--limit-rate", String(rate)] }
         var args =
-            common(c) + [
+            common(c, cookies: cookies) + pacing + [
                 "--load-info-json", r.infoJSONPath,
                 "--format", r.plan.selector,
                 "--output", base + ".%(autonumber)d.%(ext)s",
@@ -188,9 +222,10 @@ public struct YtDlp: Sendable {
     /// - Throws: `YtDlpError` (classified from yt-dlp's exit and stderr), or `CancellationError`.
     public func extract(url: String, started: (@Sendable (Int32) -> Void)? = nil) async throws -> (json: [UInt8], extraction: Extraction) {
         let result = try await run(
-            YtDlpArguments.extract(url: url, configuration: configuration), stdout: .collect(limit: Self.infoLimit), started: started)
+            { YtDlpArguments.extract(url: url, configuration: configuration, cookies: $0) }, stdout: .collect(limit: Self.infoLimit),
+            started: started)
         guard result.termination == .exited(0), !result.stdout.isEmpty else {
-            throw ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
+            throw await classified(result)
         }
         if result.stdoutTruncated {
             throw YtDlpError.badOutput("yt-dlp's description of this link is larger than \(Self.infoLimit >> 20) MiB; it cannot be used.")
@@ -208,7 +243,7 @@ public struct YtDlp: Sendable {
     ) async throws -> DownloadedFiles {
         let moved = MovedFiles()
         let result = try await run(
-            YtDlpArguments.download(request, configuration: configuration),
+            { YtDlpArguments.download(request, configuration: configuration, cookies: $0) },
             stdout: .lines({ line in
                 switch OutputLine.parse(line) {
                 case .progress(let p)?: progress(p)
@@ -217,7 +252,7 @@ public struct YtDlp: Sendable {
                 }
             }))
         guard result.termination == .exited(0) else {
-            throw ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
+            throw await classified(result)
         }
         let base = (request.directory as NSString).appendingPathComponent(request.baseName)
         var media = moved.all.filter { $0.hasPrefix(base + ".") && !$0.hasPrefix(base + ".sub.") && !$0.hasPrefix(base + ".thumb.") }
@@ -235,6 +270,31 @@ public struct YtDlp: Sendable {
         return DownloadedFiles(
             media: media, subtitles: Self.subtitleFiles(in: request.directory, baseName: request.baseName),
             thumbnail: Self.thumbnailFile(in: request.directory, baseName: request.baseName))
+    }
+
+    /// The error of a failed run; a failed challenge names the yt-dlp version found.
+    func classified(_ result: ProcessResult) async -> YtDlpError {
+        let error = ErrorClassifier.classify(termination: result.termination, stderr: result.stderrLines)
+        guard case .challenge(_, let detail) = error else { return error }
+        return .challenge(version: await version(), detail: detail)
+    }
+
+    /// `yt-dlp --version`'s answer (its first line, at most 40 characters), or nil when it gives none in 10 s.
+    public func version() async -> String? {
+        let probe = Task {
+            try await ChildProcess.run(
+                executable: configuration.executable, arguments: ["--version"], environment: configuration.environment,
+                stdout: .collect(limit: 4096), killGrace: configuration.killGrace, started: nil)
+        }
+        let timer = Task {
+            try await Task.sleep(for: .seconds(10))
+            probe.cancel()
+        }
+        defer { timer.cancel() }
+        guard let result = try? await probe.value, result.termination == .exited(0) else { return nil }
+        let line = String(decoding: result.stdout, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        return trimmed.isEmpty ? nil : String(trimmed.prefix(40))
     }
 
     /// `<base>.sub.<lang>.<ext>` files, by language.
@@ -256,6 +316,16 @@ public struct YtDlp: Sendable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasPrefix(prefix) && !$0.hasSuffix(".part") }.sorted().first
             .map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    /// Runs yt-dlp with the arguments `build` makes from the run's private cookies copy (nil without cookies).
+    private func run(
+        _ build: (String?) -> [String], stdout: StdoutHandling, started: (@Sendable (Int32) -> Void)? = nil
+    ) async throws -> ProcessResult {
+        guard let source = configuration.cookies else { return try await run(build(nil), stdout: stdout, started: started) }
+        let copy = try CookiesCopy(source: source, directory: configuration.scratchDirectory ?? NSTemporaryDirectory())
+        defer { copy.remove() }
+        return try await run(build(copy.path), stdout: stdout, started: started)
     }
 
     private func run(
@@ -284,4 +354,55 @@ private final class MovedFiles: Sendable {
     private let paths = Mutex<[String]>([])
     func add(_ path: String) { paths.withLock { $0.append(path) } }
     var all: [String] { paths.withLock { $0 } }
+}
+
+/// A run's private copy of the cookies file: created 0600 in the run's folder under a random name,
+/// removed when the run ends. Errors never name the original file.
+struct CookiesCopy {
+    let path: String
+
+    init(source: String, directory: String) throws(YtDlpError) {
+        let name = "cookies-\(UInt64.random(in: 0...UInt64.max)).txt"
+        path = (directory as NSString).appendingPathComponent(name)
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else {
+            throw .executable(
+                "The cookies file (youtube.cookies) cannot be read (\(String(cString: strerror(errno)))); check it and its permissions.")
+        }
+        defer { close(input) }
+        let output = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else {
+            throw .executable("The run's copy of the cookies cannot be written (\(String(cString: strerror(errno)))); check paths.temp.")
+        }
+        var failed = false
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                failed = true
+                break
+            }
+            var offset = 0
+            while offset < n {
+                let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + offset, n - offset) }
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    failed = true
+                    break
+                }
+                offset += w
+            }
+            if failed { break }
+        }
+        fchmod(output, 0o600)
+        close(output)
+        if failed {
+            unlink(path)
+            throw .executable("The cookies could not be copied for this run; check youtube.cookies and paths.temp (full disk?).")
+        }
+    }
+
+    func remove() { unlink(path) }
 }

@@ -17,8 +17,19 @@ public enum YtDlpError: Error, Sendable, Equatable, CustomStringConvertible {
     case noFormat(String)
     /// Live streams and premieres that have not ended cannot be downloaded.
     case live(String)
-    /// Network trouble, server errors (5xx), throttling (429), a dropped connection.
+    /// Network trouble, server errors (5xx), a dropped connection.
     case network(message: String, detail: String)
+    /// YouTube's bot check ("Sign in to confirm you're not a bot"): the `youtube` circuit opens.
+    case botCheck(detail: String)
+    /// HTTP 429: the site rate-limits this server; the `youtube` circuit opens.
+    case rateLimited(detail: String)
+    /// HTTP 403 on the media: expired or host-bound links, or a missing PO token.
+    case forbidden(detail: String)
+    /// YouTube's player challenge ("n challenge solving failed", no JavaScript runtime): yt-dlp is
+    /// too old or lacks its JS runtime. `version` is the yt-dlp version found, when known.
+    case challenge(version: String?, detail: String)
+    /// The site wants a signed-in account (HTTP 401, age-restricted videos): cookies would help.
+    case signInRequired(message: String, detail: String)
     /// yt-dlp failed in a way this module does not recognise.
     case failed(termination: ProcessTermination, detail: String)
     /// The yt-dlp executable could not be started.
@@ -29,13 +40,62 @@ public enum YtDlpError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Whether another attempt could succeed.
     public var isRetryable: Bool {
         switch self {
-        case .network, .failed, .executable, .badOutput: return true
-        case .invalidURL, .hostNotAllowed, .notFound, .unavailable, .unsupported, .noFormat, .live: return false
+        case .network, .failed, .executable, .badOutput, .botCheck, .rateLimited, .forbidden: return true
+        case .invalidURL, .hostNotAllowed, .notFound, .unavailable, .unsupported, .noFormat, .live, .challenge, .signInRequired:
+            return false
         }
     }
 
+    /// Whether the failure says YouTube is pushing back on this server (bot check, HTTP 429): the
+    /// `youtube` circuit opens for every host and the job waits without using an attempt.
+    public var opensCircuit: Bool {
+        switch self {
+        case .botCheck, .rateLimited: return true
+        default: return false
+        }
+    }
+
+    /// The failure's class, as documented: bot_check, rate_limited, forbidden, challenge,
+    /// sign_in, format_unavailable, gone, network, live, unsupported, refused, other.
+    public var kind: String {
+        switch self {
+        case .botCheck: return "bot_check"
+        case .rateLimited: return "rate_limited"
+        case .forbidden: return "forbidden"
+        case .challenge: return "challenge"
+        case .signInRequired: return "sign_in"
+        case .noFormat: return "format_unavailable"
+        case .notFound, .unavailable: return "gone"
+        case .network: return "network"
+        case .live: return "live"
+        case .unsupported: return "unsupported"
+        case .invalidURL, .hostNotAllowed: return "refused"
+        case .failed, .executable, .badOutput: return "other"
+        }
+    }
+
+    /// What to configure when YouTube pushes back.
+    static let pushBackAdvice =
+        "Configure youtube.cookies (cookies of a throwaway account, exported from a private window), "
+        + "a PO-token provider (its plugin folder in youtube.plugin_dirs, its settings in youtube.extractor_args), "
+        + "or a slower youtube.throttle (sleep_requests, sleep_interval, limit_rate)."
+
     public var description: String {
         switch self {
+        case .botCheck(let detail):
+            return "YouTube asks this server to sign in to confirm it is not a bot; YouTube downloads pause on every host "
+                + "(the youtube circuit is open) and this download waits. " + Self.pushBackAdvice + Self.quote(detail)
+        case .rateLimited(let detail):
+            return "YouTube is rate-limiting this server (HTTP 429); YouTube downloads pause on every host "
+                + "(the youtube circuit is open) and this download waits. " + Self.pushBackAdvice + Self.quote(detail)
+        case .forbidden(let detail):
+            return "The site refused the download (HTTP 403). If it keeps happening, update yt-dlp or configure a PO-token "
+                + "provider (youtube.plugin_dirs, youtube.extractor_args) or youtube.cookies." + Self.quote(detail)
+        case .challenge(let version, let detail):
+            return "yt-dlp is too old or lacks its JS runtime (version found: \(version ?? "unknown")): YouTube's player challenge "
+                + "could not be solved. Install yt-dlp 2025.11.12 or newer as yt-dlp[default] (pip install -U \"yt-dlp[default]\") "
+                + "and a JavaScript runtime (deno, or node or bun with youtube.js_runtime)." + Self.quote(detail)
+        case .signInRequired(let message, _): return message
         case .invalidURL(let reason): return reason
         case .hostNotAllowed(let host):
             return "Downloads from \(host) are not allowed: only YouTube and the hosts in youtube.allowed_hosts are."
@@ -52,6 +112,7 @@ public enum YtDlpError: Error, Sendable, Equatable, CustomStringConvertible {
     public var detail: String {
         switch self {
         case .notFound(_, let d), .unavailable(_, let d), .network(_, let d), .unsupported(let d), .failed(_, let d): return d
+        case .botCheck(let d), .rateLimited(let d), .forbidden(let d), .challenge(_, let d), .signInRequired(_, let d): return d
         default: return ""
         }
     }
@@ -63,9 +124,11 @@ public enum YtDlpError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Maps yt-dlp's exit and stderr to a `YtDlpError`: permanent for what no retry can change
-/// (unavailable, private, removed, no such format, 404), retryable for network trouble, server
-/// errors and throttling, and for anything it does not recognise.
+/// Maps yt-dlp's exit and stderr to a `YtDlpError`: YouTube's bot check and HTTP 429 (the
+/// `youtube` circuit), 403, a failed player challenge (too old a yt-dlp, no JS runtime), sign-in
+/// required (401, age-restricted), format unavailable, gone (404, removed, private), network;
+/// permanent for what no retry can change, retryable for network trouble, server errors and for
+/// anything it does not recognise.
 public enum ErrorClassifier {
     /// The error for a run that ended with `termination` after writing `stderr` (its last lines).
     public static func classify(termination: ProcessTermination, stderr: [String]) -> YtDlpError {
@@ -83,18 +146,39 @@ public enum ErrorClassifier {
         }
         func has(_ needles: String...) -> Bool { needles.contains { text.contains($0) } }
 
-        // Throttling and server trouble first: "HTTP Error 503" must not read as a missing page.
+        // YouTube pushing back first: the bot check's text also says "use --cookies".
+        if has(
+            "sign in to confirm you’re not a bot", "sign in to confirm you're not a bot", "confirm you are not a robot",
+            "confirm you’re not a bot", "confirm you're not a bot")
+        {
+            return .botCheck(detail: detail)
+        }
         if has("http error 429", "too many requests", "rate-limited", "rate limited") {
-            return .network(
-                message: "The site is throttling downloads (HTTP 429); the download will be tried again later.\(said)", detail: detail)
+            return .rateLimited(detail: detail)
+        }
+        // A failed challenge is only a warning; the error that follows is "format not available" or none.
+        let everything = stderr.joined(separator: "\n").lowercased()
+        let challenge = [
+            "challenge solving failed", "no supported javascript runtime", "signature extraction failed",
+            "nsig extraction failed", "unable to extract nsig", "js challenge", "only images are available",
+        ].contains { everything.contains($0) }
+        let challengeDetail =
+            (stderr.filter { line in
+                let l = line.lowercased()
+                return l.contains("challenge") || l.contains("javascript runtime") || l.contains("nsig") || l.contains("signature")
+            }.suffix(2) + errors.suffix(2)).joined(separator: "\n")
+        if challenge,
+            errors.isEmpty || has("requested format is not available", "no video formats found", "no formats found", "challenge")
+                || httpStatus(in: text) == 403
+        {
+            return .challenge(version: nil, detail: challengeDetail)
         }
         if let code = httpStatus(in: text), (500...599).contains(code) {
             return .network(
                 message: "The site answered with a server error (HTTP \(code)); the download will be tried again.\(said)", detail: detail)
         }
-        if has("sign in to confirm you’re not a bot", "sign in to confirm you're not a bot", "confirm you are not a robot") {
-            return .network(
-                message: "YouTube asks to confirm this host is not a bot; the download will be tried again later.\(said)", detail: detail)
+        if let code = httpStatus(in: text), code == 403 {
+            return .forbidden(detail: detail)
         }
         if has("unsupported url") {
             return .unsupported(detail: detail)
@@ -112,8 +196,9 @@ public enum ErrorClassifier {
             return .unavailable(message: "The video is for channel members only; it cannot be downloaded.\(said)", detail: detail)
         }
         if has("sign in to confirm your age", "age-restricted", "age restricted", "inappropriate for some users") {
-            return .unavailable(
-                message: "The video is age-restricted and needs a signed-in account; it cannot be downloaded.\(said)", detail: detail)
+            return .signInRequired(
+                message: "The video is age-restricted and needs a signed-in account; configure youtube.cookies "
+                    + "with the cookies of an account allowed to watch it (Netscape format).\(said)", detail: detail)
         }
         if has(
             "not available in your country", "blocked it in your country", "geo restriction", "geo-restricted",
@@ -132,6 +217,15 @@ public enum ErrorClassifier {
         }
         if has("does not exist", "playlist does not exist", "incomplete youtube id", "invalid video id") {
             return .notFound(message: "The video or playlist does not exist; check the link.\(said)", detail: detail)
+        }
+        if httpStatus(in: text) == 401
+            || has(
+                "login required", "requires login", "sign in to view", "this video requires payment", "login to view",
+                "use --cookies-from-browser or --cookies", "account cookies")
+        {
+            return .signInRequired(
+                message: "The site asks to sign in for this video; configure youtube.cookies with a signed-in account's "
+                    + "cookies (Netscape format).\(said)", detail: detail)
         }
         if let code = httpStatus(in: text) {
             return .network(message: "The site refused the download (HTTP \(code)); it will be tried again.\(said)", detail: detail)

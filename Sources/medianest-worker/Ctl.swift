@@ -189,6 +189,16 @@ enum CtlText {
             let mine = a["isLeader"]?.boolValue == true ? " (this daemon)" : ""
             lines.append("leader    \(leader == .null ? "none" : CtlFormat.text(leader))\(mine)")
         }
+        if case .object(let circuits)? = a["circuits"], !circuits.isEmpty {
+            lines.append("circuits  " + circuits.map { "\($0.0) \(CtlFormat.text($0.1))" }.joined(separator: ", "))
+        }
+        if let ytdlp = a["ytDlp"], ytdlp != .null {
+            var line =
+                "yt-dlp    \(CtlFormat.text(ytdlp["version"])) (\(CtlFormat.text(ytdlp["ageDays"])) days old), JS runtime "
+                + CtlFormat.text(ytdlp["jsRuntime"])
+            if let warning = ytdlp["warning"]?.stringValue { line += "; WARNING: " + warning }
+            lines.append(line)
+        }
         lines.append("")
         let queues = array(a["queues"]).map { q in
             [

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import YtDlp
@@ -61,5 +62,53 @@ extension Array where Element == String {
     func contains(_ pair: [String]) -> Bool {
         guard pair.count <= count else { return false }
         return (0...(count - pair.count)).contains { Array(self[$0..<$0 + pair.count]) == pair }
+    }
+}
+
+@Suite("yt-dlp arguments for cookies, extractor args, plugins and pacing")
+struct AccessArgumentsTests {
+    let config = YtDlpConfiguration(
+        executable: "yt-dlp", environment: [:], cookies: "/etc/c.txt",
+        extractorArgs: ["youtube:player_client=default,mweb", "youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416"],
+        pluginDirs: ["/var/lib/p1", "/var/lib/p2"], sleepInterval: 10, maxSleepInterval: 20, limitRate: 4_000_000)
+
+    @Test func extractGetsTheCopyExtractorArgsAndPluginsButNoPacing() {
+        let args = YtDlpArguments.extract(url: "u", configuration: config, cookies: "/tmp/job/cookies-1.txt")
+        #expect(args.contains(["--cookies", "/tmp/job/cookies-1.txt"]))
+        #expect(!args.contains("/etc/c.txt"), "yt-dlp never sees the original file: it writes cookies back")
+        #expect(args.contains(["--extractor-args", "youtube:player_client=default,mweb"]))
+        #expect(args.contains(["--extractor-args", "youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416"]))
+        #expect(args.contains(["--plugin-dirs", "/var/lib/p1"]) && args.contains(["--plugin-dirs", "/var/lib/p2"]))
+        #expect(!args.contains("--sleep-interval") && !args.contains("--limit-rate"))
+        #expect(!args.contains("--no-warnings"), "challenge warnings must reach the classifier")
+        #expect(args.firstIndex(of: "--") == args.count - 2)
+    }
+
+    @Test func downloadIsPaced() {
+        let plan = FormatPlan(kind: .combined, formats: [FormatInfo(id: "18")], container: .mp4)
+        let request = DownloadRequest(infoJSONPath: "/tmp/j/i.json", plan: plan, directory: "/tmp/j", baseName: "dl-j")
+        let args = YtDlpArguments.download(request, configuration: config, cookies: "/tmp/j/cookies-2.txt")
+        #expect(args.contains(["--sleep-interval", "10"]) && args.contains(["--max-sleep-interval", "20"]))
+        #expect(args.contains(["--limit-rate", "4000000"]))
+        #expect(args.contains(["--cookies", "/tmp/j/cookies-2.txt"]))
+        let plain = YtDlpArguments.download(request, configuration: YtDlpConfiguration(environment: [:]))
+        for option in ["--cookies", "--extractor-args", "--plugin-dirs", "--sleep-interval", "--max-sleep-interval", "--limit-rate"] {
+            #expect(!plain.contains(option))
+        }
+    }
+
+    @Test func cookiesCopyIsPrivateAndRemoved() throws {
+        let dir = NSTemporaryDirectory() + "ytdlp-cookies-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = dir + "/source.txt"
+        try "# Netscape HTTP Cookie File\n.x\tTRUE\t/\tFALSE\t0\ta\tb\n".write(toFile: source, atomically: true, encoding: .utf8)
+        let copy = try CookiesCopy(source: source, directory: dir)
+        var st = stat()
+        #expect(stat(copy.path, &st) == 0 && (st.st_mode & 0o777) == 0o600)
+        #expect(try String(contentsOfFile: copy.path, encoding: .utf8) == String(contentsOfFile: source, encoding: .utf8))
+        copy.remove()
+        #expect(!FileManager.default.fileExists(atPath: copy.path))
+        #expect(throws: YtDlpError.self) { try CookiesCopy(source: dir + "/missing.txt", directory: dir) }
     }
 }

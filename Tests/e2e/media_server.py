@@ -11,6 +11,7 @@ Routes
     /dash/<file>       DASH manifests (manifest.mpd; subbed.mpd with English subtitles) and segments
     /page/<name>.html  an HTML page with a <title> and a <video> (see add_page)
     /feed/<name>.xml   an RSS feed of enclosures (see add_feed): a playlist
+    /private/<file>    the file only with the cookie `required_cookie` (name, value); else 401
     anything else      404
 
 Every request is counted by path (`hits`), so a test can tell whether something was fetched.
@@ -77,6 +78,8 @@ class MediaServer:
         self.hits: collections.Counter[str] = collections.Counter()
         self.pages: dict[str, tuple[str, str]] = {}
         self.feeds: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}
+        self.required_cookie: tuple[str, str] = ("mn_session", "private-cookie-value-0123456789")
+        self.cookie_headers: list[str] = []
         self.lock = threading.Lock()
         server = self
 
@@ -106,6 +109,14 @@ class MediaServer:
                     return self.file(server.root / "media" / name, head, rate=server.rate)
                 if kind == "drop":
                     return self.file(server.root / "media" / name, head, drop=server.dropping)
+                if kind == "private":
+                    cookie = self.headers.get("Cookie") or ""
+                    with server.lock:
+                        server.cookie_headers.append(cookie)
+                    wanted = "=".join(server.required_cookie)
+                    if wanted not in [c.strip() for c in cookie.split(";")]:
+                        return self.unauthorized()
+                    return self.file(server.root / "media" / name, head)
                 if kind == "dash":
                     return self.file(server.root / "dash" / name, head)
                 if kind == "page" and name in server.pages:
@@ -127,6 +138,14 @@ class MediaServer:
             def not_found(self):
                 body = b"not found"
                 self.send_response(404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def unauthorized(self):
+                body = b"sign in first"
+                self.send_response(401)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -225,6 +244,7 @@ class MediaServer:
     def reset(self) -> None:
         with self.lock:
             self.hits.clear()
+            self.cookie_headers.clear()
         self.dropping = False
 
 

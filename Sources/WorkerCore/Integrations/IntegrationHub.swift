@@ -21,6 +21,10 @@ package final class IntegrationHub: Sendable {
     package let caller: ServiceCaller
     /// Breakers are reported through the services of the worker that owns the hub (weakly: the services own the hub).
     private let attached = Mutex<WeakServices>(WeakServices())
+    /// The last check of yt-dlp (start-up or `service.health`).
+    private let ytDlpCheck = Mutex<YtDlpSummary?>(nil)
+    /// Circuits kept in Redis for the whole cluster (`youtube`), as last read: state and whether it holds back.
+    private let clusterCircuits = Mutex<[String: (state: String, holdingBack: Bool)]>([:])
 
     /// Per-request policy of Plex calls: 10 s, two more tries after 0.5 s and 1 s on 5xx and connection errors.
     package static let plexPolicy = CallPolicy(timeout: 10, retries: 2, backoff: 0.5, maxBackoff: 4)
@@ -78,6 +82,7 @@ package final class IntegrationHub: Sendable {
     /// Plex and Overseerr are listed (as closed) as soon as they are configured, before any call.
     package func circuitOpen(configuration: WorkerConfiguration? = nil) -> [String: Bool] {
         var out = caller.breakers.holdingBack()
+        for (name, seen) in clusterCircuits.withLock({ $0 }) { out[name] = seen.holdingBack }
         if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = false }
         if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = false }
         return out
@@ -87,9 +92,39 @@ package final class IntegrationHub: Sendable {
     /// services are listed (as closed) before their first call, as in the gauge.
     package func circuitStates(configuration: WorkerConfiguration? = nil) -> [String: String] {
         var out = caller.breakers.snapshot().mapValues(\.rawValue)
+        for (name, seen) in clusterCircuits.withLock({ $0 }) { out[name] = seen.state }
         if configuration?.plex != nil, out[PlexClient.service] == nil { out[PlexClient.service] = "closed" }
         if configuration?.overseerr != nil, out[OverseerrClient.service] == nil { out[OverseerrClient.service] = "closed" }
         return out
+    }
+
+    /// What `ctl status` and `medianest_ytdlp_info` show of yt-dlp.
+    package struct YtDlpSummary: Sendable, Equatable {
+        package var version: String
+        package var channel: String
+        package var ageDays: Int?
+        package var jsRuntime: String
+        package var plugins: [String]
+        package var status: String
+        package var warning: String?
+    }
+
+    func noteYtDlp(_ check: ServiceHealthHandler.Check) {
+        func detail(_ name: String) -> String? { check.details.first { $0.0 == name }?.1.stringValue }
+        let runtime = detail("jsRuntime").flatMap { $0.split(separator: ":").first.map(String.init) } ?? "none"
+        let summary = YtDlpSummary(
+            version: detail("version") ?? "none", channel: detail("channel") ?? "unknown",
+            ageDays: check.details.first { $0.0 == "ageDays" }.flatMap { Int($0.1.encoded) }, jsRuntime: runtime,
+            plugins: (detail("plugins") ?? "").split(separator: ",").map(String.init), status: check.status, warning: check.message)
+        ytDlpCheck.withLock { $0 = summary }
+    }
+
+    /// The last check of yt-dlp, nil before the first.
+    package var ytDlp: YtDlpSummary? { ytDlpCheck.withLock { $0 } }
+
+    /// Records what a cluster-wide circuit looks like now (from Redis, or after this host changed it).
+    package func noteClusterCircuit(_ service: String, state: String, holdingBack: Bool) {
+        clusterCircuits.withLock { $0[service] = (state, holdingBack) }
     }
 
     private func breakerChanged(_ service: String, _ state: BreakerState) {

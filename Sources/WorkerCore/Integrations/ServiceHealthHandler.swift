@@ -1,10 +1,12 @@
 import Foundation
 import JSON
+import Logging
 import PostgresClient
 import RedisClient
 import ServiceClients
 import Synchronization
 import WorkerConfig
+import YtDlp
 
 /// `service.health`: checks what the daemon depends on and records it.
 ///
@@ -53,6 +55,7 @@ struct ServiceHealthHandler: JobHandler {
             return all.sorted { $0.service < $1.service }
         }
         await context.report(Progress(stage: "recording", percent: 90))
+        if let ytdlp = checks.first(where: { $0.service == "yt-dlp" }) { services.integrations.noteYtDlp(ytdlp) }
         let circuits = services.integrations.circuitStates()
         await Self.record(checks, circuits: circuits, services: services, context: context)
         let down = checks.filter { $0.status == "down" }.map(\.service)
@@ -135,14 +138,20 @@ struct ServiceHealthHandler: JobHandler {
             details: [("path", .string(path)), ("freeBytes", .number(String(free))), ("totalBytes", .number(String(total)))])
     }
 
-    /// yt-dlp's version (`yt-dlp --version`) and a JavaScript runtime: the configured one
-    /// (`youtube.js_runtime`, `name` or `name:path`), else deno, node, bun or qjs in `PATH`.
-    static func ytDlp(_ settings: YouTubeSettings) async -> Check {
+    /// yt-dlp's version (`yt-dlp --version`), its channel and age (versions are release dates), a
+    /// JavaScript runtime (the configured one, `youtube.js_runtime` as `name` or `name:path`, else
+    /// deno, node, bun or qjs in `PATH`) and the plugin packages found in `youtube.plugin_dirs`.
+    /// `degraded` when older than 2025.11.12, older than 90 days, or without a JS runtime.
+    static func ytDlp(_ settings: YouTubeSettings, now: Date = Date()) async -> Check {
         let start = ContinuousClock.now
         let run = await ProcessProbe.run(settings.ytDlp, ["--version"], timeout: checkTimeout - 1)
         let ms = milliseconds(ContinuousClock.now - start)
         let runtime = javaScriptRuntime(settings.jsRuntime)
-        var details: [(String, JSONValue)] = [("jsRuntime", runtime.map { .string($0) } ?? .null)]
+        let plugins = pluginPackages(settings.pluginDirs)
+        var details: [(String, JSONValue)] = [
+            ("jsRuntime", runtime.map { .string($0) } ?? .null),
+            ("plugins", .string(plugins.joined(separator: ","))),
+        ]
         guard let output = run, output.status == 0, let version = output.text.split(whereSeparator: \.isNewline).first.map(String.init)
         else {
             return Check(
@@ -150,12 +159,69 @@ struct ServiceHealthHandler: JobHandler {
                 message: "\(settings.ytDlp) --version did not run (is yt-dlp installed? see youtube.yt_dlp)", details: details)
         }
         details.insert(("version", .string(version)), at: 0)
-        guard runtime != nil else {
-            return Check(
-                service: "yt-dlp", status: "degraded", responseTimeMs: ms,
-                message: "no JavaScript runtime (deno, node, bun or qjs) found; YouTube downloads may fail", details: details)
+        var problems: [String] = []
+        if let parsed = YtDlpVersion(version) {
+            let age = parsed.ageDays(now: now)
+            details.insert(("channel", .string(parsed.channel)), at: 1)
+            details.insert(("ageDays", .number(String(age))), at: 2)
+            if parsed < YtDlpVersion.minimum {
+                problems.append(
+                    "yt-dlp \(version) is older than \(YtDlpVersion.minimum): YouTube needs 2025.11.12 or newer with a JS runtime; "
+                        + "update it (pip install -U \"yt-dlp[default]\")")
+            } else if age > YtDlpVersion.staleDays {
+                problems.append(
+                    "yt-dlp \(version) is \(age) days old (more than \(YtDlpVersion.staleDays)); YouTube changes often: update it "
+                        + "(pip install -U \"yt-dlp[default]\")")
+            }
+        } else {
+            problems.append("yt-dlp's version \"\(version.prefix(40))\" is not a release date; its age is unknown")
         }
-        return Check(service: "yt-dlp", status: "up", responseTimeMs: ms, details: details)
+        if runtime == nil {
+            problems.append("no JavaScript runtime (deno, node, bun or qjs) found; YouTube downloads may fail (set youtube.js_runtime)")
+        }
+        return Check(
+            service: "yt-dlp", status: problems.isEmpty ? "up" : "degraded", responseTimeMs: ms,
+            message: problems.isEmpty ? nil : problems.joined(separator: "; "), details: details)
+    }
+
+    /// Plugin packages in the plugin folders: sub-folders holding `yt_dlp_plugins`, and `.zip`/`.whl` files.
+    static func pluginPackages(_ folders: [String]) -> [String] {
+        var found: [String] = []
+        for folder in folders {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+            for name in names {
+                let path = (folder as NSString).appendingPathComponent(name)
+                var isDirectory: ObjCBool = false
+                if name.hasSuffix(".zip") || name.hasSuffix(".whl") {
+                    found.append(name)
+                } else if FileManager.default.fileExists(atPath: path + "/yt_dlp_plugins", isDirectory: &isDirectory), isDirectory.boolValue
+                {
+                    found.append(name)
+                }
+            }
+        }
+        return found
+    }
+
+    /// The start-up check of yt-dlp: recorded in `P:health:yt-dlp`, kept for `ctl status` and
+    /// `medianest_ytdlp_info`, and logged (a warning when degraded or down).
+    package static func startupYtDlpCheck(_ services: WorkerServices) async {
+        let check = await bounded("yt-dlp") { await ytDlp(services.configuration.youtube) }
+        services.integrations.noteYtDlp(check)
+        var fields = [
+            "HSET", "\(services.queue.keys.prefix):health:yt-dlp", "status", check.status, "checkedAt", Timestamp.now(),
+            "message", check.message ?? "",
+        ]
+        for (name, value) in check.details { fields += [name, value.stringValue ?? (value == .null ? "" : value.encoded)] }
+        _ = try? await services.redis.send(RedisCommand(fields))
+        var metadata: Logger.Metadata = ["status": "\(check.status)"]
+        for (name, value) in check.details { metadata[name] = "\(value.stringValue ?? value.encoded)" }
+        if let message = check.message {
+            metadata["problem"] = "\(message)"
+            services.logger.warning("yt-dlp check", metadata: metadata)
+        } else {
+            services.logger.info("yt-dlp check", metadata: metadata)
+        }
     }
 
     static func javaScriptRuntime(_ configured: String?) -> String? {
@@ -206,7 +272,8 @@ struct ServiceHealthHandler: JobHandler {
             if let circuit = circuits[check.service] { details.append(("circuit", .string(circuit))) }
             var uptime: (day: String?, month: String?) = (nil, nil)
             do {
-                let row = try await services.postgres.query(Self.recordSQL,
+                let row = try await services.postgres.query(
+                    Self.recordSQL,
                     [
                         PostgresBind(check.service), PostgresBind(check.status), PostgresBind(check.responseTimeMs),
                         PostgresBind(json: JSONValue.object(details).encoded),
@@ -221,7 +288,8 @@ struct ServiceHealthHandler: JobHandler {
         var statusCommands = zip(checks, dashboard).map { check, json in
             RedisCommand(["SET", "status:\(check.service)", json, "EX", String(Self.dashboardTTL)])
         }
-        statusCommands.append(RedisCommand(["SET", "status:all", "[" + dashboard.joined(separator: ",") + "]", "EX", String(Self.dashboardTTL)]))
+        statusCommands.append(
+            RedisCommand(["SET", "status:all", "[" + dashboard.joined(separator: ",") + "]", "EX", String(Self.dashboardTTL)]))
         do {
             _ = try await services.redis.pipeline(statusCommands)
         } catch {

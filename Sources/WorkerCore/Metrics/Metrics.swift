@@ -63,6 +63,8 @@ package final class Metrics: Sendable {
         package var recordsOldestSeconds: Double = 0
         /// Outcomes waiting for their observers in `P:outcomes`.
         package var outcomesPending: Int = 0
+        /// yt-dlp as last checked: version, channel, JS runtime name, age in days.
+        package var ytDlp: (version: String, channel: String, jsRuntime: String, ageDays: Int?)?
         package init() {}
     }
 
@@ -103,6 +105,16 @@ package final class Metrics: Sendable {
             gauges.circuitOpen.mapValues { $0 ? 1 : 0 })
         func single(_ name: String, _ type: String, _ help: String, _ value: Double) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(format(value))\n"
+        }
+        if let y = gauges.ytDlp {
+            out += "# HELP medianest_ytdlp_info yt-dlp as last checked (start-up or service.health): version, channel and JS runtime.\n"
+            out += "# TYPE medianest_ytdlp_info gauge\n"
+            out += "medianest_ytdlp_info\(labels([("version", y.version), ("channel", y.channel), ("js_runtime", y.jsRuntime)])) 1\n"
+            if let age = y.ageDays {
+                single(
+                    "medianest_ytdlp_age_seconds", "gauge", "Time since the release of the yt-dlp found (a warning past 90 days).",
+                    Double(age) * 86400)
+            }
         }
         single(
             "medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide.",

@@ -45,7 +45,11 @@ struct YouTubeDownloadHandler: JobHandler {
         let request = try YouTubeRequest(
             payload: context.payload, jobId: context.job.id, userId: context.envelope.userId,
             configuration: configuration)
-        return try await YouTubeDownload(context: context, request: request, configuration: configuration).run()
+        do {
+            return try await YouTubeDownload(context: context, request: request, configuration: configuration).run()
+        } catch let forbidden as ForbiddenDownload {
+            throw forbidden.failure
+        }
     }
 }
 
@@ -75,11 +79,17 @@ struct YouTubeDownload: Sendable {
         self.configuration = configuration
         records = DownloadRecords(pool: context.services.postgres, logger: context.logger)
         cache = MetadataCache(redis: context.services.redis, prefix: context.services.queue.keys.prefix, logger: context.logger)
-        ytdlp = YtDlp(
-            configuration: YtDlpConfiguration(
-                executable: configuration.youtube.ytDlp, sleepRequests: configuration.youtube.sleepRequests,
-                jsRuntime: configuration.youtube.jsRuntime))
+        ytdlp = YtDlp(configuration: Self.ytDlpConfiguration(configuration.youtube, context: context))
         baseName = "dl-" + context.job.id.replacingOccurrences(of: ":", with: "_")
+    }
+
+    /// How yt-dlp runs for this job: `youtube.*` settings; the cookies copy goes into the job's temporary folder.
+    static func ytDlpConfiguration(_ y: YouTubeSettings, context: JobContext) -> YtDlpConfiguration {
+        YtDlpConfiguration(
+            executable: y.ytDlp, sleepRequests: y.sleepRequests, jsRuntime: y.jsRuntime,
+            cookies: y.cookies, extractorArgs: y.extractorArgs, pluginDirs: y.pluginDirs,
+            sleepInterval: y.sleepInterval, maxSleepInterval: y.maxSleepInterval, limitRate: y.limitRate,
+            scratchDirectory: y.cookies == nil ? nil : try? context.temporaryDirectory())
     }
 
     func run() async throws -> JSONValue {
@@ -108,6 +118,25 @@ struct YouTubeDownload: Sendable {
             }
             do {
                 return try await downloadVideo(info, json: json)
+            } catch let forbidden as ForbiddenDownload {
+                // HTTP 403: links in the description may have expired or be bound to another
+                // host's address. Once, in this attempt, with a description made afresh.
+                await cache.forget(info: info, source: request.source)
+                context.logger.notice("HTTP 403 from the site: trying once more with fresh metadata")
+                let (freshJSON, fresh) = try await ytDlpCall { try await ytdlp.extract(url: request.source.url) }
+                guard case .video(var again) = fresh else { throw forbidden.failure }
+                if let hints = request.entry {
+                    again.title = hints.title ?? again.title
+                    again.channel = hints.channel ?? again.channel
+                    again.description = hints.description ?? again.description
+                    again.timestamp = hints.timestamp ?? again.timestamp
+                }
+                do {
+                    return try await downloadVideo(again, json: freshJSON)
+                } catch let twice as ForbiddenDownload {
+                    throw JobFailure.permanent(
+                        twice.failure.message + " It was refused again with fresh metadata.", detail: twice.failure.detail)
+                }
             } catch let failure as JobFailure where cached && failure.retryable {
                 // Links in a cached description may have expired or be bound to another host's
                 // address: the next attempt describes the video afresh.
@@ -121,13 +150,16 @@ struct YouTubeDownload: Sendable {
 
     /// The link's info JSON: from the cache, else from yt-dlp (then cached). The flag says
     /// whether it came from the cache.
+    /// With `youtube.cookies` nothing is cached: yt-dlp writes the account's cookies into the info
+    /// JSON (each format's `cookies`), and they must never reach Redis.
     func describe() async throws -> ([UInt8], Extraction, Bool) {
-        if let cached = await cache.lookup(request.source), let extraction = try? Extraction.parse(cached) {
+        let cacheable = configuration.youtube.cookies == nil
+        if cacheable, let cached = await cache.lookup(request.source), let extraction = try? Extraction.parse(cached) {
             context.logger.debug("metadata from cache")
             return (cached, extraction, true)
         }
         let (json, extraction) = try await ytDlpCall { try await ytdlp.extract(url: request.source.url) }
-        if case .video(let info) = extraction {
+        if cacheable, case .video(let info) = extraction {
             await cache.store(json, info: info, source: request.source)
         }
         return (json, extraction, false)
@@ -446,14 +478,64 @@ struct YouTubeDownload: Sendable {
         OutputContainer(rawValue: c.rawValue) ?? .mp4
     }
 
-    /// Runs a yt-dlp call, turning its errors into the job's.
+    /// Runs a yt-dlp call through the cluster-wide `youtube` circuit, turning its errors into the
+    /// job's. While the circuit is open the job waits (attempt not counted); a bot check or an
+    /// HTTP 429 opens it for every host; a 403 is thrown as ``ForbiddenDownload`` (tried once
+    /// more with fresh metadata by ``run()``).
     func ytDlpCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        let circuit = YouTubeCircuit(redis: context.services.redis, prefix: context.services.queue.keys.prefix)
+        let hub = context.services.integrations
+        let permit = await circuit.acquire()
+        if case .wait(let seconds, let reason) = permit {
+            hub.noteClusterCircuit(YouTubeCircuit.service, state: "open", holdingBack: true)
+            await context.report(Progress(stage: "waiting for youtube"))
+            let cause =
+                reason.map { $0 == "rate_limited" ? YtDlpError.rateLimited(detail: "") : .botCheck(detail: "") } ?? .botCheck(detail: "")
+            throw JobFailure.waiting(
+                cause.description, seconds: seconds, detail: "youtube circuit open; next trial in \(Int(seconds.rounded(.up))) s")
+        }
         do {
-            return try await body()
+            let value = try await body()
+            if await circuit.answered(permit) {
+                hub.noteClusterCircuit(YouTubeCircuit.service, state: "closed", holdingBack: false)
+                context.logger.notice("youtube circuit closed: the trial download went through", metadata: ["service": "youtube"])
+            }
+            return value
         } catch let error as YtDlpError {
-            throw JobFailure(error.description, retryable: error.isRetryable, detail: error.detail.isEmpty ? nil : error.detail)
+            let detail = error.detail.isEmpty ? nil : error.detail
+            if error.opensCircuit {
+                let (seconds, opened) = await circuit.trip(permit, reason: error.kind, consumer: context.services.queue.consumer)
+                hub.noteClusterCircuit(YouTubeCircuit.service, state: "open", holdingBack: true)
+                if opened {
+                    context.logger.warning(
+                        "youtube circuit open: YouTube downloads pause on every host",
+                        metadata: ["service": "youtube", "reason": "\(error.kind)", "retryIn": "\(Int(seconds.rounded(.up))) s"])
+                }
+                await context.report(Progress(stage: "waiting for youtube"))
+                throw JobFailure.waiting(error.description, seconds: seconds, detail: detail)
+            }
+            switch error.kind {
+            case "network", "other": await circuit.release(permit)
+            default:
+                // YouTube answered (a missing video, a 403, a sign-in page): a trial closes the circuit.
+                if await circuit.answered(permit) {
+                    hub.noteClusterCircuit(YouTubeCircuit.service, state: "closed", holdingBack: false)
+                }
+            }
+            let failure = JobFailure(error.description, retryable: error.isRetryable, detail: detail)
+            if case .forbidden = error { throw ForbiddenDownload(failure: failure) }
+            throw failure
+        } catch {
+            await circuit.release(permit)
+            throw error
         }
     }
+}
+
+/// An HTTP 403 from yt-dlp: ``YouTubeDownload/run()`` tries once more with fresh metadata; any
+/// other caller sees it as the retryable failure it carries.
+struct ForbiddenDownload: Error, Sendable {
+    let failure: JobFailure
 }
 
 func fileSize(_ path: String) -> Int64 {
