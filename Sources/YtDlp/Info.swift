@@ -209,7 +209,11 @@ public enum Extraction: Sendable, Equatable {
             let total = fragments.reduce(0.0) { $0 + (double(($1 as? [String: Any])?["duration"]) ?? 0) }
             if total > 0 { fragmentsDuration = max(fragmentsDuration ?? 0, total) }
         }
-        let formats = (dict["formats"] as? [Any] ?? []).compactMap { item -> FormatInfo? in
+        // A video of one format (an extractor that gave a `url` and no list, e.g. a page's JSON-LD) is
+        // described with that format's fields at the top level.
+        let listed = dict["formats"] as? [Any] ?? []
+        let formatDicts: [Any] = listed.isEmpty && string(dict["url"]) != nil && string(dict["format_id"]) != nil ? [dict] : listed
+        let formats = formatDicts.compactMap { item -> FormatInfo? in
             guard let f = item as? [String: Any], let fid = string(f["format_id"]) else { return nil }
             return FormatInfo(
                 id: fid, ext: string(f["ext"]), vcodec: string(f["vcodec"]), acodec: string(f["acodec"]),

@@ -24,6 +24,18 @@ struct InfoTests {
         #expect(v.subtitles["en"]?.count == 2 && v.automaticCaptions.keys.sorted() == ["de"])
     }
 
+    @Test func aVideoOfOneFormatIsDescribedAtTheTopLevel() throws {
+        let json = #"""
+            {"id":"page","title":"T","extractor":"generic","url":"http://127.0.0.1/v.mp4","format_id":"0","ext":"mp4",
+             "protocol":"http","formats":null,"chapters":[{"title":"A","start_time":0,"end_time":15}]}
+            """#
+        guard case .video(let v) = try Extraction.parse(Array(json.utf8)) else { Issue.record("not a video"); return }
+        #expect(v.formats.map(\.id) == ["0"] && v.formats[0].ext == "mp4")
+        let listed = #"{"id":"x","url":"http://127.0.0.1/v.mp4","format_id":"0","formats":[{"format_id":"18","ext":"mp4"}]}"#
+        guard case .video(let w) = try Extraction.parse(Array(listed.utf8)) else { Issue.record("not a video"); return }
+        #expect(w.formats.map(\.id) == ["18"], "a list wins over the top level")
+    }
+
     @Test func aPlaylist() throws {
         let json = #"""
             {"_type":"playlist","id":"PLx","title":"Mix","extractor":"youtube:tab","entries":[

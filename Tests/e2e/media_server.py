@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import html
+import json
 import os
 import shutil
 import socket
@@ -77,6 +78,9 @@ class MediaServer:
         self.dropping = False
         self.hits: collections.Counter[str] = collections.Counter()
         self.pages: dict[str, tuple[str, str]] = {}
+        # name -> (title, video path, chapters [(start, end, title)]): pages that describe their video in
+        # schema.org JSON-LD, whose hasPart clips yt-dlp reads as the video's own chapters.
+        self.ld_pages: dict[str, tuple[str, str, list[tuple[float, float, str]]]] = {}
         self.feeds: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}
         self.required_cookie: tuple[str, str] = ("mn_session", "private-cookie-value-0123456789")
         self.cookie_headers: list[str] = []
@@ -123,6 +127,14 @@ class MediaServer:
                     title, video = server.pages[name]
                     body = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
                             f"<body><video controls><source src='{html.escape(video)}' type='video/mp4'></video></body></html>")
+                    return self.bytes(body.encode(), "text/html; charset=utf-8", head)
+                if kind == "ldpage" and name in server.ld_pages:
+                    title, video, parts = server.ld_pages[name]
+                    ld = {"@context": "https://schema.org", "@type": "VideoObject", "name": title,
+                          "contentUrl": f"http://127.0.0.1:{server.port}{video}", "encodingFormat": "video/mp4",
+                          "hasPart": [{"@type": "Clip", "name": t, "startOffset": a, "endOffset": b} for a, b, t in parts]}
+                    body = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                            f"<script type='application/ld+json'>{json.dumps(ld)}</script></head><body></body></html>")
                     return self.bytes(body.encode(), "text/html; charset=utf-8", head)
                 if kind == "feed" and name in server.feeds:
                     title, items = server.feeds[name]
@@ -231,6 +243,11 @@ class MediaServer:
     def add_page(self, name: str, title: str, video: str = "/media/title.mp4") -> str:
         self.pages[name] = (title, video)
         return self.url(f"page/{name}")
+
+    def add_ld_page(self, name: str, title: str, video: str, chapters: list[tuple[float, float, str]]) -> str:
+        """A page whose JSON-LD VideoObject names the video and its chapters (hasPart clips)."""
+        self.ld_pages[name] = (title, video, chapters)
+        return self.url(f"ldpage/{name}")
 
     def add_feed(self, name: str, title: str, items: list[tuple[str, str, str]]) -> str:
         """An RSS feed of (title, enclosure url, guid) items; yt-dlp takes the guid as the id."""

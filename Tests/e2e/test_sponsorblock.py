@@ -77,7 +77,7 @@ def long_clips(media_root):
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050",
            "-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", "-c:a", "aac",
            "-b:a", "32k", "-movflags", "+faststart", str(src))
-    for name in ("sbcut", "sb404", "sb503", "sbhostile"):
+    for name in ("sbcut", "sb404", "sb503", "sbhostile", "sbchap"):
         (media_root / "media" / f"{name}.mp4").write_bytes(src.read_bytes())
     return media_root
 
@@ -149,6 +149,23 @@ def test_no_segments_or_outage_keeps_the_video_whole(h: Harness, media, long_cli
     else:
         assert "note" not in result["sponsorblock"]
     assert chapters(result["path"]) == []
+
+
+def test_the_videos_own_chapters_are_kept_and_shifted_by_the_cut(h: Harness, media, long_clips, sponsorblock):
+    url = media.add_ld_page("sbchap", "With chapters", "/media/sbchap.mp4",
+                            [(0, 15, "Opening"), (15, 35, "The \u202emiddle\x07"), (35, 60, "End")])
+    sponsorblock.answers["sbchap"] = [(20, 30, "sponsor")]
+    sb_daemon(h, sponsorblock)
+    job, _ = enqueue_download(h, url, quality="best", fmt="mkv")
+    result = json.loads(h.wait_state(job, "completed", timeout=90)["result"])
+    assert [r["category"] for r in result["sponsorblock"]["removed"]] == ["sponsor"], result
+    assert abs(duration(result["path"]) - 50) <= 1.0 + AAC_FRAME
+    ch = chapters(result["path"])
+    assert [c[2] for c in ch] == ["Opening", "The middle", "End"], ch
+    # Opening untouched; the middle loses the 10 s cut out of it; the end moves back by 10 s.
+    assert abs(ch[0][0]) < 0.05 and abs(ch[0][1] - 15) < 0.15, ch
+    assert abs(ch[1][0] - 15) < 0.15 and abs(ch[1][1] - 25) < 1.1, ch
+    assert abs(ch[2][0] - 25) < 1.1 and abs(ch[2][1] - 50) < 1.1, ch
 
 
 def test_hostile_segment_lists_never_crash(h: Harness, media, long_clips, sponsorblock):
