@@ -115,6 +115,22 @@ public struct VideoInfo: Sendable, Equatable {
     public var playlistTitle: String?
     public var playlistIndex: Int?
 
+    /// When it was published, epoch milliseconds: the timestamp, else the upload (or release) day at 00:00 UTC.
+    public var publishedMilliseconds: Int64? {
+        if let timestamp, timestamp.isFinite, abs(timestamp) < 1e11 { return Int64((timestamp * 1000).rounded()) }
+        for raw in [uploadDate, releaseDate] {
+            guard let raw, raw.count == 8, raw.allSatisfy(\.isNumber) else { continue }
+            let chars = Array(raw)
+            var parts = tm()
+            parts.tm_year = Int32(String(chars[0..<4]))! - 1900
+            parts.tm_mon = Int32(String(chars[4..<6]))! - 1
+            parts.tm_mday = Int32(String(chars[6..<8]))!
+            let seconds = timegm(&parts)
+            if seconds != -1 { return Int64(seconds) * 1000 }
+        }
+        return nil
+    }
+
     /// The date as `YYYY-MM-DD`: upload date, else release date, else the timestamp's day (UTC).
     public var date: String? {
         for raw in [uploadDate, releaseDate] {
@@ -154,6 +170,26 @@ public struct PlaylistEntry: Sendable, Equatable {
     public var uploader: String?
     public var timestamp: Double?
     public var description: String?
+    /// `is_live`, `is_upcoming`, `was_live`, `not_live`, … when the listing says.
+    public var liveStatus: String? = nil
+    /// The extractor that would download it (`Youtube`), when the listing says.
+    public var ieKey: String? = nil
+
+    /// Whether the listing marks it as a stream that is on now or has not begun.
+    public var isLiveOrUpcoming: Bool { liveStatus == "is_live" || liveStatus == "is_upcoming" }
+
+    /// The entry's id: yt-dlp's, else the one smuggled into its link (an RSS item's guid).
+    public var stableID: String? {
+        if let id, !id.isEmpty { return id }
+        guard let range = url.range(of: "#__youtubedl_smuggle=") else { return nil }
+        // Form-encoded (`+` for a space, as Python's urlencode writes it).
+        let encoded = String(url[range.upperBound...]).replacingOccurrences(of: "+", with: " ")
+        guard let decoded = encoded.removingPercentEncoding,
+            let object = try? JSONSerialization.jsonObject(with: Data(decoded.utf8)) as? [String: Any],
+            let forced = object["force_videoid"] as? String, !forced.isEmpty
+        else { return nil }
+        return forced
+    }
 }
 
 /// A playlist, from `--flat-playlist --dump-single-json`.
@@ -193,7 +229,8 @@ public enum Extraction: Sendable, Equatable {
                 return PlaylistEntry(
                     url: url, id: string(e["id"]), title: string(e["title"]), type: string(e["_type"]),
                     duration: double(e["duration"]), channel: string(e["channel"]), uploader: string(e["uploader"]),
-                    timestamp: double(e["timestamp"]), description: string(e["description"]))
+                    timestamp: double(e["timestamp"]), description: string(e["description"]),
+                    liveStatus: string(e["live_status"]), ieKey: string(e["ie_key"]))
             }
             return .playlist(
                 PlaylistInfo(
