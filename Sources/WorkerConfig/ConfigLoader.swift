@@ -116,7 +116,7 @@ package enum ConfigLoader {
     static let topLevelKeys = [
         "redis", "postgres", "paths", "control", "metrics", "shutdown_timeout", "lease", "queues",
         "youtube", "plex", "overseerr", "schedules", "retention", "cleanup", "logging",
-        "webhooks", "smtp", "notifications", "bullmq",
+        "webhooks", "smtp", "notifications", "bullmq", "subscriptions",
     ]
 
     static func decode(_ root: Node?, reader: ConfigReader) throws(ConfigError) -> WorkerConfiguration {
@@ -143,6 +143,7 @@ package enum ConfigLoader {
         try decodeLogging(top, &configuration, reader)
         try decodeIntegrations(top, &configuration, reader)
         try decodeBullMQ(top, &configuration, reader)
+        try decodeSubscriptions(top, &configuration, reader)
         return configuration
     }
 

@@ -114,6 +114,26 @@ extension WorkerConfiguration {
             out.close()
         }
 
+        if !subscriptions.isEmpty {
+            out.open("subscriptions")
+            for s in subscriptions {
+                out.open(s.name)
+                out.scalar("url", ServiceURL.masked(s.url))
+                if let user = s.userId { out.scalar("user", user) }
+                if let quality = s.quality { out.scalar("quality", quality) }
+                if let format = s.format { out.scalar("format", format) }
+                if let output = s.output { out.scalar("output", output) }
+                if let collection = s.collection { out.scalar("collection", collection) }
+                out.raw("check_every", DurationParser.format(Double(s.checkEvery)))
+                out.raw("backfill", String(s.backfill))
+                out.raw("keep_last", s.keepLast.map(String.init) ?? "null")
+                out.raw("max_age", s.maxAge.map { DurationParser.format(Double($0)) } ?? "null")
+                out.raw("enabled", s.enabled ? "true" : "false")
+                out.close()
+            }
+            out.close()
+        }
+
         out.open("retention")
         out.raw("state", DurationParser.format(retention.state))
         out.raw("jobs", DurationParser.format(retention.jobs))

@@ -46,6 +46,8 @@ package struct WorkerConfiguration: Sendable, Equatable {
     package var notifications: NotificationSettings
     /// The BullMQ queues consumed beside the streams (key `bullmq`; none by default).
     package var bullmq: BullMQSettings?
+    /// Channels, playlists and feeds re-checked on their interval, in file order (key `subscriptions`).
+    package var subscriptions: [SubscriptionSettings]
 
     /// The built-in defaults, with no file and no environment.
     package init() {
@@ -68,6 +70,7 @@ package struct WorkerConfiguration: Sendable, Equatable {
         webhooks = []
         smtp = nil
         notifications = NotificationSettings()
+        subscriptions = []
         bullmq = nil
     }
 
