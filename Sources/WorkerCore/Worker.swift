@@ -101,6 +101,8 @@ package final class Worker: Sendable {
 
     package var configuration: WorkerConfiguration { state.configuration }
     package var isDraining: Bool { state.isDraining }
+    /// `ctl sub`: list, add, remove, check and protect subscriptions.
+    package var subscriptions: SubscriptionCommands { SubscriptionCommands(services: services) }
     package var isShuttingDown: Bool { state.isShuttingDown }
     package func isPaused(_ queue: String) -> Bool { state.isPaused(queue) }
 
@@ -121,8 +123,8 @@ package final class Worker: Sendable {
             maintain(heartbeat),
             maintain(TimeoutEnforcer(pool: pool, logger: logger)),
             ControlListener(
-                queue: queue, redis: redis, redisConfiguration: redisConfiguration, commands: commands, state: state,
-                consumer: consumer, logger: logger),
+                queue: queue, redis: redis, redisConfiguration: redisConfiguration, commands: commands,
+                subscriptions: SubscriptionCommands(services: services), state: state, consumer: consumer, logger: logger),
             maintain(PauseWatcher(queue: queue, state: state)),
             maintain(Promoter(queue: queue)),
             maintain(Rescuer(queue: queue, pool: pool, logger: logger)),
@@ -181,6 +183,9 @@ package final class Worker: Sendable {
         state.ready.open()
         logger.info("ready", metadata: ["consumer": "\(consumer)"])
         Task { [services] in await ServiceHealthHandler.startupYtDlpCheck(services) }
+        Task { [services, state, logger] in
+            await SubscriptionFileSync(services: services, state: state, logger: logger).run(cfg.subscriptions)
+        }
         onReady()
         await running
         await Heartbeat(redis: redis, keys: queue.keys, consumer: consumer, status: { [self] in status() }).remove()
@@ -229,6 +234,12 @@ package final class Worker: Sendable {
         await prepareQueues(applied)
         if let serviceGroup = group.withLock({ $0 }) {
             for q in applied.queues { await startFetcher(q.name, in: serviceGroup) }
+        }
+        if applied.subscriptions != old.subscriptions {
+            let subscriptions = applied.subscriptions
+            Task { [services, state, logger] in
+                await SubscriptionFileSync(services: services, state: state, logger: logger).run(subscriptions)
+            }
         }
         logger.notice(
             "configuration reloaded",

@@ -4,6 +4,7 @@ extension HandlerRegistry {
         var registry = HandlerRegistry.builtIn()
         registry.registerMediaHandlers()
         registry.registerYouTubeHandler()
+        registry.registerSubscriptionHandler()
         registry.registerIntegrationHandlers()
         registry.register("cleanup", CleanupHandler(), schema: .empty)
         return registry

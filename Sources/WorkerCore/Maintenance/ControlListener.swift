@@ -3,7 +3,7 @@ import RedisClient
 import ServiceLifecycle
 
 /// Reads every command in `P:control` (not as a group: each daemon sees each command) and applies it:
-/// cancel, pause, resume. At start it first replays the commands since the last pause/resume folded
+/// cancel, pause, resume, check (a subscription). At start it first replays the commands since the last pause/resume folded
 /// into `P:paused`, so a pause sent while no daemon ran still holds. It runs until the running jobs
 /// are done at shutdown (a cancel still reaches them while they finish).
 struct ControlListener: Service, CustomStringConvertible {
@@ -11,6 +11,7 @@ struct ControlListener: Service, CustomStringConvertible {
     let redis: RedisConnection
     let redisConfiguration: RedisConfiguration
     let commands: JobCommands
+    let subscriptions: SubscriptionCommands
     let state: WorkerState
     let consumer: String
     let logger: Logger
@@ -97,6 +98,17 @@ struct ControlListener: Service, CustomStringConvertible {
                     logger.notice("queue \(command == "pause" ? "paused" : "resumed")", metadata: ["queue": "\(name)"])
                 }
                 state.updatePaused(name, paused: try await queue.pausedQueues().contains(name))
+            case "check":
+                // `check subscription <id or name>`: every daemon reading it enqueues the same job id.
+                guard let reference = fields["subscription"], !reference.isEmpty, reference.utf8.count <= 128 else {
+                    logger.warning("control: check without a subscription ignored", metadata: ["entry": "\(entry.id)"])
+                    return
+                }
+                do {
+                    _ = try await subscriptions.check(reference, tag: "control:\(entry.id)")
+                } catch let refusal as SubscriptionCommands.Refusal {
+                    logger.warning("control: check refused: \(refusal)", metadata: ["entry": "\(entry.id)"])
+                }
             default:
                 logger.warning("control: unknown command ignored", metadata: ["cmd": "\(command.prefix(40))", "entry": "\(entry.id)"])
             }

@@ -184,6 +184,8 @@ struct Scheduler: Service, CustomStringConvertible {
         var lastAttempt: ContinuousClock.Instant?
         var lastAudit: ContinuousClock.Instant?
         var cache = ScheduleCache()
+        let ticker = SubscriptionTicker(redis: redis, queue: queue, services: services, consumer: consumer, logger: logger)
+        var subscriptions = SubscriptionTicker.Cache()
         var failing: Set<String> = []
         let timeZone = TimeZone.current
 
@@ -216,6 +218,7 @@ struct Scheduler: Service, CustomStringConvertible {
                         if !leading {
                             leading = true
                             cache = ScheduleCache()
+                            subscriptions = SubscriptionTicker.Cache()
                             logger.notice(
                                 "leading the cluster: this daemon fires the schedules",
                                 metadata: ["schedules": "\(cfg.schedules.map(\.name).joined(separator: ","))"])
@@ -235,6 +238,10 @@ struct Scheduler: Service, CustomStringConvertible {
             if leading && ContinuousClock.now < validUntil {
                 await attempt("firing schedules") {
                     let wait = try await fireDueSchedules(cfg.schedules, cache: &cache, timeZone: timeZone)
+                    sleepMs = min(sleepMs, wait)
+                }
+                await attempt("enqueueing subscription checks") {
+                    let wait = try await ticker.fire(&subscriptions)
                     sleepMs = min(sleepMs, wait)
                 }
                 if lastAudit.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {

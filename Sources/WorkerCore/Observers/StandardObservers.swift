@@ -5,6 +5,6 @@ extension WorkerServices {
     package static func standardObservers(_ configuration: WorkerConfiguration) -> [any JobObserver] {
         []
             + integrationObservers(configuration)
-            + [YouTubeDownloadObserver()]
+            + [YouTubeDownloadObserver(), SubscriptionItemObserver()]
     }
 }

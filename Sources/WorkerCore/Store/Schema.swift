@@ -14,6 +14,7 @@ package enum Schema {
         Migrations.plexRatingKey,
         Migrations.outbox,
         Migrations.sharedTables,
+        Migrations.subscriptions,
     ]
 }
 

@@ -14,6 +14,7 @@ import RedisClient
 /// 6. Library files no record knows (neither by path nor as a sidecar sharing a known file's name
 ///    stem), untouched for `retention.temp`, are listed; they are deleted only when
 ///    `cleanup.delete_orphans: true`, and only when every record could be read.
+/// 7. Subscription retention (`keep_last`, `max_age`) for every enabled subscription that has one.
 ///
 /// Each step runs even when an earlier one could not; the job fails (and is retried) when any step
 /// failed, naming what was left undone.
@@ -251,6 +252,22 @@ struct CleanupHandler: JobHandler {
                         ("deleteOrphans", .bool(cfg.cleanup.deleteOrphans)),
                     ])
                 ))
+        }
+
+        // 7. Subscriptions' retention (keep_last, max_age), for videos that aged since their last check.
+        await context.report(Progress(stage: "subscriptions", percent: 95))
+        do {
+            let retention = SubscriptionRetention(services: services, logger: log)
+            var removed = 0
+            for subscription in try await SubscriptionStore(pool: services.postgres).enabled()
+            where subscription.keepLast != nil || subscription.maxAge != nil {
+                let outcome = await retention.apply(subscription, origin: context.job.id)
+                removed += outcome.removed.count
+                if let problem = outcome.problem { problems.append("subscription \(subscription.name): \(problem)") }
+            }
+            result.append(("subscriptions", .object([("removed", number(removed))])))
+        } catch {
+            problems.append("subscription retention was not applied: \(error)")
         }
 
         await context.report(Progress(stage: "done", percent: 100))

@@ -350,7 +350,7 @@ struct YouTubeDownload: Sendable {
         ext: String
     ) async throws -> (String, Int64, LibraryMover.Placed) {
         await enterStage("moving", percent: Share.moving)
-        let rendered = OutputTemplate(configuration.youtube.output).render(templateValues(info), ext: ext)
+        let rendered = OutputTemplate(request.subscription?.output ?? configuration.youtube.output).render(templateValues(info), ext: ext)
         let size = fileSize(output)
         try await checkQuota(adding: size)  // the size the row records (sidecars are a few kB)
         try Task.checkCancellation()
@@ -426,7 +426,7 @@ struct YouTubeDownload: Sendable {
     func templateValues(_ info: VideoInfo) -> [String: String] {
         var values: [String: String] = [
             "channel": info.channelName ?? "", "title": info.title ?? "", "id": info.id, "date": info.date ?? "",
-            "user": request.userId ?? "", "playlist": request.playlist?.title ?? "",
+            "user": request.userId ?? "", "playlist": request.playlist?.title ?? request.subscription?.name ?? "",
         ]
         if let membership = request.playlist, membership.index > 0 {
             let width = max(2, String(max(membership.count, membership.index)).count)
@@ -449,6 +449,7 @@ struct YouTubeDownload: Sendable {
             ("quality", .string(request.quality.rawValue)), ("format", .string(request.container.rawValue)),
         ]
         if let collection = request.collection { pairs.append(("collection", .string(collection))) }
+        if let published = info.publishedMilliseconds { pairs.append(("publishedAt", .string(Timestamp.format(milliseconds: published)))) }
         if let membership = request.playlist {
             pairs.append(
                 (
@@ -483,6 +484,11 @@ struct YouTubeDownload: Sendable {
     /// HTTP 429 opens it for every host; a 403 is thrown as ``ForbiddenDownload`` (tried once
     /// more with fresh metadata by ``run()``).
     func ytDlpCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await Self.throughYouTubeCircuit(context, body)
+    }
+
+    /// ``ytDlpCall(_:)`` for any job that runs yt-dlp (a subscription's check too).
+    static func throughYouTubeCircuit<T: Sendable>(_ context: JobContext, _ body: () async throws -> T) async throws -> T {
         let circuit = YouTubeCircuit(redis: context.services.redis, prefix: context.services.queue.keys.prefix)
         let hub = context.services.integrations
         let permit = await circuit.acquire()

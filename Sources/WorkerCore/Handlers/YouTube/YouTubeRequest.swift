@@ -26,7 +26,22 @@ struct YouTubeRequest: Sendable {
         .optional("userId", .string(length: 1...128), note: "when the envelope has none"),
         .optional("playlist", playlistType, note: "set by the daemon on a playlist's entries"),
         .optional("entry", entryType, note: "set by the daemon on a playlist's entries"),
+        .optional("subscription", subscriptionType, note: "set by the daemon on a subscription's downloads"),
     ])
+    /// `subscription`: the subscription a download was queued for.
+    static let subscriptionType = PayloadType.object([
+        .required("id", .nonEmptyString), .optional("name", .string()), .required("videoKey", .nonEmptyString),
+        .optional("output", .string(), note: "the subscription's file name template"),
+    ])
+
+    /// The subscription a download belongs to.
+    struct SubscriptionRef: Sendable, Equatable {
+        var id: String
+        var name: String?
+        var videoKey: String
+        /// Its output template (checked), nil for `youtube.output`.
+        var output: String?
+    }
     /// `playlist`: the parent of a playlist's entry.
     static let playlistType = PayloadType.object([
         .required("jobId", .nonEmptyString), .required("downloadId", .nonEmptyString),
@@ -77,6 +92,7 @@ struct YouTubeRequest: Sendable {
     var userId: String?
     var playlist: Membership?
     var entry: EntryHints?
+    var subscription: SubscriptionRef?
     /// The `subtitles` object as given, passed on to playlist entries.
     var subtitlesJSON: JSONValue?
 
@@ -148,7 +164,7 @@ struct YouTubeRequest: Sendable {
         collection = try text("collection") { "'collection' must be a string, not \($0.kind)." }
 
         // Given by the daemon itself to a playlist's entries; checked all the same.
-        for (key, type) in [("playlist", Self.playlistType), ("entry", Self.entryType)] {
+        for (key, type) in [("playlist", Self.playlistType), ("entry", Self.entryType), ("subscription", Self.subscriptionType)] {
             if let value = payload.given(key), let problem = type.check(value, path: "payload." + key) {
                 throw JobFailure.permanent(problem)
             }
@@ -164,8 +180,16 @@ struct YouTubeRequest: Sendable {
                 title: e.given("title")?.stringValue, channel: e.given("channel")?.stringValue,
                 description: e.given("description")?.stringValue, timestamp: e.given("timestamp")?.doubleValue)
         }
+        if let sub = payload.given("subscription"), let id = sub["id"]?.stringValue, let key = sub["videoKey"]?.stringValue {
+            let output = sub.given("output")?.stringValue
+            if let output, let problem = SubscriptionSettings.outputProblem(output) {
+                throw JobFailure.permanent("The payload's 'subscription.output' is not a file name template: \(problem).")
+            }
+            subscription = SubscriptionRef(id: id, name: sub.given("name")?.stringValue, videoKey: key, output: output)
+        }
         do {
-            source = try SourceURL.parse(url, allowedHosts: configuration.youtube.allowedHosts, keepSmuggledFragment: playlist != nil)
+            source = try SourceURL.parse(
+                url, allowedHosts: configuration.youtube.allowedHosts, keepSmuggledFragment: playlist != nil || subscription != nil)
         } catch {
             throw JobFailure.permanent(error.description)
         }
