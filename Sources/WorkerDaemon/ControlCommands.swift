@@ -6,14 +6,15 @@ import WorkerCore
 
 /// The requests of the control socket (contract section 8) and their answers:
 /// `status`, `pause`/`resume` (every daemon, through `P:control`), `drain`/`undrain` (this daemon),
-/// `cancel`, `retry`, `jobs` (active jobs here, with progress) and `reload` (re-read jobs.yml).
+/// `cancel`, `retry`, `jobs` (active jobs here, with progress), `reload` (re-read jobs.yml) and
+/// `sub` (subscriptions: `action` list, add, remove, check, protect).
 ///
 /// Every answer is one JSON object: `{"ok":true,"cmd":…,…}` or `{"ok":false,"error":"…"}`; a request's
 /// `id` member, when it has one, is echoed back. Actions (everything but `status` and `jobs`) are
 /// written to the audit trail with the peer that asked.
 package final class ControlCommands: Sendable {
     /// The commands, as named in errors and `ctl --help`.
-    package static let commands = ["status", "pause", "resume", "drain", "undrain", "cancel", "retry", "jobs", "reload"]
+    package static let commands = ["status", "pause", "resume", "drain", "undrain", "cancel", "retry", "jobs", "reload", "sub"]
     /// Longest a request may take before it is answered with a timeout.
     static let requestTimeout: Duration = .seconds(10)
 
@@ -117,6 +118,14 @@ package final class ControlCommands: Sendable {
                                 })
                         ), ("schedules", .array(cfg.schedules.map { .string($0.name) })),
                     ])
+                }
+            case "sub":
+                let action = request["action"]?.stringValue ?? ""
+                if action == "list" {
+                    return .success([("subscriptions", try await worker.subscriptions.list())])
+                }
+                return await audited("sub \(String(action.prefix(20)))", peer: peer, target: request["name"]?.stringValue ?? request["url"]?.stringValue) { _ in
+                    try await self.subscription(action, request)
                 }
             default: return .failure("unknown cmd")
             }
@@ -385,6 +394,38 @@ package final class ControlCommands: Sendable {
             return .failure("no job \(id) is known (neither its state in Redis nor its record in PostgreSQL); nothing to retry")
         }
         return .failure("job \(id) is \(refused); only failed or cancelled jobs can be retried")
+    }
+
+    /// `sub add|remove|check|protect`; a refused request answers its reason and changes nothing.
+    private func subscription(_ action: String, _ request: JSONValue) async throws -> Answer {
+        let subs = worker.subscriptions
+        func name() throws(ControlRequestError) -> String {
+            guard let name = request["name"]?.stringValue, !name.isEmpty else { throw ControlRequestError("sub \(action) needs the subscription's name") }
+            return name
+        }
+        do {
+            switch action {
+            case "add":
+                return .success([("subscription", try await subs.add(request)), ("outcome", .string("added"))])
+            case "remove":
+                return .success([("subscription", try await subs.remove(try name())), ("outcome", .string("removed"))])
+            case "check":
+                let id = try await subs.check(try name())
+                return .success([("jobId", .string(id)), ("outcome", .string("check queued"))])
+            case "protect":
+                guard let key = request["videoKey"]?.stringValue, !key.isEmpty else {
+                    return .failure("sub protect needs the item's video key (extractor:id)")
+                }
+                let on = request["protected"]?.boolValue ?? true
+                return .success([("item", try await subs.protect(try name(), videoKey: key, protected: on)), ("outcome", .string(on ? "protected" : "unprotected"))])
+            default:
+                return .failure("sub takes action list, add, remove, check or protect")
+            }
+        } catch let refusal as SubscriptionCommands.Refusal {
+            return .failure(refusal.description)
+        } catch let refusal as ControlRequestError {
+            return .failure(refusal.description)
+        }
     }
 
     static func number(_ value: Int) -> JSONValue { .number(String(value)) }

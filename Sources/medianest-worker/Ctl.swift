@@ -19,7 +19,7 @@ struct Ctl: ParsableCommand {
             """,
         subcommands: [
             CtlStatus.self, CtlJobs.self, CtlPause.self, CtlResume.self, CtlDrain.self, CtlUndrain.self,
-            CtlCancel.self, CtlRetry.self, CtlReload.self, CtlTop.self,
+            CtlCancel.self, CtlRetry.self, CtlReload.self, CtlSub.self, CtlTop.self,
         ])
 }
 
