@@ -139,8 +139,9 @@ class MediaServer:
                 if kind == "feed" and name in server.feeds:
                     title, items = server.feeds[name]
                     entries = "".join(
-                        f"<item><title>{html.escape(t)}</title><guid>{html.escape(g)}</guid>"
-                        f"<enclosure url='{html.escape(u)}' type='video/mp4' length='1000'/></item>" for t, u, g in items)
+                        f"<item><title>{html.escape(it[0])}</title><guid>{html.escape(it[2])}</guid>"
+                        + (f"<pubDate>{html.escape(it[3])}</pubDate>" if len(it) > 3 else "")
+                        + f"<enclosure url='{html.escape(it[1])}' type='video/mp4' length='1000'/></item>" for it in items)
                     body = (f"<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel>"
                             f"<title>{html.escape(title)}</title><link>http://127.0.0.1/</link><description>d</description>"
                             f"{entries}</channel></rss>")
@@ -249,8 +250,9 @@ class MediaServer:
         self.ld_pages[name] = (title, video, chapters)
         return self.url(f"ldpage/{name}")
 
-    def add_feed(self, name: str, title: str, items: list[tuple[str, str, str]]) -> str:
-        """An RSS feed of (title, enclosure url, guid) items; yt-dlp takes the guid as the id."""
+    def add_feed(self, name: str, title: str, items: list[tuple]) -> str:
+        """An RSS feed of (title, enclosure url, guid[, pubDate]) items; yt-dlp takes the guid as
+        the id and the pubDate (RFC 822) as the timestamp. Calling it again replaces the feed."""
         self.feeds[name] = (title, items)
         return self.url(f"feed/{name}")
 
