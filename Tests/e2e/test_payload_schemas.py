@@ -96,6 +96,13 @@ WRONG: dict[str, list[tuple[dict, str]]] = {
          "(1 to 35 letters, digits, - or _)"),
         ({"url": VIDEO, "subtitles": {"languages": ["en", 5]}}, f"payload.subtitles.languages[1] must be {LANGUAGE}"),
         ({"url": VIDEO, "collection": 5}, "payload.collection must be a string"),
+        ({"url": VIDEO, "subscription": {"id": 5, "videoKey": "generic:a"}}, "payload.subscription.id must be a non-empty string"),
+        ({"url": VIDEO, "subscription": {"id": "s"}}, "payload.subscription.videoKey is required"),
+    ],
+    "youtube.subscription": [
+        ({}, "payload.subscriptionId is required"),
+        ({"subscriptionId": 5}, "payload.subscriptionId must be a string of 1 to 128 characters"),
+        ({"subscriptionId": ""}, "payload.subscriptionId must be a string of 1 to 128 characters"),
     ],
 }
 
