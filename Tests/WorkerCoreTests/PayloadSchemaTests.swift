@@ -55,9 +55,20 @@ struct PayloadSchemaTests {
             Set(registry.types) == [
                 "cleanup", "media.convert", "media.thumbnail", "noop", "notification.send", "overseerr.submit", "overseerr.sync",
                 "plex.scan",
-                "service.health", "sleep", "youtube.download",
+                "service.health", "sleep", "youtube.download", "youtube.subscription",
             ])
         #expect(registry.schema(for: "no.such.type") == nil && !registry.knows("no.such.type"))
+    }
+
+    @Test func youtubeSubscription() {
+        expectAccepted("youtube.subscription", [#""subscriptionId":"tech-channel""#, #""subscriptionId":"3f2c1e9a-8b7d-4c6e-9f01-23456789abcd""#])
+        expectRefused(
+            "youtube.subscription",
+            [
+                ("", "payload.subscriptionId is required"),
+                (#""subscriptionId":7"#, "payload.subscriptionId must be a string of 1 to 128 characters"),
+                ("\"subscriptionId\":\"\"", "payload.subscriptionId must be a string of 1 to 128 characters"),
+            ])
     }
 
     @Test func noop() {
