@@ -101,6 +101,9 @@ def test_a_feed_is_followed_new_entries_download_once_and_keep_last_removes_the_
 
     # keep_last 3: the next check removes the two oldest with their sidecars, audits it, rescans Plex.
     oldest = {n: got[f"generic:item-{n}"] for n in (1, 2)}
+    # A file the daemon did not put there, beside them, named like a sidecar of the oldest.
+    foreign = Path(oldest[1]["path"]).with_suffix(".mine.txt")
+    foreign.write_text("not the daemon's")
     refreshes_before = len(plex.calls(path_contains="/refresh"))
     sub_ctl(h, d, "check", "clips")
     got = wait_items(h, sub["id"], {"generic:item-1": "removed", "generic:item-2": "removed",
@@ -110,6 +113,7 @@ def test_a_feed_is_followed_new_entries_download_once_and_keep_last_removes_the_
         assert not any(Path(s).exists() for s in it["sidecars"])
     for n in (3, 4, 5):
         assert Path(got[f"generic:item-{n}"]["path"]).is_file()
+    assert foreign.read_text() == "not the daemon's", "retention touches only the files its download wrote"
     assert "beyond keep_last 3" in got["generic:item-1"]["reason"]
     wait_for(lambda: len(plex.calls(path_contains="/refresh")) > refreshes_before, 30, "a Plex rescan of the folder")
     audit = wait_for(lambda: h.pg("SELECT actor, action, target FROM audit WHERE action = 'subscription.remove'"), 15,
