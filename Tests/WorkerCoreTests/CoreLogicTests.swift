@@ -164,4 +164,28 @@ struct MetricsTests {
         #expect(text.contains(#"medianest_queue_paused{queue="default"} 1"#))
         #expect(text.contains("process_resident_memory_bytes "))
     }
+
+    @Test func everyFamilyHasItsHelpAndTypeAndStaleSeriesGo() {
+        let m = Metrics()
+        m.externalRequest(service: "plex", outcome: "ok")
+        var g = Metrics.Gauges()
+        g.queueDepth = ["default": 1, "gone": 2]
+        g.ytDlp = (version: "2026.10.26", channel: "stable", jsRuntime: "node", ageDays: 3)
+        _ = m.render(gauges: g)
+        g.queueDepth = ["default": 4]
+        g.ytDlp = (version: "2026.12.01", channel: "stable", jsRuntime: "node", ageDays: 1)
+        let text = m.render(gauges: g)
+        let lines = text.split(separator: "\n").map(String.init)
+        for family in Metrics.families {
+            let type = lines.firstIndex(of: "# TYPE \(family.name) \(family.type)")
+            #expect(type != nil, "\(family.name)")
+            if let type { #expect(type > 0 && lines[type - 1] == "# HELP \(family.name) \(family.help)", "\(family.name)") }
+        }
+        #expect(text.contains(#"medianest_queue_depth{queue="default"} 4"#))
+        #expect(!text.contains(#"queue="gone""#), "a queue that went is not reported at its last depth")
+        #expect(text.contains(#"medianest_ytdlp_info{version="2026.12.01",channel="stable",js_runtime="node"} 1"#))
+        #expect(!text.contains("2026.10.26"), "the yt-dlp replaced is not reported any more")
+        #expect(text.contains("medianest_ytdlp_age_seconds 86400"))
+        #expect(text.contains(#"medianest_external_requests_total{service="plex",outcome="ok"} 1"#))
+    }
 }

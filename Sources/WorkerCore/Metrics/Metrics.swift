@@ -1,55 +1,110 @@
+import CoreMetrics
 import Foundation
+import Prometheus
 import Synchronization
 
-/// The daemon's metrics, kept in memory and rendered in Prometheus text format 0.0.4.
+/// The daemon's metrics: swift-metrics counters, timers and gauges, made by a
+/// `PrometheusMetricsFactory` over a registry of this instance's own (two workers in one process,
+/// as in the tests, never share one), and exposed by swift-prometheus in text format 0.0.4 with
+/// the contract's names, labels and HELP lines (section 9).
 package final class Metrics: Sendable {
     /// Histogram buckets in seconds: from millisecond no-ops to hour-long downloads.
     package static let durationBuckets: [Double] = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 10800]
 
-    struct Histogram {
-        var counts: [Int]
-        var sum: Double = 0
-        var count: Int = 0
+    /// The families of contract section 9: name, type and HELP text (swift-metrics has no help of
+    /// its own). Each is exposed even before it has a series, as a scraper expects.
+    static let families: [(name: String, type: String, help: String)] = [
+        ("medianest_jobs_total", "counter", "Job attempts finished, by outcome (completed, failed, retried, cancelled)."),
+        ("medianest_job_duration_seconds", "histogram", "Time an attempt ran, from start to its end."),
+        ("medianest_queue_depth", "gauge", "Jobs waiting in the queue stream, not yet taken by any daemon."),
+        ("medianest_jobs_active", "gauge", "Jobs this daemon is running now."),
+        ("medianest_queue_paused", "gauge", "1 while the queue is paused."),
+        ("medianest_circuit_open", "gauge", "1 while calls to the service are held back by its circuit breaker."),
+        ("medianest_ytdlp_info", "gauge", "yt-dlp as last checked (start-up or service.health): version, channel and JS runtime."),
+        ("medianest_ytdlp_age_seconds", "gauge", "Time since the release of the yt-dlp found (a warning past 90 days)."),
+        ("medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide."),
+        ("medianest_records_oldest_seconds", "gauge", "Age of the oldest job record waiting in the outbox."),
+        ("medianest_outcomes_pending", "gauge", "Job outcomes waiting for their observers, cluster-wide."),
+        ("medianest_records_written_total", "counter", "Records this daemon wrote into PostgreSQL."),
+        ("medianest_records_dead_total", "counter", "Records PostgreSQL refused even escaped, kept in P:records:dead."),
+        ("medianest_download_bytes_total", "counter", "Bytes of media downloaded."),
+        ("medianest_external_requests_total", "counter", "Requests to outside services, by outcome."),
+    ]
+    static let help: [String: String] = Dictionary(uniqueKeysWithValues: families.map { ($0.name, $0.help) })
+
+    let registry = PrometheusCollectorRegistry()
+    let factory: PrometheusMetricsFactory
+
+    /// Handles by label values, made on first use (a registry look-up once, then an atomic add).
+    struct Handles {
+        var jobs: [[String]: CoreMetrics.Counter] = [:]
+        var durations: [[String]: CoreMetrics.Timer] = [:]
+        var external: [[String]: CoreMetrics.Counter] = [:]
+        var gauges: [String: [[String]: CoreMetrics.Gauge]] = [:]
+        var ytDlpLabels: [String]?
     }
+    private let handles = Mutex(Handles())
+    private let downloadBytes: CoreMetrics.Counter
+    private let written: CoreMetrics.Counter
+    private let dead: CoreMetrics.Counter
 
-    struct State {
-        var jobsTotal: [[String]: Int] = [:]  // queue, type, outcome
-        var durations: [[String]: Histogram] = [:]  // queue, type
-        var externalRequests: [[String]: Int] = [:]  // service, outcome
-        var downloadBytes: Int64 = 0
-        var redisErrors: Int = 0
-        var recordsWritten: Int = 0
-        var recordsDeadLettered: Int = 0
+    package init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["medianest_job_duration_seconds"] = Self.durationBuckets.map {
+            Duration.nanoseconds(Int64(($0 * 1e9).rounded()))
+        }
+        self.factory = factory
+        downloadBytes = CoreMetrics.Counter(label: "medianest_download_bytes_total", factory: factory)
+        written = CoreMetrics.Counter(label: "medianest_records_written_total", factory: factory)
+        dead = CoreMetrics.Counter(label: "medianest_records_dead_total", factory: factory)
     }
-
-    private let state = Mutex(State())
-
-    package init() {}
 
     /// Counts a job attempt's outcome: completed, failed, retried or cancelled.
     package func jobFinished(queue: String, type: String, outcome: String, seconds: Double?) {
-        state.withLock { s in
-            s.jobsTotal[[queue, type, outcome], default: 0] += 1
-            if let seconds {
-                var h = s.durations[[queue, type]] ?? Histogram(counts: Array(repeating: 0, count: Self.durationBuckets.count))
-                for (i, bound) in Self.durationBuckets.enumerated() where seconds <= bound { h.counts[i] += 1 }
-                h.sum += seconds
-                h.count += 1
-                s.durations[[queue, type]] = h
-            }
+        let (counter, timer) = handles.withLock { h -> (CoreMetrics.Counter, CoreMetrics.Timer?) in
+            let key = [queue, type, outcome]
+            let counter =
+                h.jobs[key]
+                ?? {
+                    let c = CoreMetrics.Counter(
+                        label: "medianest_jobs_total", dimensions: [("queue", queue), ("type", type), ("outcome", outcome)], factory: factory)
+                    h.jobs[key] = c
+                    return c
+                }()
+            guard seconds != nil else { return (counter, nil) }
+            let timer =
+                h.durations[[queue, type]]
+                ?? {
+                    let t = CoreMetrics.Timer(
+                        label: "medianest_job_duration_seconds", dimensions: [("queue", queue), ("type", type)], factory: factory)
+                    h.durations[[queue, type]] = t
+                    return t
+                }()
+            return (counter, timer)
         }
+        counter.increment()
+        if let seconds, let timer { timer.recordNanoseconds(Int64((max(seconds, 0) * 1e9).rounded())) }
     }
 
     /// Counts records this daemon wrote into PostgreSQL.
-    package func recordsWritten(_ n: Int) { state.withLock { $0.recordsWritten += n } }
+    package func recordsWritten(_ n: Int) { written.increment(by: n) }
 
     /// Counts a record PostgreSQL refused even escaped (kept in `P:records:dead`).
-    package func recordDeadLettered() { state.withLock { $0.recordsDeadLettered += 1 } }
+    package func recordDeadLettered() { dead.increment() }
 
-    package func downloaded(bytes: Int64) { state.withLock { $0.downloadBytes += bytes } }
+    package func downloaded(bytes: Int64) { downloadBytes.increment(by: Int(clamping: bytes)) }
 
     package func externalRequest(service: String, outcome: String) {
-        state.withLock { $0.externalRequests[[service, outcome], default: 0] += 1 }
+        let counter = handles.withLock { h in
+            h.external[[service, outcome]]
+                ?? {
+                    let c = CoreMetrics.Counter(
+                        label: "medianest_external_requests_total", dimensions: [("service", service), ("outcome", outcome)], factory: factory)
+                    h.external[[service, outcome]] = c
+                    return c
+                }()
+        }
+        counter.increment()
     }
 
     /// Live values sampled at scrape time.
@@ -68,85 +123,69 @@ package final class Metrics: Sendable {
         package init() {}
     }
 
-    /// The exposition text.
+    /// Sets the gauge `name` with these label values to `value` (made on first use).
+    private func set(_ name: String, _ labels: [(String, String)], _ value: Double, in h: inout Handles) {
+        let key = labels.map(\.1)
+        let gauge =
+            h.gauges[name, default: [:]][key]
+            ?? {
+                let g = CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
+                h.gauges[name, default: [:]][key] = g
+                return g
+            }()
+        gauge.record(value)
+    }
+
+    /// Sets the gauges from a scrape's live values. Series whose label no longer appears (a queue
+    /// removed on reload, yt-dlp updated) are removed, not left at their last value.
+    private func sample(_ gauges: Gauges) {
+        handles.withLock { h in
+            let labelled: [(String, String, [String: Double])] = [
+                ("medianest_queue_depth", "queue", gauges.queueDepth.mapValues(Double.init)),
+                ("medianest_jobs_active", "queue", gauges.jobsActive.mapValues(Double.init)),
+                ("medianest_queue_paused", "queue", gauges.queuePaused.mapValues { $0 ? 1 : 0 }),
+                ("medianest_circuit_open", "service", gauges.circuitOpen.mapValues { $0 ? 1 : 0 }),
+            ]
+            for (name, label, values) in labelled {
+                for (key, gauge) in h.gauges[name] ?? [:] where values[key[0]] == nil {
+                    gauge.destroy()
+                    h.gauges[name]?[key] = nil
+                }
+                for (value, v) in values { set(name, [(label, value)], v, in: &h) }
+            }
+            if let y = gauges.ytDlp {
+                let labels = [("version", y.version), ("channel", y.channel), ("js_runtime", y.jsRuntime)]
+                if let old = h.ytDlpLabels, old != labels.map(\.1), let gauge = h.gauges["medianest_ytdlp_info"]?[old] {
+                    gauge.destroy()
+                    h.gauges["medianest_ytdlp_info"]?[old] = nil
+                }
+                h.ytDlpLabels = labels.map(\.1)
+                set("medianest_ytdlp_info", labels, 1, in: &h)
+                if let age = y.ageDays { set("medianest_ytdlp_age_seconds", [], Double(age) * 86400, in: &h) }
+            }
+            set("medianest_records_pending", [], Double(gauges.recordsPending), in: &h)
+            set("medianest_records_oldest_seconds", [], gauges.recordsOldestSeconds, in: &h)
+            set("medianest_outcomes_pending", [], Double(gauges.outcomesPending), in: &h)
+        }
+    }
+
+    /// The exposition text: the registry's families, each after its HELP line, then `process_*`.
     package func render(gauges: Gauges) -> String {
-        let s = state.withLock { $0 }
+        sample(gauges)
         var out = ""
-        func labels(_ pairs: [(String, String)]) -> String {
-            "{" + pairs.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
-        }
-        out += "# HELP medianest_jobs_total Job attempts finished, by outcome (completed, failed, retried, cancelled).\n"
-        out += "# TYPE medianest_jobs_total counter\n"
-        for (key, value) in s.jobsTotal.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            out += "medianest_jobs_total\(labels([("queue", key[0]), ("type", key[1]), ("outcome", key[2])])) \(value)\n"
-        }
-        out += "# HELP medianest_job_duration_seconds Time an attempt ran, from start to its end.\n"
-        out += "# TYPE medianest_job_duration_seconds histogram\n"
-        for (key, h) in s.durations.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            let base = [("queue", key[0]), ("type", key[1])]
-            for (i, bound) in Self.durationBuckets.enumerated() {
-                out += "medianest_job_duration_seconds_bucket\(labels(base + [("le", format(bound))])) \(h.counts[i])\n"
+        for line in registry.emitToString().split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("# TYPE "), let name = line.dropFirst(7).split(separator: " ").first, let help = Self.help[String(name)] {
+                out += "# HELP \(name) \(help)\n"
             }
-            out += "medianest_job_duration_seconds_bucket\(labels(base + [("le", "+Inf")])) \(h.count)\n"
-            out += "medianest_job_duration_seconds_sum\(labels(base)) \(format(h.sum))\n"
-            out += "medianest_job_duration_seconds_count\(labels(base)) \(h.count)\n"
+            out += line + "\n"
         }
-        func gauge(_ name: String, _ help: String, _ label: String, _ values: [String: Double]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
-            for (k, v) in values.sorted(by: { $0.key < $1.key }) { out += "\(name)\(labels([(label, k)])) \(format(v))\n" }
-        }
-        gauge(
-            "medianest_queue_depth", "Jobs waiting in the queue stream, not yet taken by any daemon.", "queue",
-            gauges.queueDepth.mapValues(Double.init))
-        gauge("medianest_jobs_active", "Jobs this daemon is running now.", "queue", gauges.jobsActive.mapValues(Double.init))
-        gauge("medianest_queue_paused", "1 while the queue is paused.", "queue", gauges.queuePaused.mapValues { $0 ? 1 : 0 })
-        gauge(
-            "medianest_circuit_open", "1 while calls to the service are held back by its circuit breaker.", "service",
-            gauges.circuitOpen.mapValues { $0 ? 1 : 0 })
-        func single(_ name: String, _ type: String, _ help: String, _ value: Double) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(format(value))\n"
-        }
-        if let y = gauges.ytDlp {
-            out += "# HELP medianest_ytdlp_info yt-dlp as last checked (start-up or service.health): version, channel and JS runtime.\n"
-            out += "# TYPE medianest_ytdlp_info gauge\n"
-            out += "medianest_ytdlp_info\(labels([("version", y.version), ("channel", y.channel), ("js_runtime", y.jsRuntime)])) 1\n"
-            if let age = y.ageDays {
-                single(
-                    "medianest_ytdlp_age_seconds", "gauge", "Time since the release of the yt-dlp found (a warning past 90 days).",
-                    Double(age) * 86400)
+        for family in Self.families where family.name != "medianest_ytdlp_info" && family.name != "medianest_ytdlp_age_seconds" {
+            if !out.contains("# TYPE \(family.name) ") {
+                out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
             }
-        }
-        single(
-            "medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide.",
-            Double(gauges.recordsPending))
-        single(
-            "medianest_records_oldest_seconds", "gauge", "Age of the oldest job record waiting in the outbox.", gauges.recordsOldestSeconds)
-        single(
-            "medianest_outcomes_pending", "gauge", "Job outcomes waiting for their observers, cluster-wide.", Double(gauges.outcomesPending)
-        )
-        single("medianest_records_written_total", "counter", "Records this daemon wrote into PostgreSQL.", Double(s.recordsWritten))
-        single(
-            "medianest_records_dead_total", "counter", "Records PostgreSQL refused even escaped, kept in P:records:dead.",
-            Double(s.recordsDeadLettered))
-        out += "# HELP medianest_download_bytes_total Bytes of media downloaded.\n# TYPE medianest_download_bytes_total counter\n"
-        out += "medianest_download_bytes_total \(s.downloadBytes)\n"
-        out +=
-            "# HELP medianest_external_requests_total Requests to outside services, by outcome.\n# TYPE medianest_external_requests_total counter\n"
-        for (key, value) in s.externalRequests.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            out += "medianest_external_requests_total\(labels([("service", key[0]), ("outcome", key[1])])) \(value)\n"
         }
         out += ProcessMetrics.render()
         return out
-    }
-
-    private func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
-            of: "\n", with: "\\n")
-    }
-
-    private func format(_ d: Double) -> String {
-        if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
-        return String(d)
     }
 }
 
