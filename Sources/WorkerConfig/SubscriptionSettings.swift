@@ -58,7 +58,8 @@ package struct SubscriptionSettings: Sendable, Equatable {
     /// Why `name` cannot name a subscription, or nil: 1–64 of A-Z a-z 0-9 _ . : - .
     package static func nameProblem(_ name: String) -> String? {
         ConfigLoader.matches(name, allowed: ConfigLoader.prefixCharacters, length: 1...64)
-            ? nil : "a subscription name is 1–64 of A-Z a-z 0-9 _ . : -, got \(JSONText.quote(String(name.prefix(80)), escapingNonPrintable: true))"
+            ? nil
+            : "a subscription name is 1–64 of A-Z a-z 0-9 _ . : -, got \(JSONText.quote(String(name.prefix(80)), escapingNonPrintable: true))"
     }
 
     /// Why `url` cannot be a subscription's source, or nil: an http(s) link with a host.
@@ -83,9 +84,12 @@ package struct SubscriptionSettings: Sendable, Equatable {
 extension ConfigLoader {
     /// `subscriptions`: a map of names to {url, user, quality, format, output, collection,
     /// check_every, backfill, keep_last, max_age, enabled}.
-    static func decodeSubscriptions(_ top: Section, _ configuration: inout WorkerConfiguration, _ reader: ConfigReader) throws(ConfigError) {
+    static func decodeSubscriptions(_ top: Section, _ configuration: inout WorkerConfiguration, _ reader: ConfigReader) throws(ConfigError)
+    {
         guard let node = top["subscriptions"] else { return }
-        let known = ["url", "user", "quality", "format", "output", "collection", "check_every", "backfill", "keep_last", "max_age", "enabled"]
+        let known = [
+            "url", "user", "quality", "format", "output", "collection", "check_every", "backfill", "keep_last", "max_age", "enabled",
+        ]
         var out: [SubscriptionSettings] = []
         for entry in try reader.entries(node, key: "subscriptions", expected: "a map of subscription names to their settings") {
             let key = "subscriptions.\(entry.name)"

@@ -116,22 +116,23 @@ package final class Worker: Sendable {
         let scheduler = Scheduler(
             redis: redis, queue: queue, services: services, state: state,
             auditor: ControlAuditor(redis: redis, keys: queue.keys, trail: audit), consumer: consumer, logger: logger)
-        let list: [any Service] = [
-            records,
-            dispatcher,
-            maintain(LeaseKeeper(queue: queue, pool: pool)),
-            maintain(heartbeat),
-            maintain(TimeoutEnforcer(pool: pool, logger: logger)),
-            ControlListener(
-                queue: queue, redis: redis, redisConfiguration: redisConfiguration, commands: commands,
-                subscriptions: SubscriptionCommands(services: services), state: state, consumer: consumer, logger: logger),
-            maintain(PauseWatcher(queue: queue, state: state)),
-            maintain(Promoter(queue: queue)),
-            maintain(Rescuer(queue: queue, pool: pool, logger: logger)),
-            maintain(StreamTrimmer(queue: queue, redis: redis)),
-            JobDrain(pool: pool, state: state, logger: logger),
-            scheduler,
-        ] + bullmqServices(cfg, maintain: maintain)
+        let list: [any Service] =
+            [
+                records,
+                dispatcher,
+                maintain(LeaseKeeper(queue: queue, pool: pool)),
+                maintain(heartbeat),
+                maintain(TimeoutEnforcer(pool: pool, logger: logger)),
+                ControlListener(
+                    queue: queue, redis: redis, redisConfiguration: redisConfiguration, commands: commands,
+                    subscriptions: SubscriptionCommands(services: services), state: state, consumer: consumer, logger: logger),
+                maintain(PauseWatcher(queue: queue, state: state)),
+                maintain(Promoter(queue: queue)),
+                maintain(Rescuer(queue: queue, pool: pool, logger: logger)),
+                maintain(StreamTrimmer(queue: queue, redis: redis)),
+                JobDrain(pool: pool, state: state, logger: logger),
+                scheduler,
+            ] + bullmqServices(cfg, maintain: maintain)
         return list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
     }
 
@@ -147,9 +148,12 @@ package final class Worker: Sendable {
             }
         }
         let sync = BullMQSync(
-            queues: queues, cancel: { [commands, logger] id in
+            queues: queues,
+            cancel: { [commands, logger] id in
                 do { _ = try await commands.cancel(jobID: id) } catch {
-                    logger.error("could not cancel a job removed from BullMQ; trying again at the next run", metadata: ["jobId": "\(id)", "error": "\(error)"])
+                    logger.error(
+                        "could not cancel a job removed from BullMQ; trying again at the next run",
+                        metadata: ["jobId": "\(id)", "error": "\(error)"])
                 }
             }, logger: logger)
         return [maintain(sync)] + queues.map { BullMQIntake(bull: $0, pool: pool, state: state, logger: logger) }

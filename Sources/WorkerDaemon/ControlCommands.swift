@@ -124,7 +124,9 @@ package final class ControlCommands: Sendable {
                 if action == "list" {
                     return .success([("subscriptions", try await worker.subscriptions.list())])
                 }
-                return await audited("sub \(String(action.prefix(20)))", peer: peer, target: request["name"]?.stringValue ?? request["url"]?.stringValue) { _ in
+                return await audited(
+                    "sub \(String(action.prefix(20)))", peer: peer, target: request["name"]?.stringValue ?? request["url"]?.stringValue
+                ) { _ in
                     try await self.subscription(action, request)
                 }
             default: return .failure("unknown cmd")
@@ -400,7 +402,9 @@ package final class ControlCommands: Sendable {
     private func subscription(_ action: String, _ request: JSONValue) async throws -> Answer {
         let subs = worker.subscriptions
         func name() throws(ControlRequestError) -> String {
-            guard let name = request["name"]?.stringValue, !name.isEmpty else { throw ControlRequestError("sub \(action) needs the subscription's name") }
+            guard let name = request["name"]?.stringValue, !name.isEmpty else {
+                throw ControlRequestError("sub \(action) needs the subscription's name")
+            }
             return name
         }
         do {
@@ -417,7 +421,10 @@ package final class ControlCommands: Sendable {
                     return .failure("sub protect needs the item's video key (extractor:id)")
                 }
                 let on = request["protected"]?.boolValue ?? true
-                return .success([("item", try await subs.protect(try name(), videoKey: key, protected: on)), ("outcome", .string(on ? "protected" : "unprotected"))])
+                return .success([
+                    ("item", try await subs.protect(try name(), videoKey: key, protected: on)),
+                    ("outcome", .string(on ? "protected" : "unprotected")),
+                ])
             default:
                 return .failure("sub takes action list, add, remove, check or protect")
             }

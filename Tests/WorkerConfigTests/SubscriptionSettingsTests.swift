@@ -62,7 +62,10 @@ struct SubscriptionSettingsTests {
         ("subscriptions:\n  s: { url: https://x.example/c, keep_last: 0 }\n", "subscriptions.s.keep_last", 2, "1"),
         ("subscriptions:\n  s: { url: https://x.example/c, backfill: -1 }\n", "subscriptions.s.backfill", 2, ""),
         ("subscriptions:\n  s: { url: https://x.example/c, enabled: maybe }\n", "subscriptions.s.enabled", 2, ""),
-        ("subscriptions:\n  s: { url: https://x.example/c, output: \"{nope}.{ext}\" }\n", "subscriptions.s.output", 2, "unknown placeholder"),
+        (
+            "subscriptions:\n  s: { url: https://x.example/c, output: \"{nope}.{ext}\" }\n", "subscriptions.s.output", 2,
+            "unknown placeholder"
+        ),
         ("subscriptions:\n  s: { url: https://x.example/c, keeplast: 3 }\n", "subscriptions.s.keeplast", 2, "keep_last"),
         ("subscriptions: [a]\n", "subscriptions", 1, "a map of subscription names"),
     ])

@@ -68,7 +68,8 @@ struct SubscriptionPlanTests {
             "gone": (.removed, "beyond keep_last 1"),
         ]
         let listed = [
-            entry("new1"), entry("new2"), entry("was-live"), entry("still-live", live: true), entry("backfilled"), entry("old"), entry("gone"),
+            entry("new1"), entry("new2"), entry("was-live"), entry("still-live", live: true), entry("backfilled"), entry("old"),
+            entry("gone"),
         ]
         let plan = SubscriptionPlan.plan(listed, known: known, firstCheck: false, backfill: 1)
         #expect(plan.new.map(\.listed.videoKey) == ["new1", "new2"], "after the first check every unseen entry is taken")
@@ -110,7 +111,9 @@ struct SubscriptionPlanTests {
         #expect(job == "subscription:\(id):video:youtube:dQw4w9WgXcQ")
         let odd = SubscriptionPlan.downloadJobID(subscriptionId: id, videoKey: "generic:a/b c?" + String(repeating: "x", count: 100))
         #expect(JobEnvelope.isValidID(odd) && odd.hasPrefix("subscription:\(id):video:"))
-        #expect(SubscriptionPlan.downloadID(subscriptionId: id, videoKey: "youtube:x") == SubscriptionPlan.downloadID(subscriptionId: id, videoKey: "youtube:x"))
+        #expect(
+            SubscriptionPlan.downloadID(subscriptionId: id, videoKey: "youtube:x")
+                == SubscriptionPlan.downloadID(subscriptionId: id, videoKey: "youtube:x"))
         #expect(UUID(uuidString: SubscriptionPlan.downloadID(subscriptionId: id, videoKey: "youtube:x")) != nil)
     }
 
@@ -131,13 +134,18 @@ struct SubscriptionPlanTests {
             payload: JSONValue.parse(
                 #"{"url":"http://127.0.0.1/a.mp4#__youtubedl_smuggle=%7B%7D","subscription":{"id":"s1","name":"n","videoKey":"generic:a","output":"{playlist}/{title}.{ext}"}}"#
             )!, jobId: "j", userId: nil, configuration: c)
-        #expect(ok.subscription == YouTubeRequest.SubscriptionRef(id: "s1", name: "n", videoKey: "generic:a", output: "{playlist}/{title}.{ext}"))
+        #expect(
+            ok.subscription
+                == YouTubeRequest.SubscriptionRef(id: "s1", name: "n", videoKey: "generic:a", output: "{playlist}/{title}.{ext}"))
         #expect(ok.source.url.contains("__youtubedl_smuggle"), "a subscription's entry keeps its smuggled id")
         #expect(throws: JobFailure.self) {
             try YouTubeRequest(
-                payload: JSONValue.parse(#"{"url":"http://127.0.0.1/a.mp4","subscription":{"id":"s1","videoKey":"k","output":"/abs/{ext}"}}"#)!,
+                payload: JSONValue.parse(
+                    #"{"url":"http://127.0.0.1/a.mp4","subscription":{"id":"s1","videoKey":"k","output":"/abs/{ext}"}}"#)!,
                 jobId: "j", userId: nil, configuration: c)
         }
-        #expect(throws: JobFailure.self) { try YouTubeRequest.schema.check(JSONValue.parse(#"{"url":"u","subscription":{"id":1,"videoKey":"k"}}"#)!) }
+        #expect(throws: JobFailure.self) {
+            try YouTubeRequest.schema.check(JSONValue.parse(#"{"url":"u","subscription":{"id":1,"videoKey":"k"}}"#)!)
+        }
     }
 }

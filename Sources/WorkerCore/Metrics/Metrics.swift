@@ -67,7 +67,8 @@ package final class Metrics: Sendable {
                 h.jobs[key]
                 ?? {
                     let c = CoreMetrics.Counter(
-                        label: "medianest_jobs_total", dimensions: [("queue", queue), ("type", type), ("outcome", outcome)], factory: factory)
+                        label: "medianest_jobs_total", dimensions: [("queue", queue), ("type", type), ("outcome", outcome)],
+                        factory: factory)
                     h.jobs[key] = c
                     return c
                 }()
@@ -99,7 +100,8 @@ package final class Metrics: Sendable {
             h.external[[service, outcome]]
                 ?? {
                     let c = CoreMetrics.Counter(
-                        label: "medianest_external_requests_total", dimensions: [("service", service), ("outcome", outcome)], factory: factory)
+                        label: "medianest_external_requests_total", dimensions: [("service", service), ("outcome", outcome)],
+                        factory: factory)
                     h.external[[service, outcome]] = c
                     return c
                 }()

@@ -48,18 +48,24 @@ package struct SubscriptionCommands: Sendable {
             }
         }
         guard let url = try text("url"), !url.isEmpty else { throw Refusal("sub add needs the link of a channel, playlist or feed") }
-        if let problem = SubscriptionSettings.urlProblem(url) { throw Refusal("\(problem), got \(JSONText.quote(String(url.prefix(200))))") }
+        if let problem = SubscriptionSettings.urlProblem(url) {
+            throw Refusal("\(problem), got \(JSONText.quote(String(url.prefix(200))))")
+        }
         let name = try text("name") ?? Self.name(for: url)
         if let problem = SubscriptionSettings.nameProblem(name) { throw Refusal(problem) }
         var s = SubscriptionSettings(name: name, url: url)
         s.userId = try text("user")
         if let user = s.userId, !(1...128).contains(user.utf8.count) { throw Refusal("user must be 1–128 bytes") }
         if let q = try text("quality") {
-            guard YouTubeSettings.qualities.contains(q) else { throw Refusal("quality must be one of \(YouTubeSettings.qualities.joined(separator: ", "))") }
+            guard YouTubeSettings.qualities.contains(q) else {
+                throw Refusal("quality must be one of \(YouTubeSettings.qualities.joined(separator: ", "))")
+            }
             s.quality = q
         }
         if let f = try text("format") {
-            guard YouTubeSettings.formats.contains(f) else { throw Refusal("format must be one of \(YouTubeSettings.formats.joined(separator: ", "))") }
+            guard YouTubeSettings.formats.contains(f) else {
+                throw Refusal("format must be one of \(YouTubeSettings.formats.joined(separator: ", "))")
+            }
             s.format = f
         }
         if let output = try text("output") {
@@ -69,7 +75,8 @@ package struct SubscriptionCommands: Sendable {
         s.collection = try text("collection")
         if let every = try text("every") {
             guard let seconds = DurationParser.parse(every), SubscriptionSettings.checkEveryRange.contains(Int(seconds.rounded())) else {
-                throw Refusal("every must be a duration such as 30m, 6h or 1d (at most 366d), got \(JSONText.quote(String(every.prefix(40))))")
+                throw Refusal(
+                    "every must be a duration such as 30m, 6h or 1d (at most 366d), got \(JSONText.quote(String(every.prefix(40))))")
             }
             s.checkEvery = Int(seconds.rounded())
         }
@@ -79,7 +86,9 @@ package struct SubscriptionCommands: Sendable {
             }
             s.maxAge = Int(seconds.rounded())
         }
-        for (key, range, label) in [("keepLast", SubscriptionSettings.keepLastRange, "keep-last"), ("backfill", SubscriptionSettings.backfillRange, "backfill")] {
+        for (key, range, label) in [
+            ("keepLast", SubscriptionSettings.keepLastRange, "keep-last"), ("backfill", SubscriptionSettings.backfillRange, "backfill"),
+        ] {
             switch request[key] {
             case nil, .null?: continue
             case .number(let n)? where Int(n).map(range.contains) == true:
@@ -100,7 +109,11 @@ package struct SubscriptionCommands: Sendable {
         let raw = ((parts?.host ?? "") + (parts?.path ?? "")).replacingOccurrences(of: "www.", with: "")
         var out = ""
         for c in raw {
-            if c.isASCII && (c.isLetter || c.isNumber || "_.:-".contains(c)) { out.append(c) } else if !out.hasSuffix("-") { out.append("-") }
+            if c.isASCII && (c.isLetter || c.isNumber || "_.:-".contains(c)) {
+                out.append(c)
+            } else if !out.hasSuffix("-") {
+                out.append("-")
+            }
         }
         while out.hasSuffix("-") { out.removeLast() }
         return String((out.isEmpty ? "subscription" : out).prefix(64))
@@ -145,7 +158,9 @@ package struct SubscriptionCommands: Sendable {
     package func protect(_ reference: String, videoKey: String, protected: Bool) async throws -> JSONValue {
         let s = try await find(reference)
         guard try await store.protect(subscriptionId: s.id, videoKey: videoKey, protected: protected) else {
-            throw Refusal("\(s.name) has no item \(JSONText.quote(String(videoKey.prefix(200)))); the keys are in ctl sub list --json or subscription_items")
+            throw Refusal(
+                "\(s.name) has no item \(JSONText.quote(String(videoKey.prefix(200)))); the keys are in ctl sub list --json or subscription_items"
+            )
         }
         return .object([("name", .string(s.name)), ("videoKey", .string(videoKey)), ("protected", .bool(protected))])
     }

@@ -17,7 +17,10 @@ struct SubscriptionFileSync: Sendable {
         while !state.isShuttingDown && !Task.isCancelled {
             do {
                 let outcome = try await store.syncFile(subscriptions)
-                for (what, names) in [("added", outcome.created), ("updated", outcome.updated), ("disabled (gone from jobs.yml; files kept)", outcome.disabled)]
+                for (what, names) in [
+                    ("added", outcome.created), ("updated", outcome.updated),
+                    ("disabled (gone from jobs.yml; files kept)", outcome.disabled),
+                ]
                 where !names.isEmpty {
                     logger.notice("subscriptions of jobs.yml \(what)", metadata: ["subscriptions": "\(names.joined(separator: ","))"])
                 }

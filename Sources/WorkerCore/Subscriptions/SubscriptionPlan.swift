@@ -130,7 +130,9 @@ package enum SubscriptionPlan {
 
     /// Downloaded items retention removes, with why: beyond the newest `keepLast` (by publication,
     /// else first sight) or published longer than `maxAge` seconds before `now`; never a protected one.
-    package static func retention(_ items: [SubscriptionItem], keepLast: Int?, maxAge: Int?, now: Double) -> [(item: SubscriptionItem, reason: String)] {
+    package static func retention(
+        _ items: [SubscriptionItem], keepLast: Int?, maxAge: Int?, now: Double
+    ) -> [(item: SubscriptionItem, reason: String)] {
         guard keepLast != nil || maxAge != nil else { return [] }
         let downloaded = items.filter { $0.state == .downloaded }.enumerated().sorted { a, b in
             a.element.age != b.element.age ? a.element.age > b.element.age : a.offset < b.offset

@@ -165,8 +165,12 @@ package struct SubscriptionStore: Sendable {
     /// The state and reason of every item of a subscription, by key.
     func known(of id: String) async throws -> [String: (state: SubscriptionItemState, reason: String?)] {
         var out: [String: (state: SubscriptionItemState, reason: String?)] = [:]
-        for row in try await pool.query("SELECT video_key, state, reason FROM subscription_items WHERE subscription_id = $1", [PostgresBind(id)]).rows {
-            out[try row.string("video_key")] = (SubscriptionItemState(rawValue: try row.string("state")) ?? .failed, row.optionalString("reason"))
+        for row in try await pool.query(
+            "SELECT video_key, state, reason FROM subscription_items WHERE subscription_id = $1", [PostgresBind(id)]
+        ).rows {
+            out[try row.string("video_key")] = (
+                SubscriptionItemState(rawValue: try row.string("state")) ?? .failed, row.optionalString("reason")
+            )
         }
         return out
     }
@@ -187,10 +191,14 @@ package struct SubscriptionStore: Sendable {
                 ON CONFLICT (subscription_id, video_key) DO NOTHING
                 """,
                 [
-                    PostgresBind(subscriptionId), PostgresBind(array: chunk.map(\.listed.videoKey)), PostgresBind(array: chunk.map(\.listed.url)),
-                    PostgresBind(array: chunk.map(\.listed.title)), PostgresBind(array: chunk.map { $0.listed.timestamp.map { String($0) } }),
-                    PostgresBind(array: chunk.map { SubscriptionPlan.downloadJobID(subscriptionId: subscriptionId, videoKey: $0.listed.videoKey) }),
-                    PostgresBind(array: chunk.map { SubscriptionPlan.downloadID(subscriptionId: subscriptionId, videoKey: $0.listed.videoKey) }),
+                    PostgresBind(subscriptionId), PostgresBind(array: chunk.map(\.listed.videoKey)),
+                    PostgresBind(array: chunk.map(\.listed.url)),
+                    PostgresBind(array: chunk.map(\.listed.title)),
+                    PostgresBind(array: chunk.map { $0.listed.timestamp.map { String($0) } }),
+                    PostgresBind(
+                        array: chunk.map { SubscriptionPlan.downloadJobID(subscriptionId: subscriptionId, videoKey: $0.listed.videoKey) }),
+                    PostgresBind(
+                        array: chunk.map { SubscriptionPlan.downloadID(subscriptionId: subscriptionId, videoKey: $0.listed.videoKey) }),
                     PostgresBind(array: chunk.map(\.state.rawValue)), PostgresBind(array: chunk.map(\.reason)),
                 ]
             ).affectedRows
@@ -209,7 +217,9 @@ package struct SubscriptionStore: Sendable {
     }
 
     /// Items waiting for their download: key, link, title, publication (epoch s) and job id.
-    func queued(of id: String) async throws -> [(key: String, url: String, title: String?, published: Double?, jobId: String, downloadId: String)] {
+    func queued(
+        of id: String
+    ) async throws -> [(key: String, url: String, title: String?, published: Double?, jobId: String, downloadId: String)] {
         try await pool.query(
             """
             SELECT video_key, url, title, extract(epoch FROM published_at)::float8 AS published, job_id, download_id
