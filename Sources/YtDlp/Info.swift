@@ -175,6 +175,11 @@ public struct PlaylistEntry: Sendable, Equatable {
     /// The extractor that would download it (`Youtube`), when the listing says.
     public var ieKey: String? = nil
 
+    /// Whether it is itself a playlist (a channel's tab, a playlist inside a channel's playlists tab).
+    public var isPlaylist: Bool {
+        type == "playlist" || ["youtubetab", "youtubeplaylist"].contains((ieKey ?? "").lowercased())
+    }
+
     /// Whether the listing marks it as a stream that is on now or has not begun.
     public var isLiveOrUpcoming: Bool { liveStatus == "is_live" || liveStatus == "is_upcoming" }
 

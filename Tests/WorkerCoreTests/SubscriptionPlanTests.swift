@@ -24,11 +24,15 @@ struct SubscriptionPlanTests {
               {"_type":"url","ie_key":"Youtube","id":"abc","url":"https://www.youtube.com/watch?v=abc","live_status":"is_upcoming"},
               {"_type":"url_transparent","url":"http://127.0.0.1/media/one.mp4#__youtubedl_smuggle=%7B%22force_videoid%22%3A+%22item-1%22%7D"},
               {"_type":"url","url":"http://127.0.0.1/media/two.mp4"},
-              {"_type":"url","ie_key":"Youtube","id":"abc","url":"https://www.youtube.com/watch?v=abc"}
+              {"_type":"url","ie_key":"Youtube","id":"abc","url":"https://www.youtube.com/watch?v=abc"},
+              {"_type":"url","ie_key":"YoutubeTab","id":"UC1","url":"https://www.youtube.com/@x/shorts"}
             ]}
             """)
         let listed = SubscriptionPlan.listed(p)
-        #expect(listed.count == 3, "the repeated entry is listed once")
+        #expect(listed.count == 4, "the repeated entry is listed once")
+        #expect(listed[3].nested && !listed[0].nested && !listed[1].nested)
+        let plan = SubscriptionPlan.plan(listed, known: [:], firstCheck: false, backfill: 10)
+        #expect(plan.new[3].state == .skipped && plan.new[3].reason == SubscriptionPlan.nestedReason, "a channel's tab is never downloaded")
         #expect(listed[0].videoKey == "youtube:abc" && listed[0].live)
         #expect(listed[1].videoKey == "youtube:tab:item-1")
         #expect(listed[2].videoKey.hasPrefix("youtube:tab:url-"))

@@ -61,6 +61,8 @@ package enum SubscriptionPlan {
         /// Epoch seconds.
         package var timestamp: Double?
         package var live: Bool
+        /// A playlist or channel tab listed inside the source (a channel's home lists its tabs).
+        package var nested: Bool = false
     }
 
     /// A new item: queued for download or skipped, with why.
@@ -73,6 +75,7 @@ package enum SubscriptionPlan {
     /// Why entries are skipped. A live or upcoming entry is looked at again by later checks and
     /// queued once it is over.
     package static let liveReason = "live or upcoming when checked; taken once it has ended"
+    package static let nestedReason = "a playlist or channel tab inside the source, not a video; subscribe to it (e.g. the channel's /videos) instead"
     package static func backfillReason(_ n: Int) -> String { "older than the first check's backfill of \(n)" }
 
     /// `<extractor>:<id>` of an entry: the extractor that downloads it (else the listing's), and its
@@ -92,7 +95,10 @@ package enum SubscriptionPlan {
         for entry in playlist.entries {
             let key = videoKey(entry, listingExtractor: playlist.extractor)
             guard seen.insert(key).inserted else { continue }
-            out.append(Listed(videoKey: key, url: entry.url, title: entry.title, timestamp: entry.timestamp, live: entry.isLiveOrUpcoming))
+            out.append(
+                Listed(
+                    videoKey: key, url: entry.url, title: entry.title, timestamp: entry.timestamp, live: entry.isLiveOrUpcoming,
+                    nested: entry.isPlaylist))
         }
         if !out.isEmpty, out.allSatisfy({ $0.timestamp != nil }) {
             out = out.enumerated().sorted { a, b in
@@ -116,7 +122,9 @@ package enum SubscriptionPlan {
                 if item.state == .skipped, item.reason == liveReason, !entry.live { requeue.append(entry.videoKey) }
                 continue
             }
-            if entry.live {
+            if entry.nested {
+                new.append(NewItem(listed: entry, state: .skipped, reason: nestedReason))
+            } else if entry.live {
                 new.append(NewItem(listed: entry, state: .skipped, reason: liveReason))
             } else if firstCheck && taken >= backfill {
                 new.append(NewItem(listed: entry, state: .skipped, reason: backfillReason(backfill)))

@@ -105,8 +105,9 @@ struct YouTubeDownload: Sendable {
         await began
         switch extraction {
         case .playlist(let playlist):
-            if request.playlist != nil {
-                throw JobFailure.permanent("This playlist entry is itself a playlist; nested playlists are not downloaded.")
+            if request.playlist != nil || request.subscription != nil {
+                throw JobFailure.permanent(
+                    "This \(request.playlist != nil ? "playlist entry" : "subscription's entry") is itself a playlist; nested playlists are not downloaded.")
             }
             return try await PlaylistDownload(download: self).run(playlist)
         case .video(var info):
