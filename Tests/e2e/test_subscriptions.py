@@ -178,6 +178,18 @@ def test_two_daemons_check_each_tick_once_through_a_leader_sigkill(h: Harness, m
     # Every check ends: one subscription:checked per started check.
     wait_for(lambda: len({e["jobId"] for e in checked_events(h, sub["id"])}) >= len(set(started)), 20, "every check done")
 
+    # The cluster down for several intervals: the missed ticks are one check when it is back.
+    survivor = b if leader is a else a
+    assert survivor.stop() == 0
+    last_before = max(ticks())
+    time.sleep(7)
+    survivor.start()
+    wait_for(lambda: [t for t in ticks() if t > last_before], 20, "a check after the restart")
+    time.sleep(0.5)
+    after = sorted(t for t in ticks() if t > last_before)
+    assert after[0] - last_before >= 3 * 2000, f"the missed ticks were not checked one by one: {last_before} then {after}"
+    assert all(y - x == 2000 for x, y in zip(after, after[1:])), f"one check for the missed ticks, then every tick: {after}"
+
 
 @pytest.mark.timeout(200)
 def test_a_subscription_of_jobs_yml_appears_and_is_disabled_when_removed_from_it(h: Harness, media):
