@@ -129,6 +129,7 @@ package final class Worker: Sendable {
             maintain(StreamTrimmer(queue: queue, redis: redis)),
             JobDrain(pool: pool, state: state, logger: logger),
             scheduler,
+            maintain(YtDlpUpdateScheduler(services: services, consumer: consumer, logger: logger)),
         ] + bullmqServices(cfg, maintain: maintain)
         return list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
     }
@@ -180,7 +181,7 @@ package final class Worker: Sendable {
         }()
         state.ready.open()
         logger.info("ready", metadata: ["consumer": "\(consumer)"])
-        Task { [services] in await ServiceHealthHandler.startupYtDlpCheck(services) }
+        Task { [services] in await YtDlpUpdateHandler.startup(services) }
         onReady()
         await running
         await Heartbeat(redis: redis, keys: queue.keys, consumer: consumer, status: { [self] in status() }).remove()
