@@ -55,9 +55,19 @@ struct PayloadSchemaTests {
             Set(registry.types) == [
                 "cleanup", "media.convert", "media.thumbnail", "noop", "notification.send", "overseerr.submit", "overseerr.sync",
                 "plex.scan",
-                "service.health", "sleep", "youtube.download",
+                "service.health", "sleep", "youtube.download", "youtube.update",
             ])
         #expect(registry.schema(for: "no.such.type") == nil && !registry.knows("no.such.type"))
+    }
+
+    @Test func youtubeUpdate() {
+        expectAccepted("youtube.update", ["", #""host":"h-1-ab","until":1767225600000"#, #""host":null,"until":null"#])
+        expectRefused(
+            "youtube.update",
+            [
+                (#""host":"""#, "payload.host must be a string of 1 to 200 characters"), (#""host":7"#, "payload.host must be a string of 1 to 200 characters"),
+                (#""until":-1"#, "payload.until must be a whole number ≥ 0"), (#""until":1.5"#, "payload.until must be a whole number ≥ 0"),
+            ])
     }
 
     @Test func noop() {
