@@ -65,8 +65,10 @@ struct PayloadSchemaTests {
         expectRefused(
             "youtube.update",
             [
-                (#""host":"""#, "payload.host must be a string of 1 to 200 characters"), (#""host":7"#, "payload.host must be a string of 1 to 200 characters"),
-                (#""until":-1"#, "payload.until must be a whole number ≥ 0"), (#""until":1.5"#, "payload.until must be a whole number ≥ 0"),
+                (#""host":"""#, "payload.host must be a string of 1 to 200 characters"),
+                (#""host":7"#, "payload.host must be a string of 1 to 200 characters"),
+                (#""until":-1"#, "payload.until must be a whole number ≥ 0"),
+                (#""until":1.5"#, "payload.until must be a whole number ≥ 0"),
             ])
     }
 

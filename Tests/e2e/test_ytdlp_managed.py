@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness import Harness, parse_time, wait_for
 from integrations_support import metric
+from ops_support import control
 from ytdlp_managed_support import build_wheel, calls_of, managed_layout
 from youtube_support import (YOUTUBE_QUEUE, enqueue_download, media, media_root,  # noqa: F401 (fixtures)
                              media_server)
@@ -37,12 +38,7 @@ def versions_used(calls: Path, since: int = 0) -> list[str]:
 
 
 def status(d) -> dict:
-    from ops_support import ControlClient
-    client = ControlClient(d.settings["control"]["socket"])
-    try:
-        answer = client.request("status")
-    finally:
-        client.close()
+    answer = control(d, "status")
     assert answer["ok"], answer
     return answer
 
