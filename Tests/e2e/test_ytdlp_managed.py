@@ -145,3 +145,31 @@ def test_the_update_schedule_runs_on_every_host_for_itself(h: Harness, media):
     assert len(ticks) == len(set(ticks))
     for d in daemons:
         assert d.alive()
+
+
+def test_without_a_reachable_index_the_log_says_so_and_downloads_wait_until_one_is_installed(h: Harness, media):
+    wheels, calls, state = h.workdir / "wheels", h.workdir / "calls.jsonl", h.workdir / "state"
+    wheels.mkdir()  # nothing to install: as a host without network
+    d = managed_daemon(h, state, wheels)
+    wait_for(lambda: any(line.get("msg", "").startswith("managed yt-dlp could not be installed") for line in d.lines()),
+             90, "the failed start-up install in the log")
+    line = next(line for line in d.lines() if line.get("msg", "").startswith("managed yt-dlp could not be installed"))
+    assert line["level"] == "error" and "ytdlp install" in line["msg"] and "pip" in line["error"], line
+    wait_for(lambda: (status(d).get("ytDlp") or {}).get("status") == "down", 30, "the yt-dlp check")
+    assert "ytdlp install" in status(d)["ytDlp"]["warning"]
+
+    job, _ = enqueue_download(h, media.url("media/clip.mp4"))
+    def waiting_job() -> dict | None:
+        state = h.job(job)
+        return state if "No managed yt-dlp is installed" in state.get("error", "") else None
+
+    waiting = wait_for(waiting_job, 30, "the download waiting")
+    assert waiting["state"] not in ("failed", "completed") and int(waiting["attempt"]) <= 1, waiting
+
+    # Once a version is there (here by hand, as an admin would with ytdlp install), the download runs.
+    build_wheel(wheels, OLD, calls)
+    out = h.cli("ytdlp", "install", config=d.config, timeout=120)
+    assert out.returncode == 0 and f"yt-dlp {OLD} (stable) installed" in out.stdout, out.stderr
+    state = h.wait_state(job, "completed", timeout=120)
+    assert int(state["attempt"]) <= 1, "waiting used no attempt"
+    assert versions_used(calls) == [OLD]

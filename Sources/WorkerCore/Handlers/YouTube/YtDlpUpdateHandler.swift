@@ -46,7 +46,7 @@ package final class YtDlpGate: Sendable {
             throw JobFailure.waiting(
                 "No managed yt-dlp is installed on this host yet (in \(managed.root)); the download waits until one is: "
                     + "run medianest-worker ytdlp install, or a youtube.update job (which needs pip to reach its index).",
-                seconds: 60)
+                seconds: 15)
         }
         return path
     }
