@@ -31,9 +31,12 @@ extension ConfigLoader {
         }
     }
 
-    /// `paths`: library, temp.
+    /// `paths`: library, temp, state.
     static func decodePaths(_ top: Section, _ configuration: inout WorkerConfiguration, _ reader: ConfigReader) throws(ConfigError) {
-        if let paths = try reader.section(top["paths"], key: "paths", known: ["library", "temp"]) {
+        if let paths = try reader.section(top["paths"], key: "paths", known: ["library", "temp", "state"]) {
+            if let node = paths["state"] {
+                configuration.paths.state = try reader.absolutePath(node, key: paths.path("state"))
+            }
             if let node = paths["library"] {
                 configuration.paths.library = try reader.absolutePath(node, key: paths.path("library"))
             }
@@ -92,6 +95,7 @@ extension ConfigLoader {
             ])
         {
             configuration.youtube = try youtubeSettings(youtube, reader: reader)
+            try checkUpdateQueue(configuration, top, reader: reader)
         }
     }
 

@@ -21,6 +21,7 @@ extension WorkerConfiguration {
         out.open("paths")
         out.scalar("library", paths.library)
         out.scalar("temp", paths.temp)
+        out.scalar("state", paths.state)
         out.close()
         out.open("control")
         out.scalar("socket", control.socket)
@@ -67,6 +68,20 @@ extension WorkerConfiguration {
             if let sleep = youtube.sleepInterval { out.raw("sleep_interval", DurationParser.format(sleep)) }
             if let sleep = youtube.maxSleepInterval { out.raw("max_sleep_interval", DurationParser.format(sleep)) }
             if let rate = youtube.limitRate { out.raw("limit_rate", String(rate)) }
+            out.close()
+        }
+        if youtube.managed {
+            let update = youtube.update
+            out.open("update")
+            out.scalar("channel", update.channel)
+            out.raw("every", DurationParser.format(update.every))
+            out.scalar("queue", update.queue)
+            if update.noIndex { out.scalar("index_url", "none") }
+            if let index = update.indexURL { out.scalar("index_url", ServiceURL.masked(index)) }
+            if !update.findLinks.isEmpty {
+                out.raw("find_links", "[" + update.findLinks.map { YAMLWriter.quote(ServiceURL.masked($0)) }.joined(separator: ", ") + "]")
+            }
+            out.scalar("python", update.python)
             out.close()
         }
         out.close()

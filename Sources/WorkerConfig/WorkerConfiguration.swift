@@ -123,6 +123,9 @@ package struct PathSettings: Sendable, Equatable {
     package var library: String
     /// Where downloads and conversions work before the move (default `/var/lib/medianest-worker/tmp`).
     package var temp: String
+    /// The daemon's own lasting files (default `/var/lib/medianest-worker`): a managed yt-dlp lives
+    /// in `<state>/yt-dlp`.
+    package var state: String = "/var/lib/medianest-worker"
 
     /// Settings with the given values, defaults for the rest.
     package init(library: String = "/srv/media/youtube", temp: String = "/var/lib/medianest-worker/tmp") {
@@ -277,6 +280,8 @@ package struct YouTubeSettings: Sendable, Equatable {
     package var sponsorBlock: SponsorBlockSettings? = nil
     /// Write the video's own chapters (key `chapters`, default false).
     package var chapters: Bool = false
+    /// Key `update`: scheduled updates of a managed yt-dlp.
+    package var update = YtDlpUpdateSettings()
 
     /// The qualities a job or the configuration may ask for.
     package static let qualities = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"]

@@ -2,33 +2,14 @@ import Foundation
 import JSON
 import Yams
 
-/// `youtube.cookies`, `extractor_args`, `plugin_dirs`, `throttle` and the keys that are not built
-/// (`yt_dlp: managed`, `update`): contract section 13.
+/// `youtube.cookies`, `extractor_args`, `plugin_dirs`, `throttle`, and (in YtDlpUpdateSettings.swift)
+/// `yt_dlp: managed` and `update`: contract section 13.
 extension ConfigLoader {
     /// Largest cookies file accepted (a browser's export for one account is a few kB).
     static let cookiesLimit = 4 << 20
 
     static func youtubeToday(_ section: Section, _ youtube: inout YouTubeSettings, reader: ConfigReader) throws(ConfigError) {
-        if youtube.ytDlp.trimmingWhitespace().lowercased() == "managed", let node = section["yt_dlp"] {
-            throw reader.error(
-                section.path("yt_dlp"),
-                "\"managed\" (a yt-dlp kept by the daemon) is not built in this version; set the yt-dlp command or its path",
-                at: node)
-        }
-        if let node = section["update"], !reader.isNull(node) {
-            // `channel: off` asks for what this version does anyway; anything else is refused.
-            if let update = try reader.section(node, key: section.path("update"), known: ["channel", "every"]),
-                let channel = update["channel"],
-                try reader.choice(channel, key: update.path("channel"), ["stable", "nightly", "off"]) == "off"
-            {
-                return try youtubeAccess(section, &youtube, reader: reader)
-            }
-            throw reader.error(
-                section.path("update"),
-                "the youtube.update job (a yt-dlp that keeps itself current) is not built in this version; "
-                    + "remove the key (or set channel: off) and update yt-dlp with pip install -U \"yt-dlp[default]\"",
-                at: node)
-        }
+        try youtubeUpdate(section, &youtube, reader: reader)
         try youtubeAccess(section, &youtube, reader: reader)
     }
 

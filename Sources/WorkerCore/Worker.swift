@@ -132,6 +132,7 @@ package final class Worker: Sendable {
                 maintain(StreamTrimmer(queue: queue, redis: redis)),
                 JobDrain(pool: pool, state: state, logger: logger),
                 scheduler,
+                maintain(YtDlpUpdateScheduler(services: services, consumer: consumer, logger: logger)),
             ] + bullmqServices(cfg, maintain: maintain)
         return list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
     }
@@ -186,7 +187,7 @@ package final class Worker: Sendable {
         }()
         state.ready.open()
         logger.info("ready", metadata: ["consumer": "\(consumer)"])
-        Task { [services] in await ServiceHealthHandler.startupYtDlpCheck(services) }
+        Task { [services] in await YtDlpUpdateHandler.startup(services) }
         Task { [services, state, logger] in
             await SubscriptionFileSync(services: services, state: state, logger: logger).run(cfg.subscriptions)
         }

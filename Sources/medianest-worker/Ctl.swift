@@ -194,7 +194,8 @@ enum CtlText {
         }
         if let ytdlp = a["ytDlp"], ytdlp != .null {
             var line =
-                "yt-dlp    \(CtlFormat.text(ytdlp["version"])) (\(CtlFormat.text(ytdlp["ageDays"])) days old), JS runtime "
+                "yt-dlp    \(CtlFormat.text(ytdlp["version"])) (\(CtlFormat.text(ytdlp["channel"])), "
+                + "\(CtlFormat.text(ytdlp["ageDays"])) days old), JS runtime "
                 + CtlFormat.text(ytdlp["jsRuntime"])
             if let warning = ytdlp["warning"]?.stringValue { line += "; WARNING: " + warning }
             lines.append(line)

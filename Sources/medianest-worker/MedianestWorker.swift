@@ -31,7 +31,7 @@ struct MedianestWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medianest-worker",
         abstract: "MediaNest's background job and download daemon.",
-        subcommands: [Run.self, Migrate.self, CheckConfig.self, Enqueue.self, Ctl.self])
+        subcommands: [Run.self, Migrate.self, CheckConfig.self, Enqueue.self, Ctl.self, YtDlpCommand.self])
 }
 
 struct Run: AsyncParsableCommand {
@@ -122,5 +122,38 @@ struct Enqueue: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print(jobID)
+    }
+}
+
+struct YtDlpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ytdlp", abstract: "The managed yt-dlp (youtube.yt_dlp: managed) of this host.",
+        subcommands: [Install.self, Status.self])
+
+    struct Install: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Install the newest yt-dlp[default] of youtube.update.channel under paths.state and switch to it now.")
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let (cfg, _) = options.load()
+            let outcome = await ManagedYtDlpCommand.install(cfg)
+            if outcome.ok {
+                print(outcome.message)
+            } else {
+                FileHandle.standardError.write(Data("medianest-worker: \(outcome.message)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the managed yt-dlp versions of this host.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let (cfg, _) = options.load()
+            print(ManagedYtDlpCommand.status(cfg))
+        }
     }
 }

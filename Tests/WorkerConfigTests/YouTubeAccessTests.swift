@@ -45,10 +45,10 @@ struct YouTubeAccessTests {
         #expect(e?.message.contains("older spelling") == true)
     }
 
-    @Test func updateOffIsAcceptedOtherChannelsAreNotBuilt() throws {
+    @Test func updateOffIsAcceptedOtherChannelsNeedManaged() throws {
         #expect(try parse("youtube: { update: { channel: off, every: 1d }, throttle: { limit_rate: 1M } }").youtube.limitRate == 1_000_000)
         #expect(parseError("youtube:\n  update: { channel: weekly }\n")?.message.contains("stable, nightly, off") == true)
-        #expect(parseError("youtube:\n  update: { channel: nightly }\n")?.message.contains("not built") == true)
+        #expect(parseError("youtube:\n  update: { channel: nightly }\n")?.message.contains("yt_dlp: managed") == true)
     }
 
     @Test func limitRateZeroIsNoLimit() throws {
@@ -83,8 +83,7 @@ struct YouTubeAccessTests {
             ),
             ("youtube:\n  throttle: { limit_rate: fast }\n", "youtube.throttle.limit_rate", "bytes per second"),
             ("youtube:\n  throttle: { sleep: 1s }\n", "youtube.throttle.sleep", "unknown key"),
-            ("youtube:\n  yt_dlp: managed\n", "youtube.yt_dlp", "not built"),
-            ("youtube:\n  update: { channel: stable, every: 1d }\n", "youtube.update", "not built"),
+            ("youtube:\n  update: { channel: stable, every: 1d }\n", "youtube.update.channel", "need youtube.yt_dlp: managed"),
         ]
         for (yaml, key, words) in cases {
             let e = parseError(yaml)

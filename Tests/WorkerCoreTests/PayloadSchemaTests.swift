@@ -55,7 +55,7 @@ struct PayloadSchemaTests {
             Set(registry.types) == [
                 "cleanup", "media.convert", "media.thumbnail", "noop", "notification.send", "overseerr.submit", "overseerr.sync",
                 "plex.scan",
-                "service.health", "sleep", "youtube.download", "youtube.subscription",
+                "service.health", "sleep", "youtube.download", "youtube.subscription", "youtube.update",
             ])
         #expect(registry.schema(for: "no.such.type") == nil && !registry.knows("no.such.type"))
     }
@@ -68,6 +68,18 @@ struct PayloadSchemaTests {
                 ("", "payload.subscriptionId is required"),
                 (#""subscriptionId":7"#, "payload.subscriptionId must be a string of 1 to 128 characters"),
                 ("\"subscriptionId\":\"\"", "payload.subscriptionId must be a string of 1 to 128 characters"),
+            ])
+    }
+
+    @Test func youtubeUpdate() {
+        expectAccepted("youtube.update", ["", #""host":"h-1-ab","until":1767225600000"#, #""host":null,"until":null"#])
+        expectRefused(
+            "youtube.update",
+            [
+                (#""host":"""#, "payload.host must be a string of 1 to 200 characters"),
+                (#""host":7"#, "payload.host must be a string of 1 to 200 characters"),
+                (#""until":-1"#, "payload.until must be a whole number ≥ 0"),
+                (#""until":1.5"#, "payload.until must be a whole number ≥ 0"),
             ])
     }
 

@@ -17,6 +17,8 @@ package final class WorkerServices: Sendable {
     package let observers: [any JobObserver]
     /// The outbound integrations' caller and circuit breakers (one set per worker).
     package let integrations: IntegrationHub
+    /// The downloads running on this host and the yt-dlp each starts (a managed one switches only while none runs).
+    package let ytDlpGate = YtDlpGate()
 
     init(
         configuration: WorkerConfiguration, queue: JobQueue, postgres: PostgresPool,

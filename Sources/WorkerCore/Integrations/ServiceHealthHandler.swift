@@ -38,7 +38,7 @@ struct ServiceHealthHandler: JobHandler {
         var probes: [(String, @Sendable () async -> Check)] = [
             ("redis", { await Self.redis(services) }),
             ("postgres", { await Self.postgres(services) }),
-            ("yt-dlp", { await Self.ytDlp(configuration.youtube) }),
+            ("yt-dlp", { await Self.ytDlp(configuration) }),
             ("disk:library", { Self.disk("disk:library", configuration.paths.library) }),
             ("disk:temp", { Self.disk("disk:temp", configuration.paths.temp) }),
         ]
@@ -142,7 +142,11 @@ struct ServiceHealthHandler: JobHandler {
     /// JavaScript runtime (the configured one, `youtube.js_runtime` as `name` or `name:path`, else
     /// deno, node, bun or qjs in `PATH`) and the plugin packages found in `youtube.plugin_dirs`.
     /// `degraded` when older than 2025.11.12, older than 90 days, or without a JS runtime.
-    static func ytDlp(_ settings: YouTubeSettings, now: Date = Date()) async -> Check {
+    /// A managed yt-dlp (`yt_dlp: managed`) is checked as `current` names it, its channel the configured one.
+    static func ytDlp(_ configuration: WorkerConfiguration, now: Date = Date()) async -> Check {
+        var settings = configuration.youtube
+        let managed = settings.managed
+        settings.ytDlp = YtDlpGate.checkedExecutable(configuration)
         let start = ContinuousClock.now
         let run = await ProcessProbe.run(settings.ytDlp, ["--version"], timeout: checkTimeout - 1)
         let ms = milliseconds(ContinuousClock.now - start)
@@ -154,24 +158,30 @@ struct ServiceHealthHandler: JobHandler {
         ]
         guard let output = run, output.status == 0, let version = output.text.split(whereSeparator: \.isNewline).first.map(String.init)
         else {
-            return Check(
-                service: "yt-dlp", status: "down", responseTimeMs: ms,
-                message: "\(settings.ytDlp) --version did not run (is yt-dlp installed? see youtube.yt_dlp)", details: details)
+            let message =
+                managed
+                ? "no managed yt-dlp runs on this host (none installed in \(ManagedYtDlp(stateDirectory: configuration.paths.state).root)? "
+                    + "run medianest-worker ytdlp install)"
+                : "\(settings.ytDlp) --version did not run (is yt-dlp installed? see youtube.yt_dlp)"
+            return Check(service: "yt-dlp", status: "down", responseTimeMs: ms, message: message, details: details)
         }
         details.insert(("version", .string(version)), at: 0)
         var problems: [String] = []
+        let advice =
+            managed
+            ? "update it (the youtube.update job; youtube.update.channel is \(settings.update.channel))"
+            : "update it (pip install -U \"yt-dlp[default]\")"
         if let parsed = YtDlpVersion(version) {
             let age = parsed.ageDays(now: now)
-            details.insert(("channel", .string(parsed.channel)), at: 1)
+            details.insert(("channel", .string(managed ? settings.update.channel : parsed.channel)), at: 1)
             details.insert(("ageDays", .number(String(age))), at: 2)
             if parsed < YtDlpVersion.minimum {
                 problems.append(
                     "yt-dlp \(version) is older than \(YtDlpVersion.minimum): YouTube needs 2025.11.12 or newer with a JS runtime; "
-                        + "update it (pip install -U \"yt-dlp[default]\")")
+                        + advice)
             } else if age > YtDlpVersion.staleDays {
                 problems.append(
-                    "yt-dlp \(version) is \(age) days old (more than \(YtDlpVersion.staleDays)); YouTube changes often: update it "
-                        + "(pip install -U \"yt-dlp[default]\")")
+                    "yt-dlp \(version) is \(age) days old (more than \(YtDlpVersion.staleDays)); YouTube changes often: " + advice)
             }
         } else {
             problems.append("yt-dlp's version \"\(version.prefix(40))\" is not a release date; its age is unknown")
@@ -206,7 +216,7 @@ struct ServiceHealthHandler: JobHandler {
     /// The start-up check of yt-dlp: recorded in `P:health:yt-dlp`, kept for `ctl status` and
     /// `medianest_ytdlp_info`, and logged (a warning when degraded or down).
     package static func startupYtDlpCheck(_ services: WorkerServices) async {
-        let check = await bounded("yt-dlp") { await ytDlp(services.configuration.youtube) }
+        let check = await bounded("yt-dlp") { await ytDlp(services.configuration) }
         services.integrations.noteYtDlp(check)
         var fields = [
             "HSET", "\(services.queue.keys.prefix):health:yt-dlp", "status", check.status, "checkedAt", Timestamp.now(),

@@ -7,11 +7,12 @@ import WorkerConfig
 import YtDlp
 
 extension HandlerRegistry {
-    /// `youtube.download`.
+    /// `youtube.download` and `youtube.update`.
     mutating func registerYouTubeHandler() {
         register(
             YouTubeDownloadHandler.type, YouTubeDownloadHandler(), schema: YouTubeRequest.schema,
             events: YouTubeDownloadHandler.events)
+        register(YtDlpUpdateHandler.type, YtDlpUpdateHandler(), schema: YtDlpUpdateHandler.schema)
     }
 }
 
@@ -41,7 +42,12 @@ struct YouTubeDownloadHandler: JobHandler {
             throw JobFailure.permanent("The job id '\(context.job.id)' cannot name a temporary folder; use letters or digits.")
         }
         try YouTubeRequest.schema.check(context.payload)
-        let configuration = context.services.configuration
+        var configuration = context.services.configuration
+        // The yt-dlp this download runs, resolved once (a managed yt-dlp's update switches only
+        // while no download runs on this host, and a switch affects only later downloads).
+        let gate = context.services.ytDlpGate
+        configuration.youtube.ytDlp = try gate.enter(configuration)
+        defer { gate.leave() }
         let request = try YouTubeRequest(
             payload: context.payload, jobId: context.job.id, userId: context.envelope.userId,
             configuration: configuration)
