@@ -123,6 +123,11 @@ struct SubscriptionCheckHandler: JobHandler {
         } catch {
             throw JobFailure.permanent(error.description)
         }
+        // A listing runs yt-dlp as a download does: the managed version in place now, and a switch waits for it.
+        var configuration = configuration
+        let gate = context.services.ytDlpGate
+        configuration.youtube.ytDlp = try gate.enter(configuration)
+        defer { gate.leave() }
         let ytdlp = YtDlp(configuration: YouTubeDownload.ytDlpConfiguration(configuration.youtube, context: context))
         let (_, extraction) = try await YouTubeDownload.throughYouTubeCircuit(context) {
             try await ytdlp.extract(url: source.url)
