@@ -157,7 +157,9 @@ def test_youtube_pushing_back_opens_the_circuit_on_every_host_and_the_job_waits(
 
     health = h.key("health", "youtube")
     wait_for(lambda: h.r.hget(health, "circuit") == "open", 30, "the youtube circuit to open")
-    waiting = wait_for(lambda: (s := h.job(job)).get("stage") == "waiting for youtube" and s, 20, "the job to wait")
+    # The stage is reported as the attempt ends; the error is written by the transition that follows.
+    waiting = wait_for(lambda: (s := h.job(job)).get("stage") == "waiting for youtube" and s.get("error") and s, 20,
+                       "the job to wait with its error")
     assert waiting["state"] in ("scheduled", "queued", "active"), waiting
     assert "youtube.cookies" in waiting["error"] and "PO-token provider" in waiting["error"], waiting["error"]
     assert "youtube.throttle" in waiting["error"]
