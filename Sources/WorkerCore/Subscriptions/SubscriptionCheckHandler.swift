@@ -27,6 +27,22 @@ struct SubscriptionCheckHandler: JobHandler {
         .required("subscriptionId", .string(length: 1...128), note: "the subscriptions row (its id, or its name)")
     ])
 
+    /// A check's job id: `subscription:<id>:<tag>` — the tick (the leader's), `first`, `manual:<ms>`
+    /// or `control:<entry>`.
+    static func jobID(_ subscription: Subscription, tag: String) -> String { "subscription:\(subscription.id):\(tag)" }
+
+    /// Enqueues a check of `subscription` under `jobID(subscription, tag:)` on the subscriptions'
+    /// queue; a job id the queue has seen runs once. Returns the job id.
+    @discardableResult
+    static func enqueue(_ subscription: Subscription, tag: String, services: WorkerServices) async throws -> String {
+        let id = jobID(subscription, tag: tag)
+        let envelope = JobEnvelope(
+            id: id, type: type, payloadJSON: JSONValue.object([("subscriptionId", .string(subscription.id))]).encoded,
+            userId: subscription.userId)
+        try await services.enqueue(envelope, queue: SubscriptionSettings.queue(in: services.configuration))
+        return id
+    }
+
     func run(_ context: JobContext) async throws -> JSONValue {
         try Self.schema.check(context.payload)
         let services = context.services

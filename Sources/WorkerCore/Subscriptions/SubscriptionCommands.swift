@@ -146,12 +146,7 @@ package struct SubscriptionCommands: Sendable {
 
     func check(_ s: Subscription, tag: String?) async throws -> String {
         guard s.enabled else { throw Refusal("\(s.name) is disabled; nothing to check") }
-        let id = "subscription:\(s.id):" + (tag ?? "manual:\(Timestamp.nowMilliseconds())")
-        let envelope = JobEnvelope(
-            id: id, type: SubscriptionCheckHandler.type, payloadJSON: JSONValue.object([("subscriptionId", .string(s.id))]).encoded,
-            userId: s.userId)
-        try await services.enqueue(envelope, queue: SubscriptionSettings.queue(in: services.configuration))
-        return id
+        return try await SubscriptionCheckHandler.enqueue(s, tag: tag ?? "manual:\(Timestamp.nowMilliseconds())", services: services)
     }
 
     /// Protects an item from retention (or lifts the protection).

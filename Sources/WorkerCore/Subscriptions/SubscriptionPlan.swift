@@ -75,7 +75,8 @@ package enum SubscriptionPlan {
     /// Why entries are skipped. A live or upcoming entry is looked at again by later checks and
     /// queued once it is over.
     package static let liveReason = "live or upcoming when checked; taken once it has ended"
-    package static let nestedReason = "a playlist or channel tab inside the source, not a video; subscribe to it (e.g. the channel's /videos) instead"
+    package static let nestedReason =
+        "a playlist or channel tab inside the source, not a video; subscribe to it (e.g. the channel's /videos) instead"
     package static func backfillReason(_ n: Int) -> String { "older than the first check's backfill of \(n)" }
 
     /// `<extractor>:<id>` of an entry: the extractor that downloads it (else the listing's), and its

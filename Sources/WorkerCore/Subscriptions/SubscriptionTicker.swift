@@ -1,5 +1,4 @@
 import Foundation
-import JSON
 import Logging
 import RedisClient
 import WorkerConfig
@@ -35,8 +34,6 @@ struct SubscriptionTicker: Sendable {
         var last: [String: Int64] = [:]
     }
 
-    static func checkJobID(_ id: String, tick: Int64) -> String { "subscription:\(id):\(tick)" }
-
     /// The tick offset of a subscription, in [0, interval).
     static func offset(_ id: String, interval: Int64) -> Int64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -49,6 +46,11 @@ struct SubscriptionTicker: Sendable {
         guard var due = ScheduleTiming.due(.every(milliseconds: interval), last: last - offset, now: now - offset) else { return nil }
         due.tick += offset
         return due
+    }
+
+    /// The first tick after `last`.
+    static func next(interval: Int64, offset: Int64, after last: Int64) -> Int64 {
+        (ScheduleTiming.next(after: last - offset, spec: .every(milliseconds: interval)) ?? Int64.max - offset) + offset
     }
 
     /// Fires the due checks; returns the milliseconds until the next tick (at most 1000).
@@ -65,41 +67,40 @@ struct SubscriptionTicker: Sendable {
         for s in cache.subscriptions {
             let interval = Int64(max(s.checkEvery, 1)) * 1000
             let offset = Self.offset(s.id, interval: interval)
-            if cache.last[s.id] == nil { cache.last[s.id] = try await loadLast(s, now: now, interval: interval, offset: offset) }
+            if cache.last[s.id] == nil { cache.last[s.id] = try await loadLast(s, now: now) }
             let last = cache.last[s.id]!
             if let due = Self.due(interval: interval, offset: offset, last: last, now: now) {
-                try await enqueue(s, id: Self.checkJobID(s.id, tick: due.tick), tick: due.tick, skipped: due.skipped)
+                try await enqueue(s, tag: String(due.tick), tick: due.tick, skipped: due.skipped)
                 cache.last[s.id] = due.tick
             }
-            let next = (ScheduleTiming.next(after: cache.last[s.id]! - offset, spec: .every(milliseconds: interval)) ?? Int64.max) + offset
-            wait = min(wait, max(next - now, 0))
+            wait = min(wait, max(Self.next(interval: interval, offset: offset, after: cache.last[s.id]!) - now, 0))
         }
         return Int(max(wait, 5))
     }
 
     /// The last tick fired. A subscription seen for the first time ticks from now, and when it was
     /// never checked its first check is enqueued at once.
-    private func loadLast(_ s: Subscription, now: Int64, interval: Int64, offset: Int64) async throws -> Int64 {
+    private func loadLast(_ s: Subscription, now: Int64) async throws -> Int64 {
         let key = queue.keys.subscription(s.id)
         if try await redis.send(RedisCommand(["EXISTS", key])).int == 0, s.lastCheckedAt == nil {
-            try await enqueue(s, id: "subscription:\(s.id):first", tick: now, skipped: 0)
+            try await enqueue(s, tag: "first", tick: now, skipped: 0)
         }
         let replies = try await redis.pipeline([
             RedisCommand(["HSETNX", key, "last", String(now)]),
-            RedisCommand(["HSETNX", key, "spec", "every \(s.checkEvery)s"]),
+            RedisCommand(["HSETNX", key, "spec", Self.spec(s)]),
             RedisCommand(["HGET", key, "last"]),
         ])
         return replies[2].int ?? now
     }
 
-    private func enqueue(_ s: Subscription, id: String, tick: Int64, skipped: Int) async throws {
-        let envelope = JobEnvelope(
-            id: id, type: SubscriptionCheckHandler.type,
-            payloadJSON: JSONValue.object([("subscriptionId", .string(s.id))]).encoded, userId: s.userId)
-        try await services.enqueue(envelope, queue: SubscriptionSettings.queue(in: services.configuration))
+    static func spec(_ s: Subscription) -> String { "every \(s.checkEvery)s" }
+
+    /// Enqueues the check of one tick, then records the tick (forward only).
+    private func enqueue(_ s: Subscription, tag: String, tick: Int64, skipped: Int) async throws {
+        let id = try await SubscriptionCheckHandler.enqueue(s, tag: tag, services: services)
         _ = try await queue.scripts.run(
             Scheduler.recordFireScript, keys: [queue.keys.subscription(s.id)],
-            args: [String(tick), id, Timestamp.now(), consumer, "every \(s.checkEvery)s"])
+            args: [String(tick), id, Timestamp.now(), consumer, Self.spec(s)])
         var metadata: Logger.Metadata = ["subscription": "\(s.name)", "jobId": "\(id)"]
         if skipped > 0 { metadata["missedTicks"] = "\(skipped)" }
         logger.info("subscription check enqueued", metadata: metadata)
