@@ -46,4 +46,13 @@ package final class WorkerServices: Sendable {
     package func enqueue(_ envelope: JobEnvelope, queue name: String) async throws -> String {
         try await redis.send(RedisCommand(["XADD", queue.keys.queue(name), "*", "job", envelope.raw])).string ?? ""
     }
+
+    /// Adds many jobs to a queue the same way, 500 entries a round trip, in order.
+    package func enqueue(_ envelopes: [JobEnvelope], queue name: String) async throws {
+        let stream = queue.keys.queue(name)
+        for start in stride(from: 0, to: envelopes.count, by: 500) {
+            _ = try await redis.pipeline(
+                envelopes[start..<min(start + 500, envelopes.count)].map { RedisCommand(["XADD", stream, "*", "job", $0.raw]) })
+        }
+    }
 }

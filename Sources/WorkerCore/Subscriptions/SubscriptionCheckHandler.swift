@@ -1,7 +1,6 @@
 import Foundation
 import JSON
 import Logging
-import RedisClient
 import WorkerConfig
 import YtDlp
 
@@ -97,7 +96,7 @@ struct SubscriptionCheckHandler: JobHandler {
             skipped = plan.new.filter { $0.state == .skipped }.count
             queuedCount = plan.new.filter { $0.state == .queued }.count + plan.requeue.count
             await context.report(Progress(stage: "queueing", percent: 60))
-            _ = try await enqueueQueued(subscription, store: store, context: context)
+            try await enqueueQueued(subscription, store: store, context: context)
         } catch let failure as JobFailure {
             throw failure
         } catch {
@@ -155,14 +154,10 @@ struct SubscriptionCheckHandler: JobHandler {
     }
 
     /// Enqueues a `youtube.download` for every item still `queued` (new ones and any whose job
-    /// never arrived); the queue runs each job id once. Returns how many were sent.
-    func enqueueQueued(_ subscription: Subscription, store: SubscriptionStore, context: JobContext) async throws -> Int {
+    /// never arrived); the queue runs each job id once.
+    func enqueueQueued(_ subscription: Subscription, store: SubscriptionStore, context: JobContext) async throws {
         let services = context.services
-        let items = try await store.queued(of: subscription.id)
-        guard !items.isEmpty else { return 0 }
-        let queue = SubscriptionSettings.queue(in: services.configuration)
-        var commands: [RedisCommand] = []
-        for item in items {
+        let envelopes = try await store.queued(of: subscription.id).map { item in
             var payload: [(String, JSONValue)] = [("downloadId", .string(item.downloadId)), ("url", .string(item.url))]
             if let quality = subscription.quality { payload.append(("quality", .string(quality))) }
             if let format = subscription.format { payload.append(("format", .string(format))) }
@@ -176,18 +171,14 @@ struct SubscriptionCheckHandler: JobHandler {
             if let title = item.title { hints.append(("title", .string(title))) }
             if let published = item.published { hints.append(("timestamp", .number(String(Int64(published))))) }
             if !hints.isEmpty { payload.append(("entry", .object(hints))) }
-            let envelope = JobEnvelope(
+            return JobEnvelope(
                 id: item.jobId, type: YouTubeDownloadHandler.type, payloadJSON: JSONValue.object(payload).encoded,
                 userId: subscription.userId)
-            commands.append(RedisCommand(["XADD", services.queue.keys.queue(queue), "*", "job", envelope.raw]))
         }
-        for start in stride(from: 0, to: commands.count, by: 500) {
-            do {
-                _ = try await services.redis.pipeline(Array(commands[start..<min(start + 500, commands.count)]))
-            } catch {
-                throw JobFailure.retryable("Could not enqueue the subscription's downloads: Redis did not answer.", detail: "\(error)")
-            }
+        do {
+            try await services.enqueue(envelopes, queue: SubscriptionSettings.queue(in: services.configuration))
+        } catch {
+            throw JobFailure.retryable("Could not enqueue the subscription's downloads: Redis did not answer.", detail: "\(error)")
         }
-        return items.count
     }
 }

@@ -1,7 +1,6 @@
 import Foundation
 import JSON
 import Logging
-import RedisClient
 import WorkerConfig
 
 /// Retention of a subscription's downloads (`keep_last`, `max_age`; never a protected item), after
@@ -105,14 +104,12 @@ struct SubscriptionRetention: Sendable {
     /// One `plex.scan` per folder, when Plex is configured.
     func rescan(_ folders: [String], origin: String) async {
         guard services.configuration.plex != nil, !folders.isEmpty else { return }
-        let queue = SubscriptionSettings.queue(in: services.configuration)
-        let commands = folders.map { folder in
-            let envelope = JobEnvelope(
+        let envelopes = folders.map { folder in
+            JobEnvelope(
                 id: "plex.scan:" + DerivedID.uuid("retention:\(origin):\(folder)"), type: PlexScanHandler.type,
                 payloadJSON: JSONValue.object([("path", .string(folder))]).encoded)
-            return RedisCommand(["XADD", services.queue.keys.queue(queue), "*", "job", envelope.raw])
         }
-        do { _ = try await services.redis.pipeline(commands) } catch {
+        do { try await services.enqueue(envelopes, queue: SubscriptionSettings.queue(in: services.configuration)) } catch {
             logger.warning("Plex rescans after subscription removals not enqueued", metadata: ["error": "\(error)"])
         }
     }

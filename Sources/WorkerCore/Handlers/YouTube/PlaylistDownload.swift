@@ -54,16 +54,12 @@ struct PlaylistDownload: Sendable {
         let keys = services.queue.keys
         let listJSON = "[" + children.map { JSONText.quote($0.jobId) }.joined(separator: ",") + "]"
         let retention = max(Int(services.configuration.retention.state), 3600)
-        var commands = [
-            RedisCommand(["SET", Self.childrenKey(prefix: keys.prefix, jobId: context.job.id), listJSON, "EX", String(retention)])
-        ]
-        commands += children.map { RedisCommand(["XADD", keys.queue(context.job.queue), "*", "job", $0.envelope.raw]) }
-        for start in stride(from: 0, to: commands.count, by: 500) {
-            do {
-                _ = try await services.redis.pipeline(Array(commands[start..<min(start + 500, commands.count)]))
-            } catch {
-                throw JobFailure.retryable("Could not enqueue the playlist's entries: Redis did not answer.", detail: "\(error)")
-            }
+        do {
+            _ = try await services.redis.send(
+                RedisCommand(["SET", Self.childrenKey(prefix: keys.prefix, jobId: context.job.id), listJSON, "EX", String(retention)]))
+            try await services.enqueue(children.map(\.envelope), queue: context.job.queue)
+        } catch {
+            throw JobFailure.retryable("Could not enqueue the playlist's entries: Redis did not answer.", detail: "\(error)")
         }
         context.logger.info("playlist expanded", metadata: ["entries": "\(children.count)"])
         if (services.configuration.queue(named: context.job.queue)?.concurrency ?? 0) < 2 {
