@@ -96,6 +96,28 @@ public enum ChildProcess {
         if child.wasTerminated { throw CancellationError() }
         return result
     }
+
+    /// ``run(executable:arguments:environment:stdout:killGrace:started:)`` within `timeout`: a run
+    /// that takes longer is stopped as a cancelled one is, and nil is returned.
+    ///
+    /// - Throws: as `run`; `CancellationError` only when the calling task was cancelled.
+    public static func run(
+        executable: String, arguments: [String], environment: [String: String],
+        stdout handling: StdoutHandling, killGrace: Duration = .seconds(1), timeout: Duration
+    ) async throws -> ProcessResult? {
+        try await withThrowingTaskGroup(of: ProcessResult?.self) { group in
+            group.addTask {
+                try await run(
+                    executable: executable, arguments: arguments, environment: environment, stdout: handling, killGrace: killGrace)
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+    }
 }
 
 /// One spawned child and the thread that reads it.

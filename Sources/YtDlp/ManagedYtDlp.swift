@@ -350,21 +350,14 @@ public struct ManagedYtDlp: Sendable {
         async throws(ManagedYtDlpError) -> ProcessResult
     {
         do {
-            return try await withThrowingTaskGroup(of: ProcessResult?.self) { group in
-                group.addTask {
-                    try await ChildProcess.run(
-                        executable: executable, arguments: arguments, environment: environment, stdout: .collect(limit: 1 << 16))
-                }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let result = first else {
-                    throw ManagedYtDlpError.install("\((executable as NSString).lastPathComponent) did not finish within \(timeout)")
-                }
-                return result
+            guard
+                let result = try await ChildProcess.run(
+                    executable: executable, arguments: arguments, environment: environment, stdout: .collect(limit: 1 << 16),
+                    timeout: timeout)
+            else {
+                throw ManagedYtDlpError.install("\((executable as NSString).lastPathComponent) did not finish within \(timeout)")
             }
+            return result
         } catch let error as ManagedYtDlpError {
             throw error
         } catch is CancellationError {

@@ -281,17 +281,10 @@ public struct YtDlp: Sendable {
 
     /// `yt-dlp --version`'s answer (its first line, at most 40 characters), or nil when it gives none in 10 s.
     public func version() async -> String? {
-        let probe = Task {
-            try await ChildProcess.run(
-                executable: configuration.executable, arguments: ["--version"], environment: configuration.environment,
-                stdout: .collect(limit: 4096), killGrace: configuration.killGrace, started: nil)
-        }
-        let timer = Task {
-            try await Task.sleep(for: .seconds(10))
-            probe.cancel()
-        }
-        defer { timer.cancel() }
-        guard let result = try? await probe.value, result.termination == .exited(0) else { return nil }
+        let probe = try? await ChildProcess.run(
+            executable: configuration.executable, arguments: ["--version"], environment: configuration.environment,
+            stdout: .collect(limit: 4096), killGrace: configuration.killGrace, timeout: .seconds(10))
+        guard let result = probe ?? nil, result.termination == .exited(0) else { return nil }
         let line = String(decoding: result.stdout, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         return trimmed.isEmpty ? nil : String(trimmed.prefix(40))

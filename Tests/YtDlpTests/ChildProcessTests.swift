@@ -17,6 +17,18 @@ struct ChildProcessTests {
         #expect(r.stderrLines == ["oops", "last"])
     }
 
+    @Test func aRunPastItsTimeoutIsStoppedAndGivesNothing() async throws {
+        let start = ContinuousClock.now
+        let slow = try await ChildProcess.run(
+            executable: "/bin/sh", arguments: ["-c", "sleep 30"], environment: env, stdout: .collect(limit: 1024),
+            timeout: .milliseconds(300))
+        #expect(slow == nil)
+        #expect(ContinuousClock.now - start < .seconds(5), "the child was stopped, not waited for")
+        let quick = try await ChildProcess.run(
+            executable: "/bin/sh", arguments: ["-c", "echo hi"], environment: env, stdout: .collect(limit: 1024), timeout: .seconds(10))
+        #expect(quick?.termination == .exited(0) && quick.map { String(decoding: $0.stdout, as: UTF8.self) } == "hi\n")
+    }
+
     @Test func linesArriveOneByOne() async throws {
         let seen = Mutex<[String]>([])
         let r = try await ChildProcess.run(
