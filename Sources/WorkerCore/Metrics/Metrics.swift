@@ -12,23 +12,24 @@ package final class Metrics: Sendable {
     package static let durationBuckets: [Double] = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 10800]
 
     /// The families of contract section 9: name, type and HELP text (swift-metrics has no help of
-    /// its own). Each is exposed even before it has a series, as a scraper expects.
-    static let families: [(name: String, type: String, help: String)] = [
-        ("medianest_jobs_total", "counter", "Job attempts finished, by outcome (completed, failed, retried, cancelled)."),
-        ("medianest_job_duration_seconds", "histogram", "Time an attempt ran, from start to its end."),
-        ("medianest_queue_depth", "gauge", "Jobs waiting in the queue stream, not yet taken by any daemon."),
-        ("medianest_jobs_active", "gauge", "Jobs this daemon is running now."),
-        ("medianest_queue_paused", "gauge", "1 while the queue is paused."),
-        ("medianest_circuit_open", "gauge", "1 while calls to the service are held back by its circuit breaker."),
-        ("medianest_ytdlp_info", "gauge", "yt-dlp as last checked (start-up or service.health): version, channel and JS runtime."),
-        ("medianest_ytdlp_age_seconds", "gauge", "Time since the release of the yt-dlp found (a warning past 90 days)."),
-        ("medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide."),
-        ("medianest_records_oldest_seconds", "gauge", "Age of the oldest job record waiting in the outbox."),
-        ("medianest_outcomes_pending", "gauge", "Job outcomes waiting for their observers, cluster-wide."),
-        ("medianest_records_written_total", "counter", "Records this daemon wrote into PostgreSQL."),
-        ("medianest_records_dead_total", "counter", "Records PostgreSQL refused even escaped, kept in P:records:dead."),
-        ("medianest_download_bytes_total", "counter", "Bytes of media downloaded."),
-        ("medianest_external_requests_total", "counter", "Requests to outside services, by outcome."),
+    /// its own), and whether it is exposed even before it has a series, as a scraper expects (the
+    /// yt-dlp families appear once yt-dlp has been checked).
+    static let families: [(name: String, type: String, help: String, always: Bool)] = [
+        ("medianest_jobs_total", "counter", "Job attempts finished, by outcome (completed, failed, retried, cancelled).", true),
+        ("medianest_job_duration_seconds", "histogram", "Time an attempt ran, from start to its end.", true),
+        ("medianest_queue_depth", "gauge", "Jobs waiting in the queue stream, not yet taken by any daemon.", true),
+        ("medianest_jobs_active", "gauge", "Jobs this daemon is running now.", true),
+        ("medianest_queue_paused", "gauge", "1 while the queue is paused.", true),
+        ("medianest_circuit_open", "gauge", "1 while calls to the service are held back by its circuit breaker.", true),
+        ("medianest_ytdlp_info", "gauge", "yt-dlp as last checked (start-up or service.health): version, channel and JS runtime.", false),
+        ("medianest_ytdlp_age_seconds", "gauge", "Time since the release of the yt-dlp found (a warning past 90 days).", false),
+        ("medianest_records_pending", "gauge", "Job records waiting in the outbox for PostgreSQL, cluster-wide.", true),
+        ("medianest_records_oldest_seconds", "gauge", "Age of the oldest job record waiting in the outbox.", true),
+        ("medianest_outcomes_pending", "gauge", "Job outcomes waiting for their observers, cluster-wide.", true),
+        ("medianest_records_written_total", "counter", "Records this daemon wrote into PostgreSQL.", true),
+        ("medianest_records_dead_total", "counter", "Records PostgreSQL refused even escaped, kept in P:records:dead.", true),
+        ("medianest_download_bytes_total", "counter", "Bytes of media downloaded.", true),
+        ("medianest_external_requests_total", "counter", "Requests to outside services, by outcome.", true),
     ]
     static let help: [String: String] = Dictionary(uniqueKeysWithValues: families.map { ($0.name, $0.help) })
 
@@ -175,16 +176,16 @@ package final class Metrics: Sendable {
     package func render(gauges: Gauges) -> String {
         sample(gauges)
         var out = ""
+        var exposed = Set<Substring>()
         for line in registry.emitToString().split(separator: "\n", omittingEmptySubsequences: true) {
-            if line.hasPrefix("# TYPE "), let name = line.dropFirst(7).split(separator: " ").first, let help = Self.help[String(name)] {
-                out += "# HELP \(name) \(help)\n"
+            if line.hasPrefix("# TYPE "), let name = line.dropFirst(7).split(separator: " ").first {
+                exposed.insert(name)
+                if let help = Self.help[String(name)] { out += "# HELP \(name) \(help)\n" }
             }
             out += line + "\n"
         }
-        for family in Self.families where family.name != "medianest_ytdlp_info" && family.name != "medianest_ytdlp_age_seconds" {
-            if !out.contains("# TYPE \(family.name) ") {
-                out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
-            }
+        for family in Self.families where family.always && !exposed.contains(Substring(family.name)) {
+            out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
         }
         out += ProcessMetrics.render()
         return out
