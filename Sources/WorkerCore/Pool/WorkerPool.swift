@@ -41,6 +41,11 @@ package final class RunningJob: Sendable {
         if stopNow { t.cancel() }
     }
 
+    /// Forgets its task once the task's body has returned (nothing is left to cancel).
+    func detach() {
+        task.withLock { $0 = nil }
+    }
+
     /// Asks the job to stop; the first reason wins. Returns false when it was already stopping.
     @discardableResult
     func requestStop(_ reason: StopReason) -> Bool {
@@ -136,16 +141,22 @@ package final class WorkerPool: Sendable {
         }
     }
 
-    /// Starts a job: takes a slot and runs `body` in a task of its own. The slot is given back when `body` returns.
-    func start(_ job: RunningJob, body: @escaping @Sendable (RunningJob) async -> Void) {
+    /// Starts a job: takes a slot (one of the queue's reserved slots, when `reserved`) and runs `body`
+    /// in a task of its own. The slot is given back when `body` returns.
+    func start(_ job: RunningJob, reserved: Bool = false, body: @escaping @Sendable (RunningJob) async -> Void) {
         let id = job.held.descriptor.id
         let queue = job.held.descriptor.queue
         state.withLock { s in
             s.running[id] = job
             s.active[queue, default: 0] += 1
+            // The reservation becomes the running slot in the same step, so the free count never dips.
+            if reserved { s.reserved[queue, default: 1] -= 1 }
         }
         let task = Task {
             await body(job)
+            // The task's closure holds the job and the job holds the task: let go of the task, or
+            // neither is ever freed.
+            job.detach()
             self.finished(id: id, queue: queue)
         }
         job.attach(task)

@@ -90,6 +90,7 @@ struct Fetcher: Service, CustomStringConvertible {
                 free = pool.freeSlots(queue: name)
                 gathered += 1
             }
+            if free == 0 { continue }
             do {
                 var token: String?
                 if let limit = settings.rateLimit {
@@ -118,8 +119,8 @@ struct Fetcher: Service, CustomStringConvertible {
                 // Admit this batch while the next one is read: the slots stay reserved until then.
                 pool.reserve(queue: name, count: entries.count)
                 admissions.addTask { [self] in
-                    await admit(entries, queue: name, settings: settings, log: log)
-                    pool.release(queue: name, count: entries.count)
+                    let started = await admit(entries, queue: name, settings: settings, log: log)
+                    pool.release(queue: name, count: entries.count - started)
                 }
                 failures = 0
             } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
@@ -133,8 +134,10 @@ struct Fetcher: Service, CustomStringConvertible {
         }
     }
 
-    /// Validates entries, refuses bad ones, and takes the good ones into job state; starts those to run.
-    func admit(_ entries: [StreamEntry], queue name: String, settings: QueueSettings, log: Logger) async {
+    /// Validates entries, refuses bad ones, and takes the good ones into job state; starts those to run,
+    /// each in one of the slots reserved for the batch. Returns how many it started.
+    @discardableResult
+    func admit(_ entries: [StreamEntry], queue name: String, settings: QueueSettings, log: Logger) async -> Int {
         var valid: [(entry: StreamEntry, envelope: JobEnvelope)] = []
         for entry in entries {
             switch EnvelopeParser.parse(fields: entry.fields, schema: registry.schema(for:)) {
@@ -146,7 +149,7 @@ struct Fetcher: Service, CustomStringConvertible {
                 valid.append((entry, envelope))
             }
         }
-        guard !valid.isEmpty else { return }
+        guard !valid.isEmpty else { return 0 }
 
         let policy = RetryPolicy(initial: settings.backoff.initial, maximum: settings.backoff.max)
         let items = valid.map {
@@ -160,9 +163,10 @@ struct Fetcher: Service, CustomStringConvertible {
             outcomes = try await queue.intake(items)
         } catch {
             log.error("could not take jobs in; they will be taken over after their lease lapses", metadata: ["error": "\(error)"])
-            return
+            return 0
         }
         let cfg = state.configuration
+        var started = 0
         for (item, outcome) in zip(items, outcomes) {
             let descriptor = JobDescriptor(envelope: item.envelope, queue: name, events: registry.events(for: item.envelope.type))
             let createdAt = item.entry.addedAtMilliseconds ?? Timestamp.nowMilliseconds()
@@ -179,7 +183,8 @@ struct Fetcher: Service, CustomStringConvertible {
                     logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
-                pool.start(running) { [processor] job in await processor.process(job, retry: policy) }
+                pool.start(running, reserved: true) { [processor] job in await processor.process(job, retry: policy) }
+                started += 1
             case .success(.scheduled):
                 log.debug("job scheduled for its runAt", metadata: ["jobId": "\(descriptor.id)"])
             case .success(.cancelled):
@@ -198,6 +203,7 @@ struct Fetcher: Service, CustomStringConvertible {
                     metadata: ["jobId": "\(descriptor.id)", "error": "\(error)"])
             }
         }
+        return started
     }
 
     /// Records a refused entry in Redis (when it has an id) and always in PostgreSQL (through the outbox), and acknowledges it.

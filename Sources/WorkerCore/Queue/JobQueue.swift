@@ -118,8 +118,10 @@ package final class JobQueue: Sendable {
     }
 
     /// Reads up to `count` new entries of a queue for this consumer, blocking up to `blockMilliseconds`.
-    /// `connection` must be a connection of the caller's own (the read blocks it).
+    /// `connection` must be a connection of the caller's own (the read blocks it). A `count` below 1 reads
+    /// nothing (Redis would read `COUNT 0` as no limit at all).
     package func read(queue: String, count: Int, blockMilliseconds: Int, on connection: RedisConnection) async throws -> [StreamEntry] {
+        guard count >= 1 else { return [] }
         let reply = try await connection.send(
             RedisCommand([
                 "XREADGROUP", "GROUP", RedisKeys.group, consumer, "COUNT", String(count),
