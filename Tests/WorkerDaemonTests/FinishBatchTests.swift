@@ -5,8 +5,9 @@ import WorkerConfig
 
 @testable import WorkerCore
 
-/// The queue's hot path against Redis: reads that take only what fits.
-@Suite("Reads against Redis")
+/// The queue's hot path against Redis: reads that take only what fits, and finishes that arrive
+/// together going to Redis in one script call, each job's part standing alone.
+@Suite("Reads and batched finishes against Redis")
 struct FinishBatchTests {
     /// A read for no free slot takes nothing. (XREADGROUP's COUNT 0 means no limit: sent, it would
     /// deliver the whole backlog to one daemon at once.)
@@ -26,6 +27,106 @@ struct FinishBatchTests {
             let pending = try await redis.send(RedisCommand(["XPENDING", keys.queue("default"), RedisKeys.group]))
             #expect(pending.array?.first?.int == 0, "nothing delivered")
             #expect(try await queue.read(queue: "default", count: 2, blockMilliseconds: 10, on: redis).count == 2)
+        } catch {
+            try? await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
+            throw error
+        }
+        try await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
+    }
+
+    @Test func jobsFinishedTogetherEachGetTheirOwnOutcome() async throws {
+        let configuration = try TestRedis.configuration(queues: ["default"])
+        let keys = RedisKeys(prefix: configuration.redis.prefix)
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: configuration.redis.url), name: "finish-batch-test")
+        let reader = RedisConnection(configuration: try RedisConfiguration(url: configuration.redis.url), name: "finish-batch-reader")
+        defer { redis.close(); reader.close() }
+        let queue = JobQueue(redis: redis, keys: keys, consumer: "daemon-a", retentionSeconds: 60)
+        do {
+            try await queue.ensureGroup(queue: "default")
+            let ids = (0..<40).map { "batch-\($0)" }
+            _ = try await redis.pipeline(
+                ids.map { RedisCommand(["XADD", keys.queue("default"), "*", "job", #"{"id":"\#($0)","type":"noop","payload":{}}"#]) })
+            let entries = try await queue.read(queue: "default", count: 100, blockMilliseconds: 100, on: reader)
+            #expect(entries.count == 40)
+            let items = entries.enumerated().map { (index, entry) in
+                (entry: entry, envelope: JobEnvelope(id: ids[index], type: "noop", payloadJSON: "{}"), queue: "default", maxAttempts: 3)
+            }
+            let outcomes = try await queue.intake(items)
+            #expect(outcomes.allSatisfy { (try? $0.get()) == .run(attempt: 1) })
+
+            // batch-1 was taken over by another daemon meanwhile; batch-2's hash was replaced by a string.
+            _ = try await redis.send(RedisCommand(["HSET", keys.job("batch-1"), "worker", "daemon-b"]))
+            _ = try await redis.send(RedisCommand(["DEL", keys.job("batch-2")]))
+            _ = try await redis.send(RedisCommand(["SET", keys.job("batch-2"), "not a hash"]))
+
+            let held = items.map { item in
+                HeldJob(
+                    descriptor: JobDescriptor(envelope: item.envelope, queue: "default", events: .standard), envelope: item.envelope,
+                    entryID: item.entry.id, attempt: 1, maxAttempts: 3, createdAt: Timestamp.now())
+            }
+            // All at once, as 40 jobs ending together would: fewer script calls than jobs.
+            let commandsBefore = redis.statistics.commands
+            let results = await withTaskGroup(of: (Int, Result<Bool, Error>).self) { group in
+                for (index, job) in held.enumerated() {
+                    group.addTask {
+                        let mode: FinishMode = index == 3 ? .failed : (index == 4 ? .retry : .completed)
+                        let detail = index == 3 ? "it broke" : (index == 4 ? "try again" : #"{"n":\#(index)}"#)
+                        do {
+                            let owned = try await queue.finish(
+                                job, mode: mode, detail: detail, dueMilliseconds: Timestamp.nowMilliseconds() + 60_000,
+                                event: #"{"event":"job:x","jobId":"\#(job.descriptor.id)"}"#)
+                            return (index, .success(owned))
+                        } catch {
+                            return (index, .failure(error))
+                        }
+                    }
+                }
+                var all: [Int: Result<Bool, Error>] = [:]
+                for await (index, result) in group { all[index] = result }
+                return all
+            }
+            // This connection is the queue's own: every command it sent for the 40 finishes is counted.
+            let commands = redis.statistics.commands - commandsBefore
+            #expect(commands < 40, "\(commands) commands for 40 finishes")
+
+            #expect((try? results[1]?.get()) == false, "a job owned by another daemon is left to it")
+            if case .failure(let error)? = results[2] {
+                #expect("\(error)".contains("WRONGTYPE"), "\(error)")
+            } else {
+                Issue.record("a job whose hash is no hash fails alone")
+            }
+            for index in [0] + Array(3..<40) { #expect((try? results[index]?.get()) == true, "job \(index)") }
+
+            // batch-2's key is no hash: read the others.
+            let readable = ids.enumerated().filter { $0.offset != 2 }.map(\.element)
+            let snapshots = try await queue.snapshots(jobIDs: readable, fields: [.state, .result, .error])
+            let states = Dictionary(uniqueKeysWithValues: zip(readable, snapshots.map(\.values)))
+            #expect(states["batch-0"]?[.state] == "completed" && states["batch-0"]?[.result] == #"{"n":0}"#)
+            #expect(states["batch-1"]?[.state] == "active", "untouched")
+            #expect(states["batch-3"]?[.state] == "failed" && states["batch-3"]?[.error] == "it broke")
+            #expect(states["batch-4"]?[.state] == "scheduled")
+            #expect(states["batch-39"]?[.state] == "completed")
+            #expect(try await redis.send(RedisCommand(["GET", keys.job("batch-2")])).string == "not a hash")
+
+            // Acknowledged: all but the two that were not finished here.
+            let pending = try await redis.send(RedisCommand(["XPENDING", keys.queue("default"), RedisKeys.group]))
+            #expect(pending.array?.first?.int == 2)
+            // Finished ids kept for the terminal ones (38 but the retried one: 37); the retry is scheduled.
+            #expect(try await redis.send(RedisCommand(["ZCARD", keys.finished])).int == 37)
+            #expect(try await redis.send(RedisCommand(["ZSCORE", keys.scheduled, "batch-4"])).string != nil)
+
+            // Each finished job's record carries its whole row, as read from the hash and written by the finish.
+            let records = try await redis.send(RedisCommand(["XRANGE", keys.records, "-", "+"])).array ?? []
+            let rows = RecordBatch(records.compactMap(StreamEntry.parse))
+            #expect(rows.malformed.isEmpty)
+            let byID = Dictionary(uniqueKeysWithValues: rows.jobs.map { ($0.id, $0) })
+            let done = try #require(byID["batch-0"])
+            #expect(done.state == "completed" && done.result == #"{"n":0}"# && done.payload == "{}")
+            #expect(done.attempt == 1 && done.maxAttempts == 3 && done.worker == "daemon-a")
+            #expect(done.startedAt != nil && done.finishedAt != nil && done.createdAt != nil)
+            #expect(byID["batch-1"]?.state == "active", "only its intake record")
+            #expect(byID["batch-3"]?.state == "failed" && byID["batch-3"]?.error == "it broke")
+            #expect(byID["batch-4"]?.state == "scheduled" && byID["batch-4"]?.finishedAt == nil)
         } catch {
             try? await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
             throw error

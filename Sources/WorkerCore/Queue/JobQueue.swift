@@ -87,6 +87,7 @@ package final class JobQueue: Sendable {
     package let consumer: String
     let redis: RedisConnection
     let scripts: ScriptRunner
+    let finisher: FinishBatcher
     /// Seconds a finished job's hash is kept (`retention.state`).
     let retentionSeconds: Int
     /// Approximate length kept in `P:events:log` (contract: 100000).
@@ -106,6 +107,8 @@ package final class JobQueue: Sendable {
         self.consumer = consumer
         self.scripts = ScriptRunner(redis: redis)
         self.retentionSeconds = max(retentionSeconds, 1)
+        self.finisher = FinishBatcher(
+            scripts: scripts, keys: keys, consumer: consumer, retentionSeconds: self.retentionSeconds)
     }
 
     /// Creates the consumer group for a queue (at id 0, with MKSTREAM) unless it exists.
@@ -245,26 +248,18 @@ package final class JobQueue: Sendable {
     }
 
     /// Ends an attempt. `detail` is the result JSON (completed) or the error sentence (failed, retry).
-    /// The same script writes the job's record into the outbox and, when `observe` is set, the outcome
+    /// Finishes that come together go in one script call (`FinishBatcher`). The same script writes the job's record into the outbox and, when `observe` is set, the outcome
     /// for the observers (with `failureDetail`).
     /// Returns false when this daemon no longer owns the job (its lease lapsed and another host took it).
     package func finish(
         _ job: HeldJob, mode: FinishMode, detail: String = "", dueMilliseconds: Int64 = 0, event: String,
         observe: JobOutcome? = nil, failureDetail: String? = nil
     ) async throws -> Bool {
-        let nowMs = Timestamp.nowMilliseconds()
-        let now = Timestamp.format(milliseconds: nowMs)
-        let reply = try await scripts.run(
-            Scripts.finish,
-            keys: [
-                keys.job(job.descriptor.id), keys.queue(job.descriptor.queue), keys.eventsLog, keys.scheduled,
-                keys.records, keys.outcomes, keys.finished,
-            ],
-            args: [
-                job.entryID, consumer, RedisKeys.group, now, mode.rawValue, detail, String(dueMilliseconds),
-                job.descriptor.id, String(retentionSeconds), event, keys.events,
-                job.descriptor.userId.map(keys.user) ?? "", Self.eventsLogMaxLength, String(nowMs),
-                observe?.rawValue ?? "", failureDetail ?? "",
+        let reply = try await finisher.finish(
+            hash: keys.job(job.descriptor.id), stream: keys.queue(job.descriptor.queue),
+            arguments: [
+                job.entryID, mode.rawValue, detail, String(dueMilliseconds), job.descriptor.id, event,
+                job.descriptor.userId.map(keys.user) ?? "", observe?.rawValue ?? "", failureDetail ?? "",
             ])
         return reply.int == 1
     }

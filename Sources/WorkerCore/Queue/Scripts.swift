@@ -66,7 +66,8 @@ enum Scripts {
               local b = 10 + (i - 1) * 9
               local eid, typ, user, maxA, env, created, runAt, jid, started =
                 ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-              local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt', 'queue')
+              local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt', 'queue', 'userId', 'error', 'result',
+                'createdAt', 'finishedAt')
               local state, entry, cancel = st[1], st[2], st[3]
               local attempt = tonumber(st[4]) or 0
               local outcome
@@ -122,60 +123,114 @@ enum Scripts {
                   if attempt > 1 then redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt') end
                   emit(started, ARGV[6], user ~= '' and (ARGV[7] .. user) or '', KEYS[3], ARGV[10])
                   outcome = 'run'; state = 'active'
+                  -- The record from what was read and written, without reading the hash again.
+                  local args = {'k', 'job', 'id', jid, 'st', 'active', 'q', ARGV[4], 't', typ, 'a', attempt, 'm', maxA,
+                    'env', env, 's', ARGV[2], 'at', ARGV[2], 'w', ARGV[1]}
+                  local c = st[9]
+                  if not c and not st[1] then c = created end
+                  if c then args[#args + 1] = 'c'; args[#args + 1] = c end
+                  local u = (user ~= '' and user) or st[6]
+                  if u then args[#args + 1] = 'u'; args[#args + 1] = u end
+                  if st[7] then args[#args + 1] = 'err'; args[#args + 1] = st[7] end
+                  if st[8] then args[#args + 1] = 'res'; args[#args + 1] = st[8] end
+                  if attempt == 1 and st[10] then args[#args + 1] = 'f'; args[#args + 1] = st[10] end
+                  redis.call('XADD', KEYS[4], '*', unpack(args))
                 end
-                record(KEYS[4], h, jid)
+                if outcome ~= 'run' then record(KEYS[4], h, jid) end
               end
               table.insert(out, outcome); table.insert(out, attempt); table.insert(out, state or '')
             end
             return out
             """
 
-    /// Ends an attempt, if the caller still owns the job.
-    /// KEYS: 1 job hash, 2 queue stream, 3 events log, 4 scheduled zset, 5 records outbox, 6 outcomes stream,
-    ///       7 finished-ids zset
-    /// ARGV: 1 entry id, 2 consumer, 3 group, 4 now (RFC 3339), 5 mode (completed, failed, retry, deferred, cancelled, requeue),
-    ///       6 result JSON or error text, 7 due ms (retry), 8 job id, 9 retention seconds, 10 event,
-    ///       11 events channel, 12 user channel or '', 13 events log maxlen, 14 now (ms),
-    ///       15 outcome for the observers or '' (none of them wants it), 16 failure detail for the observers
-    /// Returns 1 when the transition happened, 0 when the caller no longer owns the job.
+    /// Ends the attempts of a batch of jobs, each only if the caller still owns it, in one call.
+    /// KEYS: 1 events log, 2 scheduled zset, 3 records outbox, 4 outcomes stream, 5 finished-ids zset,
+    ///       then 2 per job: its hash, its queue stream
+    /// ARGV: 1 consumer, 2 group, 3 now (RFC 3339), 4 now (ms), 5 retention seconds, 6 events channel,
+    ///       7 events log maxlen, then 9 per job: entry id, mode (completed, failed, retry, deferred, cancelled,
+    ///       requeue), result JSON or error text, due ms (retry), job id, event, user channel or '',
+    ///       outcome for the observers or '' (none of them wants it), failure detail for the observers
+    /// Returns, per job, 1 when the transition happened, 0 when the caller no longer owns the job, or the
+    /// error of that job alone (the others go on: each job's finish runs under `pcall`).
+    /// The hash is read once; the record is built from what was read and what was written. The entries
+    /// are acknowledged and the finished ids kept once for the whole batch, at its end.
     static let finish =
         prelude + """
 
-            local h = KEYS[1]
-            local st = redis.call('HMGET', h, 'state', 'entry', 'worker', 'attempt', 'envelope')
-            if st[1] ~= 'active' or st[2] ~= ARGV[1] or st[3] ~= ARGV[2] then return 0 end
-            local mode = ARGV[5]
-            if mode == 'completed' then
-              redis.call('HSET', h, 'state', 'completed', 'progress', '100', 'result', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
-              if redis.call('HEXISTS', h, 'eta') == 1 then redis.call('HDEL', h, 'eta') end
-              redis.call('EXPIRE', h, ARGV[9])
-            elseif mode == 'failed' then
-              redis.call('HSET', h, 'state', 'failed', 'error', ARGV[6], 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
-              redis.call('HDEL', h, 'entry', 'eta')
-              redis.call('EXPIRE', h, ARGV[9])
-            elseif mode == 'cancelled' then
-              redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[4], 'updatedAt', ARGV[4])
-              redis.call('HDEL', h, 'entry', 'eta')
-              redis.call('EXPIRE', h, ARGV[9])
-            elseif mode == 'retry' or mode == 'deferred' then
-              redis.call('HSET', h, 'state', 'scheduled', 'error', ARGV[6], 'updatedAt', ARGV[4])
-              if mode == 'deferred' then redis.call('HSET', h, 'attempt', math.max((tonumber(st[4]) or 1) - 1, 0)) end
-              redis.call('HDEL', h, 'entry', 'eta', 'speed')
-              redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
-            elseif mode == 'requeue' then
-              local eid = redis.call('XADD', KEYS[2], '*', 'job', st[5])
-              local attempt = math.max((tonumber(st[4]) or 1) - 1, 0)
-              redis.call('HSET', h, 'state', 'queued', 'entry', eid, 'attempt', attempt, 'updatedAt', ARGV[4])
-              redis.call('HDEL', h, 'worker', 'stage', 'eta', 'speed')
-            else
-              return redis.error_reply('unknown finish mode ' .. mode)
+            local now, nowMs, retention = ARGV[3], ARGV[4], ARGV[5]
+            local acks, finished = {}, {}
+            local fields = {'state', 'entry', 'worker', 'eta', 'queue', 'type', 'userId', 'attempt', 'maxAttempts',
+              'envelope', 'error', 'result', 'createdAt', 'startedAt', 'finishedAt', 'updatedAt'}
+            local function finishOne(h, stream, eid, mode, detail, due, jid, ev, userChannel, observed, failDetail)
+              local v = redis.call('HMGET', h, unpack(fields))
+              if v[1] ~= 'active' or v[2] ~= eid or v[3] ~= ARGV[1] then return 0 end
+              local r = {state = v[1], queue = v[5], type = v[6], userId = v[7], attempt = v[8], maxAttempts = v[9],
+                envelope = v[10], error = v[11], result = v[12], createdAt = v[13], startedAt = v[14],
+                finishedAt = v[15], updatedAt = now, worker = v[3]}
+              local terminal = (mode == 'completed' or mode == 'failed' or mode == 'cancelled')
+              if mode == 'completed' then
+                redis.call('HSET', h, 'state', 'completed', 'progress', '100', 'result', detail, 'finishedAt', now, 'updatedAt', now)
+                if v[4] then redis.call('HDEL', h, 'eta') end
+                r.state = 'completed'; r.result = detail; r.finishedAt = now
+              elseif mode == 'failed' then
+                redis.call('HSET', h, 'state', 'failed', 'error', detail, 'finishedAt', now, 'updatedAt', now)
+                redis.call('HDEL', h, 'entry', 'eta')
+                r.state = 'failed'; r.error = detail; r.finishedAt = now
+              elseif mode == 'cancelled' then
+                redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', now, 'updatedAt', now)
+                redis.call('HDEL', h, 'entry', 'eta')
+                r.state = 'cancelled'; r.finishedAt = now
+              elseif mode == 'retry' or mode == 'deferred' then
+                redis.call('HSET', h, 'state', 'scheduled', 'error', detail, 'updatedAt', now)
+                if mode == 'deferred' then
+                  r.attempt = tostring(math.max((tonumber(v[8]) or 1) - 1, 0))
+                  redis.call('HSET', h, 'attempt', r.attempt)
+                end
+                redis.call('HDEL', h, 'entry', 'eta', 'speed')
+                redis.call('ZADD', KEYS[2], due, jid)
+                r.state = 'scheduled'; r.error = detail
+              elseif mode == 'requeue' then
+                local neid = redis.call('XADD', stream, '*', 'job', v[10])
+                r.attempt = tostring(math.max((tonumber(v[8]) or 1) - 1, 0))
+                redis.call('HSET', h, 'state', 'queued', 'entry', neid, 'attempt', r.attempt, 'updatedAt', now)
+                redis.call('HDEL', h, 'worker', 'stage', 'eta', 'speed')
+                r.state = 'queued'; r.worker = nil
+              else
+                return redis.error_reply('unknown finish mode ' .. mode)
+              end
+              if terminal then
+                redis.call('EXPIRE', h, retention)
+                finished[#finished + 1] = nowMs; finished[#finished + 1] = jid
+              end
+              local ids = acks[stream]
+              if not ids then ids = {}; acks[stream] = ids end
+              ids[#ids + 1] = eid
+              emit(ev, ARGV[6], userChannel, KEYS[1], ARGV[7])
+              if r.queue and r.type then
+                local args = {'k', 'job', 'id', jid, 'st', r.state, 'q', r.queue, 't', r.type}
+                local function put(name, value) if value then args[#args + 1] = name; args[#args + 1] = value end end
+                put('u', r.userId); put('a', r.attempt); put('m', r.maxAttempts); put('env', r.envelope)
+                put('err', r.error); put('res', r.result); put('c', r.createdAt); put('s', r.startedAt)
+                put('f', r.finishedAt); put('at', r.updatedAt); put('w', r.worker)
+                redis.call('XADD', KEYS[3], '*', unpack(args))
+              end
+              if observed ~= '' then observe(KEYS[4], h, jid, observed, failDetail) end
+              return 1
             end
-            if mode == 'completed' or mode == 'failed' or mode == 'cancelled' then redis.call('ZADD', KEYS[7], ARGV[14], ARGV[8]) end
-            redis.call('XACK', KEYS[2], ARGV[3], ARGV[1])
-            emit(ARGV[10], ARGV[11], ARGV[12], KEYS[3], ARGV[13])
-            record(KEYS[5], h, ARGV[8])
-            if ARGV[15] ~= '' then observe(KEYS[6], h, ARGV[8], ARGV[15], ARGV[16]) end
-            return 1
+            local out = {}
+            local n = (#KEYS - 5) / 2
+            for i = 1, n do
+              local b = 7 + (i - 1) * 9
+              local ok, res = pcall(finishOne, KEYS[4 + 2 * i], KEYS[5 + 2 * i], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],
+                ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9])
+              if ok then out[i] = res
+              elseif type(res) == 'table' and res.err then out[i] = {err = res.err}
+              else out[i] = {err = tostring(res)} end
+            end
+            -- The batch's acknowledgements (one XACK per stream) and finished ids (one ZADD), in the same call.
+            for stream, ids in pairs(acks) do redis.call('XACK', stream, ARGV[2], unpack(ids)) end
+            if #finished > 0 then redis.call('ZADD', KEYS[5], unpack(finished)) end
+            return out
             """
 
     /// Moves due scheduled jobs from the scheduled set back into their queue streams.
