@@ -15,25 +15,53 @@ package enum JSONText {
     /// are written as `\u` escapes too, so the result is also a YAML double-quoted scalar and
     /// safe to show on a terminal (configuration messages and `check-config`).
     package static func quote(_ s: String, escapingNonPrintable: Bool) -> String {
-        var out = "\""
+        var out: [UInt8] = []
         out.reserveCapacity(s.utf8.count + 2)
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _
-            where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029
-                || (escapingNonPrintable && (0x7F...0x9F).contains(scalar.value)):
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        appendQuoted(s, escapingNonPrintable: escapingNonPrintable, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Appends `s` quoted and escaped as ``quote(_:escapingNonPrintable:)`` writes it, working on its
+    /// UTF-8 bytes: every byte that needs no escape is copied as it is.
+    static func appendQuoted(_ s: String, escapingNonPrintable: Bool = false, to out: inout [UInt8]) {
+        func escape(_ value: UInt32, _ out: inout [UInt8]) {
+            let digits = hexDigits
+            out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u")])
+            for shift in stride(from: 12, through: 0, by: -4) { out.append(digits[Int((value >> UInt32(shift)) & 0xF)]) }
+        }
+        out.append(UInt8(ascii: "\""))
+        var utf8 = s
+        utf8.withUTF8 { bytes in
+            var i = 0
+            let n = bytes.count
+            while i < n {
+                let b = bytes[i]
+                switch b {
+                case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), b])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), b])
+                case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                case 0..<0x20: escape(UInt32(b), &out)
+                case 0x7F where escapingNonPrintable: escape(0x7F, &out)
+                case 0xC2 where escapingNonPrintable && i + 1 < n && (0x80...0x9F).contains(bytes[i + 1]):
+                    // U+0080–U+009F, the C1 controls.
+                    escape(UInt32(bytes[i + 1]), &out)
+                    i += 2
+                    continue
+                case 0xE2 where i + 2 < n && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9):
+                    // U+2028 and U+2029, line and paragraph separators.
+                    escape(0x2000 | UInt32(bytes[i + 2] & 0x3F), &out)
+                    i += 3
+                    continue
+                default: out.append(b)
+                }
+                i += 1
             }
         }
-        out += "\""
-        return out
+        out.append(UInt8(ascii: "\""))
     }
 
     /// A JSON value for the writer.
@@ -63,16 +91,22 @@ package enum JSONText {
 
     /// An object from ordered pairs (nil values are left out).
     package static func object(_ pairs: [(String, Value?)]) -> String {
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(256)
         var first = true
         for (key, value) in pairs {
             guard let value else { continue }
-            if !first { out += "," }
+            if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            out += quote(key)
-            out += ":"
-            out += value.encoded
+            appendQuoted(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            switch value {
+            case .string(let text): appendQuoted(text, to: &out)
+            case .raw(let text): out.append(contentsOf: text.utf8)
+            default: out.append(contentsOf: value.encoded.utf8)
+            }
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -326,10 +326,11 @@ final class ConnectionCore: @unchecked Sendable {
     // MARK: Helpers
 
     private static func checkNoNUL(_ sql: String, _ binds: [PostgresBind]) throws(PostgresError) {
-        if sql.contains("\0") {
+        // Byte scans: `String.contains(String)` goes through Foundation's search, far slower on large binds.
+        if sql.utf8.contains(0) {
             throw .query(message: "the SQL text contains a NUL character", sqlState: "22021", detail: nil)
         }
-        if let position = binds.firstIndex(where: { $0.text?.contains("\0") == true }) {
+        if let position = binds.firstIndex(where: { $0.text?.utf8.contains(0) == true }) {
             throw .query(
                 message: "parameter $\(position + 1) contains a NUL character, which PostgreSQL text cannot hold",
                 sqlState: "22021", detail: nil)

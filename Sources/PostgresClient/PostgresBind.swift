@@ -61,22 +61,24 @@ public struct PostgresBind: Sendable, Hashable, ExpressibleByStringLiteral, Expr
     /// NULL inside elements all survive; `nil` elements become SQL NULL.
     /// Bind it to `$n::text[]`.
     public init(array: [String?]) {
-        var literal = "{"
+        // Built as UTF-8 bytes: only `"` and `\` need a backslash inside a quoted element.
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(array.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
         for (position, element) in array.enumerated() {
-            if position > 0 { literal += "," }
+            if position > 0 { bytes.append(UInt8(ascii: ",")) }
             guard let element else {
-                literal += "NULL"
+                bytes.append(contentsOf: "NULL".utf8)
                 continue
             }
-            literal += "\""
-            for character in element.unicodeScalars {
-                if character == "\"" || character == "\\" { literal += "\\" }
-                literal.unicodeScalars.append(character)
+            bytes.append(UInt8(ascii: "\""))
+            for byte in element.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(byte)
             }
-            literal += "\""
+            bytes.append(UInt8(ascii: "\""))
         }
-        literal += "}"
-        text = literal
+        bytes.append(UInt8(ascii: "}"))
+        text = String(decoding: bytes, as: UTF8.self)
     }
 
     /// A bigint array literal such as `{1,2,NULL}`. Bind it to `$n::bigint[]` (or `int[]`).

@@ -118,6 +118,37 @@ struct JSONEscapingTests {
         #expect(JSONValue.parse(quoted)?.stringValue == text, "reads back")
     }
 
+    /// The byte-level writer against the rule scalar by scalar, over every scalar up to U+30FF and
+    /// some beyond (so each UTF-8 length, and the lead bytes C2 and E2 next to their neighbours).
+    @Test(arguments: [false, true]) func byteWriterFollowsTheRuleForEveryScalar(nonPrintable: Bool) {
+        var scalars = (0..<0x3100).compactMap(Unicode.Scalar.init(_:))
+        scalars += [0xFEFF, 0x1F600, 0x10FFFF].compactMap(Unicode.Scalar.init(_:))
+        for scalar in scalars {
+            let v = scalar.value
+            let expected: String
+            switch scalar {
+            case "\"": expected = #"\""#
+            case "\\": expected = #"\\"#
+            case "\n": expected = #"\n"#
+            case "\r": expected = #"\r"#
+            case "\t": expected = #"\t"#
+            case _ where v < 0x20 || v == 0x2028 || v == 0x2029 || (nonPrintable && (0x7F...0x9F).contains(v)):
+                let hex = String(v, radix: 16)
+                expected = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: expected = String(scalar)
+            }
+            let text = "a" + String(scalar) + "b"
+            #expect(JSONText.quote(text, escapingNonPrintable: nonPrintable) == "\"a" + expected + "b\"", "U+\(String(v, radix: 16))")
+        }
+    }
+
+    @Test func objectsWriteKeysAndValuesEscaped() {
+        let text = JSONText.object([
+            ("k\"", .string("v\u{2028}")), ("skipped", nil), ("n", .int(-3)), ("raw", .raw("[1]")), ("b", .bool(true)),
+        ])
+        #expect(text == #"{"k\"":"v\u2028","n":-3,"raw":[1],"b":true}"#)
+    }
+
     @Test func quotesAndBackslashesAreEscapedAndSlashIsNot() {
         #expect(JSONText.quote(#"a"b\c/d"#) == #""a\"b\\c/d""#)
     }

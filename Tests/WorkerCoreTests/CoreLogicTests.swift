@@ -90,6 +90,25 @@ struct TimestampTests {
         #expect(Timestamp.parse("2026-11-24 20:54") == nil)
         #expect(Timestamp.parse("2026-11-24T20:54:52") == nil)
     }
+
+    @Test func formatsEveryFieldWithItsWidth() {
+        // Single-digit month, day, hour, minute, second and a millisecond below 100; then the year 9999.
+        #expect(Timestamp.format(milliseconds: 1_704_157_383_007) == "2024-01-02T01:03:03.007Z")
+        #expect(Timestamp.format(milliseconds: 253_402_300_799_999) == "9999-12-31T23:59:59.999Z")
+        for ms in stride(from: Int64(1_600_000_000_000), to: 1_900_000_000_000, by: 7_777_777_777) {
+            #expect(Timestamp.parse(Timestamp.format(milliseconds: ms)) == ms)
+        }
+    }
+
+    @Test func streamEntryIDsAreReadFromTheirBytes() {
+        #expect(StreamEntry.idParts("1700000000000-42") == (1_700_000_000_000, 42))
+        #expect(StreamEntry.idParts("1700000000000") == (1_700_000_000_000, 0))
+        #expect(StreamEntry.idParts("17x-1").milliseconds == nil)
+        #expect(StreamEntry.idParts("").milliseconds == nil)
+        #expect(StreamEntry.idParts("5-x") == (5, 0))
+        #expect(StreamEntry.idParts("99999999999999999999-1").milliseconds == nil, "overflow is no number")
+        #expect(StreamEntry(id: "1700000000000-3", fields: []).addedAtMilliseconds == 1_700_000_000_000)
+    }
 }
 
 @Suite("Retry backoff")

@@ -18,10 +18,8 @@ struct Processor: Sendable {
     func process(_ job: RunningJob, retry: RetryPolicy) async {
         let held = job.held
         let d = held.descriptor
-        var log = logger
-        log[metadataKey: "jobId"] = "\(d.id)"
-        log[metadataKey: "queue"] = "\(d.queue)"
-        log[metadataKey: "type"] = "\(d.type)"
+        // The job's logger names its queue, id and type already (see `Fetcher.admit`).
+        var log = job.context.logger
         log[metadataKey: "attempt"] = "\(held.attempt)"
         log.debug("job started")
 

@@ -28,7 +28,37 @@ package struct StreamEntry: Sendable {
 
     /// The epoch milliseconds in the entry id: when the API added it.
     package var addedAtMilliseconds: Int64? {
-        id.split(separator: "-").first.flatMap { Int64($0) }
+        Self.idParts(id).milliseconds
+    }
+
+    /// The two numbers of a stream entry id `<ms>-<seq>`, read from its bytes: the milliseconds (nil
+    /// unless the part before `-` is all digits) and the sequence (0 when absent or not all digits).
+    static func idParts(_ id: String) -> (milliseconds: Int64?, sequence: Int64) {
+        var ms: Int64 = 0
+        var seq: Int64 = 0
+        var digits = 0
+        var inSequence = false
+        for byte in id.utf8 {
+            if byte == UInt8(ascii: "-") && !inSequence {
+                inSequence = true
+                continue
+            }
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return (inSequence ? ms : nil, 0) }
+            let d = Int64(byte - UInt8(ascii: "0"))
+            if inSequence {
+                let (m, o1) = seq.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(d)
+                if o1 || o2 { return (ms, 0) }
+                seq = a
+            } else {
+                let (m, o1) = ms.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(d)
+                if o1 || o2 { return (nil, 0) }
+                ms = a
+                digits += 1
+            }
+        }
+        return (digits > 0 ? ms : nil, seq)
     }
 }
 

@@ -84,9 +84,7 @@ extension StreamEntry {
 
     /// The entry id as one increasing number (milliseconds · 2²⁰ + sequence): the order of records.
     var sequence: Int64 {
-        let parts = id.split(separator: "-")
-        let ms = Int64(parts.first ?? "0") ?? 0
-        let seq = min(Int64(parts.count > 1 ? parts[1] : "0") ?? 0, (1 << 20) - 1)
-        return ms << 20 | seq
+        let (ms, seq) = StreamEntry.idParts(id)
+        return (ms ?? 0) << 20 | min(seq, (1 << 20) - 1)
     }
 }

@@ -445,20 +445,24 @@ struct RecordBatch: Sendable {
     var malformed: [(StreamEntry, String)] = []
 
     init(_ entries: [StreamEntry]) {
-        var newest: [String: Int] = [:]
+        // First which entry is each job's newest, then rows for those alone: a job's older records
+        // in the batch (its `active` before its `completed`) are never decoded.
+        var newest: [String: (position: Int, sequence: Int64)] = [:]
+        var jobEntries: [(entry: StreamEntry, fields: [String: [UInt8]], id: String)] = []
         for entry in entries {
             let f = entry.fieldMap
             switch f["k"].map({ String(decoding: $0, as: UTF8.self) }) {
             case "job":
-                guard let row = Self.jobRow(entry, f) else {
+                guard let id = f["id"].map({ StorableText.text($0) }), f["st"] != nil, f["q"] != nil, f["t"] != nil else {
                     malformed.append((entry, "a job record without id, state, queue or type"))
                     continue
                 }
-                if let i = newest[row.id] {
-                    if jobs[i].seq < row.seq { jobs[i] = row }
+                let sequence = entry.sequence
+                if let known = newest[id] {
+                    if known.sequence < sequence { newest[id] = (known.position, sequence); jobEntries[known.position] = (entry, f, id) }
                 } else {
-                    newest[row.id] = jobs.count
-                    jobs.append(row)
+                    newest[id] = (jobEntries.count, sequence)
+                    jobEntries.append((entry, f, id))
                 }
             case "audit":
                 guard let row = Self.auditRow(entry, f) else {
@@ -469,6 +473,10 @@ struct RecordBatch: Sendable {
             case let kind:
                 malformed.append((entry, "unknown record kind \(kind.map { JSONText.quote(StorableText.text($0)) } ?? "(none)")"))
             }
+        }
+        jobs.reserveCapacity(jobEntries.count)
+        for (entry, f, _) in jobEntries {
+            if let row = Self.jobRow(entry, f) { jobs.append(row) }
         }
     }
 

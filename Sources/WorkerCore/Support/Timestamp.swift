@@ -14,13 +14,27 @@ package enum Timestamp {
         var seconds = time_t(ms / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        let millis = Int(ms % 1000)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        let millis = Int32(ms % 1000)
+        // Written digit by digit into 24 bytes: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+        var out = [UInt8](repeating: UInt8(ascii: "0"), count: 24)
+        func put(_ value: Int32, at offset: Int, width: Int) {
+            var v = max(value, 0)
+            for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                out[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        put(parts.tm_year + 1900, at: 0, width: 4)
+        put(parts.tm_mon + 1, at: 5, width: 2)
+        put(parts.tm_mday, at: 8, width: 2)
+        put(parts.tm_hour, at: 11, width: 2)
+        put(parts.tm_min, at: 14, width: 2)
+        put(parts.tm_sec, at: 17, width: 2)
+        put(millis, at: 20, width: 3)
+        for (offset, byte) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] as [(Int, Unicode.Scalar)] {
+            out[offset] = UInt8(ascii: byte)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Now, formatted.
