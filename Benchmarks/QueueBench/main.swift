@@ -17,14 +17,21 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "The daemon binary.") var daemon = ".build/release/medianest-worker"
     @Option(help: "Jobs per run.") var jobs = 100_000
     @Option(help: "Concurrency levels, comma separated.") var concurrency = "1,64"
+    @Option(
+        help: """
+            Jobs added per second while the daemon runs, instead of a backlog added before it starts \
+            (0: the backlog). The time from XADD to start is then the daemon's, not the backlog's.
+            """)
+    var rate = 0
 
     func run() async throws {
         let redisConnection = RedisConnection(configuration: try RedisConfiguration(url: redis), name: "queue-bench")
         defer { redisConnection.close() }
         let pg = PostgresPool(configuration: try PostgresConfiguration(url: database), size: 1)
         print("queue-bench: \(jobs) no-op jobs per run, daemon \(daemon), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        if rate > 0 { print("paced: \(rate) jobs/s added while the daemon runs") }
         print(
-            "concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  finish→row p50 ms  p99 ms"
+            "concurrency  drained/s  drain s  records s  redis cmds/job  round trips/job  commands seen by redis/job  finish→row p50 ms  p99 ms  XADD→start p50 ms  p99 ms"
         )
         for level in concurrency.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
             let prefix = "bench\(UInt32.random(in: 0...UInt32.max))"
@@ -48,14 +55,19 @@ struct QueueBench: AsyncParsableCommand {
             logging: { level: info, format: json }
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
 
-            // Fill the queue first, as a backlog the daemon drains.
+            // Fill the queue first, as a backlog the daemon drains (unless paced: then after it is ready).
             let stream = "\(prefix):queue:default"
-            var batch: [RedisCommand] = []
-            for i in 0..<jobs {
-                batch.append(RedisCommand(["XADD", stream, "*", "job", "{\"id\":\"\(prefix)-\(i)\",\"type\":\"noop\",\"payload\":{}}"]))
-                if batch.count == 1000 { _ = try await redisConnection.pipeline(batch); batch = [] }
+            let add = { (i: Int) in
+                RedisCommand(["XADD", stream, "*", "job", "{\"id\":\"\(prefix)-\(i)\",\"type\":\"noop\",\"payload\":{}}"])
             }
-            if !batch.isEmpty { _ = try await redisConnection.pipeline(batch) }
+            if rate == 0 {
+                var batch: [RedisCommand] = []
+                for i in 0..<jobs {
+                    batch.append(add(i))
+                    if batch.count == 1000 { _ = try await redisConnection.pipeline(batch); batch = [] }
+                }
+                if !batch.isEmpty { _ = try await redisConnection.pipeline(batch) }
+            }
             let commandsBefore = try await commandsProcessed(redisConnection)
 
             let logPath = dir + "/daemon.log"
@@ -64,6 +76,19 @@ struct QueueBench: AsyncParsableCommand {
             // A sample of jobs across the run, watched for their completed rows: the finish-to-row delay.
             let sample = stride(from: 0, to: jobs, by: max(jobs / 200, 1)).map { "\(prefix)-\($0)" }
             let watcher = Task { try await Self.watchRows(sample, pg: runPG) }
+            if rate > 0 {
+                // Every 10 ms, the jobs due by then.
+                let began = ContinuousClock.now
+                var added = 0
+                while added < jobs {
+                    let due = min(Int(Double(rate) * ((ContinuousClock.now - began) / .seconds(1))) + 1, jobs)
+                    if due > added {
+                        _ = try await redisConnection.pipeline((added..<due).map(add))
+                        added = due
+                    }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
             // Drained: every entry delivered and acknowledged.
             while true {
                 let info = try await redisConnection.send(RedisCommand(["XINFO", "GROUPS", stream]))
@@ -86,6 +111,14 @@ struct QueueBench: AsyncParsableCommand {
             }
             delays.sort()
             func percentile(_ p: Double) -> Double { delays.isEmpty ? .nan : delays[min(Int(Double(delays.count) * p), delays.count - 1)] }
+            // XADD → start of every job: the entry id's time (`created_at`) to the attempt's start (`started_at`).
+            let waits = try await runPG.query(
+                """
+                SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99
+                FROM (SELECT extract(epoch FROM started_at - created_at) * 1000 AS d FROM jobs) w
+                """)
+            let wait50 = waits.rows.first?["p50"].flatMap { Double($0) } ?? .nan
+            let wait99 = waits.rows.first?["p99"].flatMap { Double($0) } ?? .nan
             let commandsAfter = try await commandsProcessed(redisConnection)
             kill(pid, SIGTERM)
             var status: Int32 = 0
@@ -102,10 +135,10 @@ struct QueueBench: AsyncParsableCommand {
             let n = Double(jobs)
             print(
                 String(
-                    format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %17.0f  %6.0f", level, n / drainSeconds, drainSeconds,
-                    recordSeconds,
+                    format: "%11d  %9.0f  %7.2f  %9.2f  %14.2f  %15.3f  %26.2f  %17.0f  %6.0f  %17.1f  %6.1f", level, n / drainSeconds,
+                    drainSeconds, recordSeconds,
                     field("redisCommands") / n, field("redisRoundTrips") / n, Double(commandsAfter - commandsBefore) / n,
-                    percentile(0.5), percentile(0.99)))
+                    percentile(0.5), percentile(0.99), wait50, wait99))
             _ = try await redisConnection.send(RedisCommand(["DEL", stream, "\(prefix):events:log"]))
             await runPG.close()
             _ = try await pg.query("DROP DATABASE \(prefix)")
