@@ -15,19 +15,23 @@ enum Scripts {
           if userChannel ~= nil and userChannel ~= '' then redis.call('PUBLISH', userChannel, ev) end
           redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'event', ev)
         end
-        -- record(records, h, id): the job's durable record, a snapshot of its hash after the transition,
-        -- into the records outbox (P:records). Record writers move it into PostgreSQL; the entry id orders it.
+        -- writeRecord(records, id, v): the job's durable record into the records outbox (P:records), from
+        -- its values in recordFields' order (nil or false: not there). Record writers move it into
+        -- PostgreSQL; the entry id orders it. record(records, h, id): the same from a snapshot of its hash
+        -- after the transition.
         local recordFields = {'state', 'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result',
           'createdAt', 'startedAt', 'finishedAt', 'updatedAt', 'worker'}
         local recordNames = {'st', 'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'c', 's', 'f', 'at', 'w'}
-        local function record(records, h, id)
-          local v = redis.call('HMGET', h, unpack(recordFields))
+        local function writeRecord(records, id, v)
           if not v[1] or not v[2] or not v[3] then return end
           local args = {'k', 'job', 'id', id}
           for i = 1, #recordFields do
             if v[i] then args[#args + 1] = recordNames[i]; args[#args + 1] = v[i] end
           end
           redis.call('XADD', records, '*', unpack(args))
+        end
+        local function record(records, h, id)
+          writeRecord(records, id, redis.call('HMGET', h, unpack(recordFields)))
         end
         -- observe(outcomes, h, id, outcome, detail): the outcome of an attempt for the observers
         -- (notifications, error logs, webhooks, mail), into P:outcomes, read by every host's dispatcher.
@@ -124,17 +128,12 @@ enum Scripts {
                   emit(started, ARGV[6], user ~= '' and (ARGV[7] .. user) or '', KEYS[3], ARGV[10])
                   outcome = 'run'; state = 'active'
                   -- The record from what was read and written, without reading the hash again.
-                  local args = {'k', 'job', 'id', jid, 'st', 'active', 'q', ARGV[4], 't', typ, 'a', attempt, 'm', maxA,
-                    'env', env, 's', ARGV[2], 'at', ARGV[2], 'w', ARGV[1]}
                   local c = st[9]
                   if not c and not st[1] then c = created end
-                  if c then args[#args + 1] = 'c'; args[#args + 1] = c end
                   local u = (user ~= '' and user) or st[6]
-                  if u then args[#args + 1] = 'u'; args[#args + 1] = u end
-                  if st[7] then args[#args + 1] = 'err'; args[#args + 1] = st[7] end
-                  if st[8] then args[#args + 1] = 'res'; args[#args + 1] = st[8] end
-                  if attempt == 1 and st[10] then args[#args + 1] = 'f'; args[#args + 1] = st[10] end
-                  redis.call('XADD', KEYS[4], '*', unpack(args))
+                  local f = (attempt == 1 and st[10]) or nil
+                  writeRecord(KEYS[4], jid, {'active', ARGV[4], typ, u, attempt, maxA, env, st[7], st[8], c, ARGV[2], f,
+                    ARGV[2], ARGV[1]})
                 end
                 if outcome ~= 'run' then record(KEYS[4], h, jid) end
               end
@@ -206,14 +205,8 @@ enum Scripts {
               if not ids then ids = {}; acks[stream] = ids end
               ids[#ids + 1] = eid
               emit(ev, ARGV[6], userChannel, KEYS[1], ARGV[7])
-              if r.queue and r.type then
-                local args = {'k', 'job', 'id', jid, 'st', r.state, 'q', r.queue, 't', r.type}
-                local function put(name, value) if value then args[#args + 1] = name; args[#args + 1] = value end end
-                put('u', r.userId); put('a', r.attempt); put('m', r.maxAttempts); put('env', r.envelope)
-                put('err', r.error); put('res', r.result); put('c', r.createdAt); put('s', r.startedAt)
-                put('f', r.finishedAt); put('at', r.updatedAt); put('w', r.worker)
-                redis.call('XADD', KEYS[3], '*', unpack(args))
-              end
+              writeRecord(KEYS[3], jid, {r.state, r.queue, r.type, r.userId, r.attempt, r.maxAttempts, r.envelope, r.error,
+                r.result, r.createdAt, r.startedAt, r.finishedAt, r.updatedAt, r.worker})
               if observed ~= '' then observe(KEYS[4], h, jid, observed, failDetail) end
               return 1
             end

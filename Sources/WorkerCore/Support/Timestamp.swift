@@ -15,8 +15,8 @@ package enum Timestamp {
         var parts = tm()
         gmtime_r(&seconds, &parts)
         let millis = Int32(ms % 1000)
-        // Written digit by digit into 24 bytes: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-        var out = [UInt8](repeating: UInt8(ascii: "0"), count: 24)
+        // The digits written one by one into the separators' places: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+        var out = Array("0000-00-00T00:00:00.000Z".utf8)
         func put(_ value: Int32, at offset: Int, width: Int) {
             var v = max(value, 0)
             for i in stride(from: offset + width - 1, through: offset, by: -1) {
@@ -31,9 +31,6 @@ package enum Timestamp {
         put(parts.tm_min, at: 14, width: 2)
         put(parts.tm_sec, at: 17, width: 2)
         put(millis, at: 20, width: 3)
-        for (offset, byte) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] as [(Int, Unicode.Scalar)] {
-            out[offset] = UInt8(ascii: byte)
-        }
         return String(decoding: out, as: UTF8.self)
     }
 
