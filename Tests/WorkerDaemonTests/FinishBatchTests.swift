@@ -133,4 +133,60 @@ struct FinishBatchTests {
         }
         try await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
     }
+
+    /// An outbox is trimmed, never searched: acknowledging entries drops everything before the oldest
+    /// entry not done (pending with any consumer, or not yet delivered), and nothing after it.
+    @Test func anOutboxKeepsExactlyWhatIsNotDone() async throws {
+        let configuration = try TestRedis.configuration(queues: ["default"])
+        let keys = RedisKeys(prefix: configuration.redis.prefix)
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: configuration.redis.url), name: "outbox-test")
+        defer { redis.close() }
+        let a = OutboxStream(key: keys.records, group: RedisKeys.writersGroup, consumer: "writer-a", redis: redis)
+        let b = OutboxStream(key: keys.records, group: RedisKeys.writersGroup, consumer: "writer-b", redis: redis)
+        func ids() async throws -> [String] {
+            try await redis.send(RedisCommand(["XRANGE", keys.records, "-", "+"])).array?.compactMap { $0.array?.first?.string } ?? []
+        }
+        do {
+            try await a.ensureGroup()
+            let added = try await redis.pipeline((0..<8).map { RedisCommand(["XADD", keys.records, "*", "k", "job", "n", "\($0)"]) })
+                .compactMap(\.string)
+            #expect(added.count == 8)
+            let first = try await a.read(count: 3, blockMilliseconds: 10, on: redis).map(\.id)  // 0, 1, 2 with a
+            let second = try await b.read(count: 3, blockMilliseconds: 10, on: redis).map(\.id)  // 3, 4, 5 with b
+            #expect(first == Array(added[0..<3]) && second == Array(added[3..<6]))
+            var backlog = try await a.backlog(nowMilliseconds: Timestamp.nowMilliseconds())
+            #expect(backlog.count == 8, "six pending and two not delivered")
+
+            // Done out of order: 1 and 2 are done but 0 is not, so nothing goes.
+            try await a.done([added[1], added[2]])
+            #expect(try await ids() == added)
+            // 0 done: 0-2 go; 3 (b's, pending) holds the rest.
+            try await a.done([added[0]])
+            #expect(try await ids() == Array(added[3...]))
+            // b finishes 4 and 5 but not 3: nothing more goes.
+            try await b.done([added[4], added[5]])
+            #expect(try await ids() == Array(added[3...]))
+            backlog = try await a.backlog(nowMilliseconds: Timestamp.nowMilliseconds())
+            #expect(backlog.count == 3, "3 pending, 6 and 7 not delivered")
+            // 3 done: the stream keeps only what was never delivered.
+            try await b.done([added[3]])
+            #expect(try await ids() == Array(added[6...]))
+            backlog = try await a.backlog(nowMilliseconds: Timestamp.nowMilliseconds())
+            #expect(backlog.count == 2)
+            let rest = try await a.read(count: 10, blockMilliseconds: 10, on: redis).map(\.id)
+            #expect(rest == Array(added[6...]))
+            try await a.done(rest)
+            #expect(try await ids().isEmpty, "a caught-up outbox is empty")
+            backlog = try await a.backlog(nowMilliseconds: Timestamp.nowMilliseconds())
+            #expect(backlog.count == 0 && backlog.oldestSeconds == 0)
+            // An acknowledgement of an entry already gone changes nothing, and the next entry waits.
+            let late = try #require(try await redis.send(RedisCommand(["XADD", keys.records, "*", "k", "job"])).string)
+            try await a.done([added[0]])
+            #expect(try await ids() == [late])
+        } catch {
+            try? await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
+            throw error
+        }
+        try await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
+    }
 }

@@ -8,7 +8,7 @@ import Synchronization
 /// Calls the observers (notifications, error logs, webhooks, mail, download rows) for the outcomes
 /// in `P:outcomes`. The scripts that end attempts write an outcome there when some observer wants
 /// it, so an outcome is never only in a daemon's memory: every host runs a dispatcher, they share
-/// the stream through the group `observers`, an entry is deleted once its observers have returned,
+/// the stream through the group `observers`, an entry is acknowledged (and trimmed) once its observers have returned,
 /// and the entries of a host that died are claimed by another after the lease. Up to
 /// `maxInFlight` outcomes are observed at once; a live dispatcher renews the ones it still works on.
 final class OutcomeDispatcher: Service, CustomStringConvertible {
@@ -28,11 +28,11 @@ final class OutcomeDispatcher: Service, CustomStringConvertible {
         self.consumer = consumer
         self.redisConfiguration = redisConfiguration
         self.lease = lease
+        self.stream = OutboxStream(
+            key: services.queue.keys.outcomes, group: RedisKeys.observersGroup, consumer: consumer, redis: services.redis)
     }
 
-    var stream: OutboxStream {
-        OutboxStream(key: services.queue.keys.outcomes, group: RedisKeys.observersGroup, consumer: consumer, redis: services.redis)
-    }
+    let stream: OutboxStream
 
     /// Outcomes waiting for their observers, and the age of the oldest.
     func backlog() async throws -> (count: Int, oldestSeconds: Double) {

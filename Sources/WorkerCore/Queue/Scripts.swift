@@ -24,11 +24,12 @@ enum Scripts {
         local recordNames = {'st', 'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'c', 's', 'f', 'at', 'w'}
         local function writeRecord(records, id, v)
           if not v[1] or not v[2] or not v[3] then return end
-          local args = {'k', 'job', 'id', id}
-          for i = 1, #recordFields do
-            if v[i] then args[#args + 1] = recordNames[i]; args[#args + 1] = v[i] end
+          local args, n = {'k', 'job', 'id', id}, 4
+          for i = 1, 14 do
+            local x = v[i]
+            if x then args[n + 1] = recordNames[i]; args[n + 2] = x; n = n + 2 end
           end
-          redis.call('XADD', records, '*', unpack(args))
+          redis.call('XADD', records, '*', unpack(args, 1, n))
         end
         local function record(records, h, id)
           writeRecord(records, id, redis.call('HMGET', h, unpack(recordFields)))
@@ -63,7 +64,8 @@ enum Scripts {
     static let intake =
         prelude + """
 
-            local out = {}
+            local out, o = {}, 0
+            local function ack(eid) redis.call('XACK', KEYS[1], ARGV[5], eid) end
             local n = #KEYS - 6
             for i = 1, n do
               local h = KEYS[6 + i]
@@ -75,55 +77,57 @@ enum Scripts {
               local state, entry, cancel = st[1], st[2], st[3]
               local attempt = tonumber(st[4]) or 0
               local outcome
-              local function ack() redis.call('XACK', KEYS[1], ARGV[5], eid) end
-              local common = {'type', typ, 'queue', ARGV[4], 'maxAttempts', maxA, 'envelope', env, 'entry', eid}
-              if not state then table.insert(common, 'createdAt'); table.insert(common, created) end
-              if user ~= '' then table.insert(common, 'userId'); table.insert(common, user) end
+              -- The envelope's fields, after the attempt's six pairs (a run writes both in one HSET; the
+              -- rarer outcomes write these alone, from 13).
+              local fields = {'state', 'active', 'attempt', 0, 'worker', ARGV[1], 'startedAt', ARGV[2],
+                'updatedAt', ARGV[2], 'progress', '0', 'type', typ, 'queue', ARGV[4], 'maxAttempts', maxA,
+                'envelope', env, 'entry', eid}
+              local nf = 22
+              if not state then fields[23] = 'createdAt'; fields[24] = created; nf = 24 end
+              if user ~= '' then fields[nf + 1] = 'userId'; fields[nf + 2] = user; nf = nf + 2 end
               if state == 'completed' or state == 'failed' or state == 'cancelled' then
-                ack(); outcome = 'skip'
+                ack(eid); outcome = 'skip'
                 if state == 'cancelled' and not st[5] then
                   -- Cancelled before it ever arrived: now that its type and queue are known, it gets its record.
-                  redis.call('HSET', h, unpack(common))
+                  redis.call('HSET', h, unpack(fields, 13, nf))
                   redis.call('HDEL', h, 'entry')
                   if not redis.call('HGET', h, 'createdAt') then redis.call('HSET', h, 'createdAt', created) end
                   record(KEYS[4], h, jid)
                 end
               elseif not state and redis.call('ZSCORE', KEYS[6], jid) then
                 -- Finished earlier; its hash has expired since (the id is kept for retention.jobs).
-                ack(); outcome = 'skip'; state = 'finished'
+                ack(eid); outcome = 'skip'; state = 'finished'
               elseif state == 'scheduled' or (entry and entry ~= eid) then
-                ack(); outcome = 'duplicate'
+                ack(eid); outcome = 'duplicate'
               else
                 local firstSight = (entry == false or entry == nil)
                 local exhausted = (state == 'active' and attempt >= tonumber(maxA))
                 local waits = (firstSight and runAt ~= '' and tonumber(runAt) > tonumber(ARGV[3]))
-                if cancel == '1' or exhausted or waits then redis.call('HSET', h, unpack(common)) end
+                if cancel == '1' or exhausted or waits then redis.call('HSET', h, unpack(fields, 13, nf)) end
                 if cancel == '1' then
                   redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
                   redis.call('HDEL', h, 'entry')
                   redis.call('EXPIRE', h, ARGV[8])
                   redis.call('ZADD', KEYS[6], ARGV[3], jid)
-                  ack(); outcome = 'cancelled'; state = 'cancelled'
+                  ack(eid); outcome = 'cancelled'; state = 'cancelled'
                   observe(KEYS[5], h, jid, 'cancelled', '')
                 elseif exhausted then
                   redis.call('HSET', h, 'state', 'failed', 'error', ARGV[9], 'finishedAt', ARGV[2], 'updatedAt', ARGV[2])
                   redis.call('HDEL', h, 'entry')
                   redis.call('EXPIRE', h, ARGV[8])
                   redis.call('ZADD', KEYS[6], ARGV[3], jid)
-                  ack(); outcome = 'exhausted'; state = 'failed'
+                  ack(eid); outcome = 'exhausted'; state = 'failed'
                   observe(KEYS[5], h, jid, 'failed', '')
                 elseif waits then
                   redis.call('HSET', h, 'state', 'scheduled', 'updatedAt', ARGV[2], 'attempt', attempt)
                   redis.call('HDEL', h, 'entry')
                   redis.call('ZADD', KEYS[2], runAt, jid)
-                  ack(); outcome = 'scheduled'; state = 'scheduled'
+                  ack(eid); outcome = 'scheduled'; state = 'scheduled'
                 else
                   attempt = attempt + 1
                   -- One write: the envelope's fields and the attempt's. A first attempt has nothing to clear.
-                  local fields = {'state', 'active', 'attempt', attempt, 'worker', ARGV[1], 'startedAt', ARGV[2],
-                    'updatedAt', ARGV[2], 'progress', '0'}
-                  for _, v in ipairs(common) do table.insert(fields, v) end
-                  redis.call('HSET', h, unpack(fields))
+                  fields[4] = attempt
+                  redis.call('HSET', h, unpack(fields, 1, nf))
                   if attempt > 1 then redis.call('HDEL', h, 'stage', 'downloadedBytes', 'totalBytes', 'speed', 'eta', 'finishedAt') end
                   emit(started, ARGV[6], user ~= '' and (ARGV[7] .. user) or '', KEYS[3], ARGV[10])
                   outcome = 'run'; state = 'active'
@@ -137,7 +141,7 @@ enum Scripts {
                 end
                 if outcome ~= 'run' then record(KEYS[4], h, jid) end
               end
-              table.insert(out, outcome); table.insert(out, attempt); table.insert(out, state or '')
+              out[o + 1] = outcome; out[o + 2] = attempt; out[o + 3] = state or ''; o = o + 3
             end
             return out
             """
@@ -157,56 +161,55 @@ enum Scripts {
         prelude + """
 
             local now, nowMs, retention = ARGV[3], ARGV[4], ARGV[5]
-            local acks, finished = {}, {}
-            local fields = {'state', 'entry', 'worker', 'eta', 'queue', 'type', 'userId', 'attempt', 'maxAttempts',
-              'envelope', 'error', 'result', 'createdAt', 'startedAt', 'finishedAt', 'updatedAt'}
+            local acks, finished, nfin = {}, {}, 0
+            -- The record's fields in writeRecord's order, then the two the transition needs besides.
+            local fields = {'state', 'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result',
+              'createdAt', 'startedAt', 'finishedAt', 'updatedAt', 'worker', 'entry', 'eta'}
             local function finishOne(h, stream, eid, mode, detail, due, jid, ev, userChannel, observed, failDetail)
+              -- v is the record: what was read, changed below to what is written.
               local v = redis.call('HMGET', h, unpack(fields))
-              if v[1] ~= 'active' or v[2] ~= eid or v[3] ~= ARGV[1] then return 0 end
-              local r = {state = v[1], queue = v[5], type = v[6], userId = v[7], attempt = v[8], maxAttempts = v[9],
-                envelope = v[10], error = v[11], result = v[12], createdAt = v[13], startedAt = v[14],
-                finishedAt = v[15], updatedAt = now, worker = v[3]}
+              if v[1] ~= 'active' or v[15] ~= eid or v[14] ~= ARGV[1] then return 0 end
               local terminal = (mode == 'completed' or mode == 'failed' or mode == 'cancelled')
+              v[13] = now
               if mode == 'completed' then
                 redis.call('HSET', h, 'state', 'completed', 'progress', '100', 'result', detail, 'finishedAt', now, 'updatedAt', now)
-                if v[4] then redis.call('HDEL', h, 'eta') end
-                r.state = 'completed'; r.result = detail; r.finishedAt = now
+                if v[16] then redis.call('HDEL', h, 'eta') end
+                v[1] = 'completed'; v[9] = detail; v[12] = now
               elseif mode == 'failed' then
                 redis.call('HSET', h, 'state', 'failed', 'error', detail, 'finishedAt', now, 'updatedAt', now)
                 redis.call('HDEL', h, 'entry', 'eta')
-                r.state = 'failed'; r.error = detail; r.finishedAt = now
+                v[1] = 'failed'; v[8] = detail; v[12] = now
               elseif mode == 'cancelled' then
                 redis.call('HSET', h, 'state', 'cancelled', 'finishedAt', now, 'updatedAt', now)
                 redis.call('HDEL', h, 'entry', 'eta')
-                r.state = 'cancelled'; r.finishedAt = now
+                v[1] = 'cancelled'; v[12] = now
               elseif mode == 'retry' or mode == 'deferred' then
                 redis.call('HSET', h, 'state', 'scheduled', 'error', detail, 'updatedAt', now)
                 if mode == 'deferred' then
-                  r.attempt = tostring(math.max((tonumber(v[8]) or 1) - 1, 0))
-                  redis.call('HSET', h, 'attempt', r.attempt)
+                  v[5] = tostring(math.max((tonumber(v[5]) or 1) - 1, 0))
+                  redis.call('HSET', h, 'attempt', v[5])
                 end
                 redis.call('HDEL', h, 'entry', 'eta', 'speed')
                 redis.call('ZADD', KEYS[2], due, jid)
-                r.state = 'scheduled'; r.error = detail
+                v[1] = 'scheduled'; v[8] = detail
               elseif mode == 'requeue' then
-                local neid = redis.call('XADD', stream, '*', 'job', v[10])
-                r.attempt = tostring(math.max((tonumber(v[8]) or 1) - 1, 0))
-                redis.call('HSET', h, 'state', 'queued', 'entry', neid, 'attempt', r.attempt, 'updatedAt', now)
+                local neid = redis.call('XADD', stream, '*', 'job', v[7])
+                v[5] = tostring(math.max((tonumber(v[5]) or 1) - 1, 0))
+                redis.call('HSET', h, 'state', 'queued', 'entry', neid, 'attempt', v[5], 'updatedAt', now)
                 redis.call('HDEL', h, 'worker', 'stage', 'eta', 'speed')
-                r.state = 'queued'; r.worker = nil
+                v[1] = 'queued'; v[14] = false
               else
                 return redis.error_reply('unknown finish mode ' .. mode)
               end
               if terminal then
                 redis.call('EXPIRE', h, retention)
-                finished[#finished + 1] = nowMs; finished[#finished + 1] = jid
+                finished[nfin + 1] = nowMs; finished[nfin + 2] = jid; nfin = nfin + 2
               end
               local ids = acks[stream]
               if not ids then ids = {}; acks[stream] = ids end
               ids[#ids + 1] = eid
               emit(ev, ARGV[6], userChannel, KEYS[1], ARGV[7])
-              writeRecord(KEYS[3], jid, {r.state, r.queue, r.type, r.userId, r.attempt, r.maxAttempts, r.envelope, r.error,
-                r.result, r.createdAt, r.startedAt, r.finishedAt, r.updatedAt, r.worker})
+              writeRecord(KEYS[3], jid, v)
               if observed ~= '' then observe(KEYS[4], h, jid, observed, failDetail) end
               return 1
             end
@@ -222,7 +225,7 @@ enum Scripts {
             end
             -- The batch's acknowledgements (one XACK per stream) and finished ids (one ZADD), in the same call.
             for stream, ids in pairs(acks) do redis.call('XACK', stream, ARGV[2], unpack(ids)) end
-            if #finished > 0 then redis.call('ZADD', KEYS[5], unpack(finished)) end
+            if nfin > 0 then redis.call('ZADD', KEYS[5], unpack(finished, 1, nfin)) end
             return out
             """
 
@@ -389,5 +392,74 @@ extension Scripts {
             redis.call('ZREM', KEYS[4], ARGV[6])
             record(KEYS[3], h, ARGV[6])
             return {'queued', state or 'expired'}
+            """
+
+    /// Shared Lua helpers for the daemon's outbox streams (`P:records`, `P:outcomes`), each read through
+    /// consumer groups. `groups(stream)`: per group {name, last delivered id, pending count, lag or nil}.
+    /// `nextID(id)`: the smallest id after `id`. `less(a, b)`: whether id `a` comes before `b`.
+    static let outboxPrelude = """
+        local function groups(stream)
+          local out = {}
+          for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+            local e = {}
+            for i = 1, #g, 2 do e[g[i]] = g[i + 1] end
+            out[#out + 1] = {e['name'], e['last-delivered-id'], tonumber(e['pending']) or 0, tonumber(e['lag'])}
+          end
+          return out
+        end
+        local function idParts(id)
+          local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+          return tonumber(ms) or 0, tonumber(seq) or 0
+        end
+        local function less(a, b)
+          local am, as = idParts(a)
+          local bm, bs = idParts(b)
+          return am < bm or (am == bm and as < bs)
+        end
+        local function nextID(id)
+          local ms, seq = idParts(id)
+          return string.format('%d-%d', ms, seq + 1)
+        end
+        """
+
+    /// Acknowledges entries of an outbox stream and trims its head: everything before the oldest entry
+    /// some group has not done (pending, or not yet delivered to it) goes, whole stream nodes at a time.
+    /// KEYS: 1 stream. ARGV: 1 group, then the ids done. Returns the number of entries trimmed.
+    static let outboxDone =
+        outboxPrelude + """
+
+            for i = 2, #ARGV, 4000 do
+              redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 3999, #ARGV)))
+            end
+            local minID
+            for _, g in ipairs(groups(KEYS[1])) do
+              local bound = nextID(g[2])
+              if g[3] > 0 then
+                local oldest = redis.call('XPENDING', KEYS[1], g[1])[2]
+                if oldest and less(oldest, bound) then bound = oldest end
+              end
+              if not minID or less(bound, minID) then minID = bound end
+            end
+            if not minID then return 0 end
+            return redis.call('XTRIM', KEYS[1], 'MINID', minID)
+            """
+
+    /// What waits in an outbox stream for one group: {count, id of the oldest or false}. The count is the
+    /// group's pending entries plus its lag (entries not yet delivered); when Redis cannot tell the lag,
+    /// every entry in the stream counts.
+    /// KEYS: 1 stream. ARGV: 1 group.
+    static let outboxBacklog =
+        outboxPrelude + """
+
+            for _, g in ipairs(groups(KEYS[1])) do
+              if g[1] == ARGV[1] then
+                local count = g[4] and (g[3] + g[4]) or redis.call('XLEN', KEYS[1])
+                if g[3] > 0 then return {count, redis.call('XPENDING', KEYS[1], g[1])[2]} end
+                local first = redis.call('XRANGE', KEYS[1], '(' .. g[2], '+', 'COUNT', 1)[1]
+                return {count, first and first[1] or false}
+              end
+            end
+            local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+            return {redis.call('XLEN', KEYS[1]), first and first[1] or false}
             """
 }

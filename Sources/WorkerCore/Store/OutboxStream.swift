@@ -1,14 +1,24 @@
 import RedisClient
 
 /// One consumer's side of a stream read through a consumer group, for the daemon's own durable
-/// streams (`P:records`, `P:outcomes`): entries are read, worked on, then acknowledged and deleted
-/// together, so the stream holds exactly what is not done yet. An entry whose consumer died stays
-/// pending and is claimed by another after `claimIdle`; a live consumer renews what it holds.
+/// streams (`P:records`, `P:outcomes`): entries are read, worked on, then acknowledged; the same call
+/// trims the stream's head up to its oldest entry not yet done, so once a consumer has caught up the
+/// stream is empty. An entry whose consumer died stays pending and is claimed by another after
+/// `claimIdle`; a live consumer renews what it holds.
 struct OutboxStream: Sendable {
     let key: String
     let group: String
     let consumer: String
     let redis: RedisConnection
+    let scripts: ScriptRunner
+
+    init(key: String, group: String, consumer: String, redis: RedisConnection) {
+        self.key = key
+        self.group = group
+        self.consumer = consumer
+        self.redis = redis
+        self.scripts = ScriptRunner(redis: redis)
+    }
 
     /// Creates the group at id 0 (with MKSTREAM) unless it exists.
     func ensureGroup() async throws {
@@ -54,21 +64,21 @@ struct OutboxStream: Sendable {
         _ = try await redis.send(cmd)
     }
 
-    /// Acknowledges and deletes entries, atomically.
+    /// Acknowledges entries and trims what is done from the stream's head, in one atomic call
+    /// (`Scripts.outboxDone`): deleting each entry by id would search its stream node for it, while
+    /// trimming drops whole nodes.
     func done(_ ids: [String]) async throws {
         guard !ids.isEmpty else { return }
-        var ack = RedisCommand(["XACK", key, group])
-        var del = RedisCommand(["XDEL", key])
-        for id in ids { ack.append(id); del.append(id) }
-        let replies = try await redis.pipeline([["MULTI"], ack, del, ["EXEC"]])
-        if case .error(let message)? = replies.last { throw RedisError.server(message) }
+        _ = try await scripts.run(Scripts.outboxDone, keys: [key], args: [group] + ids)
     }
 
-    /// How many entries wait (every entry left in the stream is not done) and the age in seconds of the oldest.
+    /// How many entries wait (delivered and not acknowledged, or not delivered yet: the entries
+    /// before them are done) and the age in seconds of the oldest.
     func backlog(nowMilliseconds: Int64) async throws -> (count: Int, oldestSeconds: Double) {
-        let replies = try await redis.pipeline([RedisCommand(["XLEN", key]), RedisCommand(["XRANGE", key, "-", "+", "COUNT", "1"])])
-        let count = Int(replies[0].int ?? 0)
-        let oldest = replies[1].array?.first.flatMap(StreamEntry.parse)?.addedAtMilliseconds
+        let reply = try await scripts.run(Scripts.outboxBacklog, keys: [key], args: [group])
+        guard let parts = reply.array, parts.count == 2 else { throw RedisError.protocolError("backlog answered \(reply)") }
+        let count = Int(parts[0].int ?? 0)
+        let oldest = parts[1].string.flatMap { StreamEntry.idParts($0).milliseconds }
         return (count, oldest.map { max(Double(nowMilliseconds - $0) / 1000, 0) } ?? 0)
     }
 }

@@ -12,7 +12,7 @@ import Synchronization
 /// transition itself, so a record is never only in a daemon's memory. Each host runs one writer;
 /// the writers share the outbox through the consumer group `writers`:
 /// - a batch is read, the records of one job folded into its newest, written in one statement per
-///   table, and only then acknowledged and deleted;
+///   table, and only then acknowledged (and trimmed from the stream, see `OutboxStream.done`);
 /// - rows are idempotent and never move backwards: each carries its outbox entry id as `seq`, and a
 ///   row is only replaced by one with a higher `seq`;
 /// - entries of a writer that died (pending longer than the lease) are claimed by another; a writer
@@ -67,9 +67,10 @@ package final class RecordWriter: Service, CustomStringConvertible {
         self.logger = logger
         self.lease = lease
         self.retentionJobs = retentionJobs
+        self.outbox = OutboxStream(key: keys.records, group: RedisKeys.writersGroup, consumer: consumer, redis: redis)
     }
 
-    var outbox: OutboxStream { OutboxStream(key: keys.records, group: RedisKeys.writersGroup, consumer: consumer, redis: redis) }
+    let outbox: OutboxStream
 
     /// Whether the last write reached PostgreSQL.
     package var isHealthy: Bool { healthy.load(ordering: .relaxed) }
@@ -159,7 +160,7 @@ package final class RecordWriter: Service, CustomStringConvertible {
     // MARK: - writing
 
     /// Writes one batch until PostgreSQL has it (or the task is cancelled: the entries stay pending), then
-    /// acknowledges and deletes the entries.
+    /// acknowledges the entries.
     func write(_ entries: [StreamEntry]) async {
         let batch = RecordBatch(entries)
         for (entry, reason) in batch.malformed { await setAside(entry, reason: reason) }
