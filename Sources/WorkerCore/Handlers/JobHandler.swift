@@ -122,7 +122,18 @@ package final class JobContext: Sendable {
     package let payload: JSONValue
     package let attempt: Int
     package let maxAttempts: Int
-    package let logger: Logger
+    /// The queue's logger; `logger` adds the job's id, type and attempt.
+    let baseLogger: Logger
+    /// The job's logger (its id, type and attempt in the metadata), made when asked for: most jobs never log.
+    package var logger: Logger {
+        var log = baseLogger
+        log[metadataKey: "jobId"] = "\(job.id)"
+        log[metadataKey: "type"] = "\(job.type)"
+        log[metadataKey: "attempt"] = "\(attempt)"
+        return log
+    }
+    /// Whether the job's logger writes messages of `level`.
+    func logs(_ level: Logger.Level) -> Bool { baseLogger.logLevel <= level }
     /// Root of the job's temporary folders (`paths.temp`).
     package let temporaryRoot: String
     /// Configuration, Redis, PostgreSQL, metrics and enqueueing, for handlers that need them.
@@ -149,7 +160,7 @@ package final class JobContext: Sendable {
         self.payload = envelope.payload
         self.attempt = attempt
         self.maxAttempts = maxAttempts
-        self.logger = logger
+        self.baseLogger = logger
         self.temporaryRoot = temporaryRoot
         self.queue = queue
     }

@@ -18,10 +18,8 @@ struct Processor: Sendable {
     func process(_ job: RunningJob, retry: RetryPolicy) async {
         let held = job.held
         let d = held.descriptor
-        // The job's logger names its queue, id and type already (see `Fetcher.admit`).
-        var log = job.context.logger
-        log[metadataKey: "attempt"] = "\(held.attempt)"
-        log.debug("job started")
+        // The job's logger (queue, id, type, attempt) is made only for a message that is written.
+        if job.context.logs(.debug) { job.context.logger.debug("job started") }
 
         let outcome: Result<JSONValue, Error>
         if let handler = registry.handler(for: d.type) {
@@ -33,11 +31,11 @@ struct Processor: Sendable {
         } else {
             outcome = .failure(JobFailure.permanent("unknown job type '\(d.type)'"))
         }
-        removeTemporaryDirectory(job.context, log: log)
+        removeTemporaryDirectory(job.context)
 
         let seconds = (ContinuousClock.now - job.startedAt) / .seconds(1)
         let end = Self.end(of: outcome, stop: job.stopReason, job: job, retry: retry)
-        await record(end, of: job, seconds: seconds, log: log)
+        await record(end, of: job, seconds: seconds)
     }
 
     /// How the attempt ends: from the handler's outcome and why the job was stopped, if it was.
@@ -78,7 +76,7 @@ struct Processor: Sendable {
 
     /// Records how the attempt ended, through one script (state, ack, event, record, outcome), then
     /// in the metrics and the log.
-    private func record(_ end: AttemptEnd, of job: RunningJob, seconds: Double, log: Logger) async {
+    private func record(_ end: AttemptEnd, of job: RunningJob, seconds: Double) async {
         let held = job.held
         let d = held.descriptor
         let at = Timestamp.now()
@@ -98,10 +96,12 @@ struct Processor: Sendable {
             break
         }
         let event = end.event.map { EventFactory.make($0, job: d, at: at, fields: fields) } ?? ""
-        guard await finish(held, end: end, event: event, log: log) else { return }
+        guard await finish(held, end: end, event: event, context: job.context) else { return }
         if let outcome = end.outcome {
             metrics.jobFinished(queue: d.queue, type: d.type, outcome: outcome.metricLabel, seconds: seconds)
         }
+        if case .completed = end, !job.context.logs(.debug) { return }
+        let log = job.context.logger
         let inSeconds = { (due: Int64) in Self.describe(seconds: Double(due - Timestamp.nowMilliseconds()) / 1000) }
         switch end {
         case .completed: log.debug("job completed", metadata: ["seconds": "\(seconds)"])
@@ -126,7 +126,7 @@ struct Processor: Sendable {
     /// Runs the finishing script until it answers. Redis may be away for a while: keep trying (the
     /// entry stays pending, so nothing is lost if this daemon dies meanwhile) until shutdown.
     /// The outcome is written for the observers only when one of them wants it.
-    private func finish(_ held: HeldJob, end: AttemptEnd, event: String, log: Logger) async -> Bool {
+    private func finish(_ held: HeldJob, end: AttemptEnd, event: String, context: JobContext) async -> Bool {
         let mode = end.mode
         let observed = end.outcome.flatMap { services.observersWant(held.descriptor, $0) ? $0 : nil }
         var delay = 50
@@ -136,16 +136,16 @@ struct Processor: Sendable {
                     held, mode: mode, detail: end.detail, dueMilliseconds: end.dueMilliseconds, event: event,
                     observe: observed, failureDetail: end.failure?.detail)
                 if !owned {
-                    log.warning("job was taken over by another daemon before it finished here; its result here is dropped")
+                    context.logger.warning("job was taken over by another daemon before it finished here; its result here is dropped")
                 }
                 return owned
             } catch {
                 if isShuttingDown() && mode != .requeue {
-                    log.error(
+                    context.logger.error(
                         "could not record the end of the job; it will run again after its lease lapses", metadata: ["error": "\(error)"])
                     return false
                 }
-                if delay == 50 { log.warning("cannot reach Redis to record the end of the job; retrying", metadata: ["error": "\(error)"]) }
+                if delay == 50 { context.logger.warning("cannot reach Redis to record the end of the job; retrying", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: .milliseconds(delay))
                 delay = min(delay * 2, 1000)
                 if isShuttingDown() && delay >= 1000 { return false }
@@ -153,12 +153,12 @@ struct Processor: Sendable {
         }
     }
 
-    private func removeTemporaryDirectory(_ context: JobContext, log: Logger) {
+    private func removeTemporaryDirectory(_ context: JobContext) {
         guard context.madeTemporaryDirectory.load(ordering: .relaxed) else { return }
         let path = (context.temporaryRoot as NSString).appendingPathComponent(context.job.id)
         guard FileManager.default.fileExists(atPath: path) else { return }
         do { try FileManager.default.removeItem(atPath: path) } catch {
-            log.warning("could not remove the job's temporary folder", metadata: ["path": "\(path)", "error": "\(error)"])
+            context.logger.warning("could not remove the job's temporary folder", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 

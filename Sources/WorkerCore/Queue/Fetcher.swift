@@ -175,12 +175,9 @@ struct Fetcher: Service, CustomStringConvertible {
                 let held = HeldJob(
                     descriptor: descriptor, envelope: item.envelope, entryID: item.entry.id, attempt: attempt,
                     maxAttempts: item.maxAttempts, createdAt: Timestamp.format(milliseconds: createdAt))
-                var jobLog = log
-                jobLog[metadataKey: "jobId"] = "\(descriptor.id)"
-                jobLog[metadataKey: "type"] = "\(descriptor.type)"
                 let context = JobContext(
                     job: descriptor, envelope: item.envelope, attempt: attempt, maxAttempts: item.maxAttempts,
-                    logger: jobLog, temporaryRoot: cfg.paths.temp, services: services)
+                    logger: log, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
                 pool.start(running, reserved: true) { [processor] job in await processor.process(job, retry: policy) }

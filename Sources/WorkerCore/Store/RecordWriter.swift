@@ -438,6 +438,41 @@ struct AuditRow: Sendable {
     var entry: StreamEntry
 }
 
+/// The fields of a record in the outbox (written by the scripts' `writeRecord`, by `reject` and by
+/// the audit log), found in one pass over the entry; the last value of a name wins.
+struct JobRecordFields: Sendable {
+    static let job = Array("job".utf8)
+    static let audit = Array("audit".utf8)
+
+    var kind, id, state, queue, type, user, attempt, maxAttempts, envelope: [UInt8]?
+    var error, result, createdAt, startedAt, finishedAt, updatedAt, worker, raw: [UInt8]?
+
+    init(_ entry: StreamEntry) {
+        for (name, value) in entry.fields {
+            switch name {
+            case "k": kind = value
+            case "id": id = value
+            case "st": state = value
+            case "q": queue = value
+            case "t": type = value
+            case "u": user = value
+            case "a": attempt = value
+            case "m": maxAttempts = value
+            case "env": envelope = value
+            case "err": error = value
+            case "res": result = value
+            case "c": createdAt = value
+            case "s": startedAt = value
+            case "f": finishedAt = value
+            case "at": updatedAt = value
+            case "w": worker = value
+            case "raw": raw = value
+            default: continue
+            }
+        }
+    }
+}
+
 /// A batch of outbox entries sorted into rows: one job row per job (its newest record), audit rows,
 /// and the entries that are no record at all.
 struct RecordBatch: Sendable {
@@ -449,53 +484,54 @@ struct RecordBatch: Sendable {
         // First which entry is each job's newest, then rows for those alone: a job's older records
         // in the batch (its `active` before its `completed`) are never decoded.
         var newest: [String: (position: Int, sequence: Int64)] = [:]
-        var jobEntries: [(entry: StreamEntry, fields: [String: [UInt8]], id: String)] = []
+        var jobEntries: [(entry: StreamEntry, fields: JobRecordFields)] = []
         for entry in entries {
-            let f = entry.fieldMap
-            switch f["k"].map({ String(decoding: $0, as: UTF8.self) }) {
-            case "job":
-                guard let id = f["id"].map({ StorableText.text($0) }), f["st"] != nil, f["q"] != nil, f["t"] != nil else {
+            let f = JobRecordFields(entry)
+            if f.kind == JobRecordFields.job {
+                guard let idBytes = f.id, f.state != nil, f.queue != nil, f.type != nil else {
                     malformed.append((entry, "a job record without id, state, queue or type"))
                     continue
                 }
+                let id = StorableText.text(idBytes)
                 let sequence = entry.sequence
                 if let known = newest[id] {
-                    if known.sequence < sequence { newest[id] = (known.position, sequence); jobEntries[known.position] = (entry, f, id) }
+                    if known.sequence < sequence { newest[id] = (known.position, sequence); jobEntries[known.position] = (entry, f) }
                 } else {
                     newest[id] = (jobEntries.count, sequence)
-                    jobEntries.append((entry, f, id))
+                    jobEntries.append((entry, f))
                 }
-            case "audit":
-                guard let row = Self.auditRow(entry, f) else {
+            } else if f.kind == JobRecordFields.audit {
+                guard let row = Self.auditRow(entry, entry.fieldMap) else {
                     malformed.append((entry, "an audit record without time, actor, source or action"))
                     continue
                 }
                 audits.append(row)
-            case let kind:
-                malformed.append((entry, "unknown record kind \(kind.map { JSONText.quote(StorableText.text($0)) } ?? "(none)")"))
+            } else {
+                let kind = f.kind.map { JSONText.quote(StorableText.text($0)) } ?? "(none)"
+                malformed.append((entry, "unknown record kind \(kind)"))
             }
         }
         jobs.reserveCapacity(jobEntries.count)
-        for (entry, f, _) in jobEntries {
+        for (entry, f) in jobEntries {
             if let row = Self.jobRow(entry, f) { jobs.append(row) }
         }
     }
 
-    static func jobRow(_ entry: StreamEntry, _ f: [String: [UInt8]]) -> JobRow? {
-        let text = { (name: String) -> String? in f[name].map { StorableText.text($0) } }
-        let int = { (name: String) -> Int64? in text(name).flatMap { Int64($0) } }
-        guard let id = text("id"), let state = text("st"), let queue = text("q"), let type = text("t") else { return nil }
+    static func jobRow(_ entry: StreamEntry, _ f: JobRecordFields) -> JobRow? {
+        let text = { (value: [UInt8]?) -> String? in value.map { StorableText.text($0) } }
+        let int = { (value: [UInt8]?) -> Int64? in text(value).flatMap { Int64($0) } }
+        guard let id = text(f.id), let state = text(f.state), let queue = text(f.queue), let type = text(f.type) else { return nil }
         var payload: String?
-        if let env = text("env") {
+        if let env = text(f.envelope) {
             // The envelope was validated at intake; its payload object is the row's.
             payload = StorableText.json(env).flatMap { JSONValue.parse($0)?["payload"]?.encoded }
         }
-        let result = text("res").map { StorableText.json($0) ?? StorableText.asJSONString($0) }
+        let result = text(f.result).map { StorableText.json($0) ?? StorableText.asJSONString($0) }
         return JobRow(
-            seq: entry.sequence, id: id, queue: queue, type: type, payload: payload, userId: text("u"), state: state,
-            attempt: int("a"), maxAttempts: int("m"), error: text("err"), result: result, createdAt: text("c"),
-            startedAt: text("s"), finishedAt: text("f"), updatedAt: text("at"), worker: text("w"), raw: text("raw"),
-            entry: entry)
+            seq: entry.sequence, id: id, queue: queue, type: type, payload: payload, userId: text(f.user), state: state,
+            attempt: int(f.attempt), maxAttempts: int(f.maxAttempts), error: text(f.error), result: result,
+            createdAt: text(f.createdAt), startedAt: text(f.startedAt), finishedAt: text(f.finishedAt),
+            updatedAt: text(f.updatedAt), worker: text(f.worker), raw: text(f.raw), entry: entry)
     }
 
     static func auditRow(_ entry: StreamEntry, _ f: [String: [UInt8]]) -> AuditRow? {
