@@ -117,6 +117,58 @@ struct RecordBatchTests {
         #expect(JSONValue.parse(asText.payload ?? "")?.stringValue == row.payload)
     }
 
+    /// MessagePack as the scripts write it (`cmsgpack.pack`): one value per record field, in order.
+    static func packed(_ values: [[UInt8]?]) -> [UInt8] {
+        var out: [UInt8] = []
+        for value in values {
+            guard let value else { out.append(0xC0); continue }
+            if value.count < 32 { out.append(0xA0 | UInt8(value.count)) } else { out += [0xDA, UInt8(value.count >> 8), UInt8(value.count & 0xFF)] }
+            out += value
+        }
+        return out
+    }
+
+    @Test func packedRecordsReadAsTheirFields() throws {
+        let values: [[UInt8]?] = [
+            Array("completed".utf8), Array("default".utf8), Array("noop".utf8), nil, Array("2".utf8), Array("3".utf8),
+            Array(#"{"id":"p","type":"noop","payload":{"n":1}}"#.utf8), Array("bad ".utf8) + [0, 0xFF], Array("{}".utf8),
+            Array("2026-12-04T10:00:00.000Z".utf8), nil, nil, Array("2026-12-04T10:00:01.000Z".utf8), Array("host-1".utf8),
+        ]
+        let entry = StreamEntry(id: "7-0", fields: [("k", Array("job".utf8)), ("id", Array("p".utf8)), ("r", Self.packed(values))])
+        let row = try #require(RecordBatch([entry]).jobs.first)
+        #expect(row.state == "completed" && row.queue == "default" && row.type == "noop" && row.userId == nil)
+        #expect(row.attempt == 2 && row.maxAttempts == 3 && row.payload == #"{"n":1}"#)
+        #expect(row.error == #"bad \u0000\xff"#, "hostile bytes in a packed value are escaped as in a plain one")
+        #expect(row.createdAt == "2026-12-04T10:00:00.000Z" && row.startedAt == nil && row.worker == "host-1")
+        // The dead-letter stream gets the values by name, for people to read.
+        let named = JobRecordFields.named(entry)
+        #expect(named.map(\.0) == ["k", "id", "st", "q", "t", "a", "m", "env", "err", "res", "c", "at", "w"])
+    }
+
+    @Test func integersAndHostilePackedValuesAreReadOrRefusedWithTheirPlace() {
+        // fixint, uint8, uint16, negative fixint, int8, int32, nil, false: each as its decimal text or absent.
+        let numbers: [UInt8] = [0x05, 0xCC, 0xC8, 0xCD, 0x01, 0x00, 0xFF, 0xD0, 0x80, 0xD2, 0xFF, 0xFF, 0xFF, 0xFE, 0xC0, 0xC2]
+        let decoded = try? PackedValues.decode(numbers, count: 8).get()
+        #expect(decoded?.map { $0.map { String(decoding: $0, as: UTF8.self) } } == ["5", "200", "256", "-1", "-128", "-2", nil, nil])
+        for (bytes, problem) in [
+            ([0xA5, 0x61], "a string cut short"), ([0xCD, 0x01], "an unsigned integer cut short"),
+            ([0x91, 0x01], "MessagePack type 0x91"), ([0xC3], "MessagePack type 0xc3"), ([0x01, 0x02, 0x03], "more than 2 values"),
+            ([0x01], "1 values where 2 are expected"), ([0xDB, 0xFF, 0xFF, 0xFF, 0xFF], "a string cut short"),
+        ] as [([UInt8], String)] {
+            guard case .failure(let failure) = PackedValues.decode(bytes, count: 2) else {
+                Issue.record("\(bytes) was read")
+                continue
+            }
+            #expect(failure.description.contains(problem), "\(failure)")
+        }
+        // A record whose packed values cannot be read is set apart with the reason; the others go on.
+        let bad = StreamEntry(id: "8-0", fields: [("k", Array("job".utf8)), ("id", Array("q".utf8)), ("r", [0xA9, 0x61])])
+        let batch = RecordBatch([bad, job("8-1", "fine", state: "completed")])
+        #expect(batch.jobs.map(\.id) == ["fine"])
+        #expect(batch.malformed.map(\.0.id) == ["8-0"])
+        #expect(batch.malformed.first?.1.contains("packed values cannot be read: a string cut short") == true)
+    }
+
     @Test func auditRecordsRoundTrip() throws {
         let audit = AuditEntry(
             at: 1_700_000_000_123, actor: "uid 0 (root)", peerUID: 0, peerPID: 42, source: "socket",

@@ -189,4 +189,26 @@ struct FinishBatchTests {
         }
         try await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
     }
+
+    /// What Redis' own `cmsgpack.pack` writes for every kind of value a record holds reads back as those
+    /// values: long strings, every byte, numbers the scripts compute, and absent values.
+    @Test func valuesPackedByRedisReadBack() async throws {
+        let configuration = try TestRedis.configuration(queues: ["default"])
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: configuration.redis.url), name: "pack-test")
+        defer { redis.close() }
+        let everyByte = (0...255).map(UInt8.init)
+        let long = Array(repeating: UInt8(ascii: "x"), count: 70_000)
+        var eval = RedisCommand([
+            "EVAL", "return cmsgpack.pack(ARGV[1], ARGV[2], nil, false, tonumber(ARGV[3]) + 1, -7, 2 ^ 40, ARGV[4])", "0",
+        ])
+        eval.append(bytes: everyByte)
+        eval.append(bytes: long)
+        eval.append("41")
+        eval.append("")
+        let packed = try #require(try await redis.send(eval).bytes)
+        let values = try PackedValues.decode(packed, count: 8).get()
+        #expect(values[0] == everyByte && values[1] == long && values[2] == nil && values[3] == nil)
+        #expect(values[4...6].map { $0.map { String(decoding: $0, as: UTF8.self) } } == ["42", "-7", "1099511627776"])
+        #expect(values[7] == [])
+    }
 }

@@ -16,20 +16,14 @@ enum Scripts {
           redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'event', ev)
         end
         -- writeRecord(records, id, v): the job's durable record into the records outbox (P:records), from
-        -- its values in recordFields' order (nil or false: not there). Record writers move it into
-        -- PostgreSQL; the entry id orders it. record(records, h, id): the same from a snapshot of its hash
-        -- after the transition.
+        -- its values in recordFields' order (nil or false: not there), packed into one field `r` (one
+        -- MessagePack value each; see PackedValues). Record writers move it into PostgreSQL; the entry id
+        -- orders it. record(records, h, id): the same from a snapshot of its hash after the transition.
         local recordFields = {'state', 'queue', 'type', 'userId', 'attempt', 'maxAttempts', 'envelope', 'error', 'result',
           'createdAt', 'startedAt', 'finishedAt', 'updatedAt', 'worker'}
-        local recordNames = {'st', 'q', 't', 'u', 'a', 'm', 'env', 'err', 'res', 'c', 's', 'f', 'at', 'w'}
         local function writeRecord(records, id, v)
           if not v[1] or not v[2] or not v[3] then return end
-          local args, n = {'k', 'job', 'id', id}, 4
-          for i = 1, 14 do
-            local x = v[i]
-            if x then args[n + 1] = recordNames[i]; args[n + 2] = x; n = n + 2 end
-          end
-          redis.call('XADD', records, '*', unpack(args, 1, n))
+          redis.call('XADD', records, '*', 'k', 'job', 'id', id, 'r', cmsgpack.pack(unpack(v, 1, 14)))
         end
         local function record(records, h, id)
           writeRecord(records, id, redis.call('HMGET', h, unpack(recordFields)))

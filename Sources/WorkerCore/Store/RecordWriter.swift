@@ -263,7 +263,7 @@ package final class RecordWriter: Service, CustomStringConvertible {
             "a record could not be stored; kept in the dead-letter stream with the reason",
             metadata: ["entry": "\(entry.id)", "jobId": "\(id)", "reason": "\(reason)", "stream": "\(keys.recordsDead)"])
         var cmd = RedisCommand(["XADD", keys.recordsDead, "MAXLEN", "~", Self.deadMaxLength, "*", "reason", reason, "entry", entry.id])
-        for (name, value) in entry.fields { cmd.append(name); cmd.append(bytes: value) }
+        for (name, value) in JobRecordFields.named(entry) { cmd.append(name); cmd.append(bytes: value) }
         var delay = 50
         while !Task.isCancelled {
             do { _ = try await redis.send(cmd); return } catch {
@@ -438,37 +438,66 @@ struct AuditRow: Sendable {
     var entry: StreamEntry
 }
 
-/// The fields of a record in the outbox (written by the scripts' `writeRecord`, by `reject` and by
-/// the audit log), found in one pass over the entry; the last value of a name wins.
+/// The fields of a record in the outbox, found in one pass over the entry; the last value of a name
+/// wins. The scripts' `writeRecord` packs a job's values into one field `r` (see `PackedValues`);
+/// `reject`, the audit log and earlier versions write one field per value (`st`, `q`, …): both read
+/// alike.
 struct JobRecordFields: Sendable {
     static let job = Array("job".utf8)
     static let audit = Array("audit".utf8)
+    /// The names of the packed values, in their order (the scripts' `recordNames`).
+    static let packedNames = ["st", "q", "t", "u", "a", "m", "env", "err", "res", "c", "s", "f", "at", "w"]
 
     var kind, id, state, queue, type, user, attempt, maxAttempts, envelope: [UInt8]?
     var error, result, createdAt, startedAt, finishedAt, updatedAt, worker, raw: [UInt8]?
+    /// Why the packed values could not be read, when they could not.
+    var packedFailure: String?
 
     init(_ entry: StreamEntry) {
         for (name, value) in entry.fields {
-            switch name {
-            case "k": kind = value
-            case "id": id = value
-            case "st": state = value
-            case "q": queue = value
-            case "t": type = value
-            case "u": user = value
-            case "a": attempt = value
-            case "m": maxAttempts = value
-            case "env": envelope = value
-            case "err": error = value
-            case "res": result = value
-            case "c": createdAt = value
-            case "s": startedAt = value
-            case "f": finishedAt = value
-            case "at": updatedAt = value
-            case "w": worker = value
-            case "raw": raw = value
-            default: continue
+            if name == "r" { unpack(value) } else { set(name, value) }
+        }
+    }
+
+    private mutating func set(_ name: String, _ value: [UInt8]?) {
+        switch name {
+        case "k": kind = value
+        case "id": id = value
+        case "st": state = value
+        case "q": queue = value
+        case "t": type = value
+        case "u": user = value
+        case "a": attempt = value
+        case "m": maxAttempts = value
+        case "env": envelope = value
+        case "err": error = value
+        case "res": result = value
+        case "c": createdAt = value
+        case "s": startedAt = value
+        case "f": finishedAt = value
+        case "at": updatedAt = value
+        case "w": worker = value
+        case "raw": raw = value
+        default: return
+        }
+    }
+
+    private mutating func unpack(_ packed: [UInt8]) {
+        switch PackedValues.decode(packed, count: Self.packedNames.count) {
+        case .success(let values):
+            for (name, value) in zip(Self.packedNames, values) { set(name, value) }
+        case .failure(let failure):
+            packedFailure = failure.description
+        }
+    }
+
+    /// The entry's fields with packed values spelled out by name (for the dead-letter stream, read by people).
+    static func named(_ entry: StreamEntry) -> [(String, [UInt8])] {
+        entry.fields.flatMap { field -> [(String, [UInt8])] in
+            guard field.0 == "r", case .success(let values) = PackedValues.decode(field.1, count: packedNames.count) else {
+                return [field]
             }
+            return zip(packedNames, values).compactMap { name, value in value.map { (name, $0) } }
         }
     }
 }
@@ -488,6 +517,10 @@ struct RecordBatch: Sendable {
         for entry in entries {
             let f = JobRecordFields(entry)
             if f.kind == JobRecordFields.job {
+                if let failure = f.packedFailure {
+                    malformed.append((entry, "a job record whose packed values cannot be read: \(failure)"))
+                    continue
+                }
                 guard let idBytes = f.id, f.state != nil, f.queue != nil, f.type != nil else {
                     malformed.append((entry, "a job record without id, state, queue or type"))
                     continue

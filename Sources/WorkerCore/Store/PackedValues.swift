@@ -1,0 +1,83 @@
+/// The values of a job record as the scripts pack them into one outbox field (`r`): a sequence of
+/// MessagePack values, one per record field in `writeRecord`'s order (Redis' `cmsgpack.pack(...)`).
+///
+/// One field instead of one per value keeps each record a few stream items long, for Redis to store
+/// and send and for the writer to read. Only what the scripts write is read: strings (raw bytes,
+/// kept as they are: invalid UTF-8 and NUL included), integers and floats (as their decimal text),
+/// and nil or false (the value is absent). Anything else, a value cut short, or a count other than
+/// the one expected is an error that names where it is.
+enum PackedValues {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Exactly `count` values from `bytes`; nil where a value is absent.
+    static func decode(_ bytes: [UInt8], count: Int) -> Result<[[UInt8]?], Failure> {
+        var values: [[UInt8]?] = []
+        values.reserveCapacity(count)
+        var i = 0
+        func fail(_ what: String) -> Result<[[UInt8]?], Failure> {
+            .failure(Failure(description: "\(what) at byte \(i) of \(bytes.count)"))
+        }
+        /// The next `n` bytes as a big-endian unsigned integer, or nil when they are not all there.
+        func unsigned(_ n: Int) -> UInt64? {
+            guard n <= bytes.count - i else { return nil }
+            var v: UInt64 = 0
+            for k in 0..<n { v = v << 8 | UInt64(bytes[i + k]) }
+            i += n
+            return v
+        }
+        while i < bytes.count {
+            guard values.count < count else { return fail("more than \(count) values") }
+            let tag = bytes[i]
+            i += 1
+            var length: Int?
+            switch tag {
+            case 0xC0, 0xC2:
+                values.append(nil)
+            case 0x00...0x7F:
+                values.append(Array(String(tag).utf8))
+            case 0xE0...0xFF:
+                values.append(Array(String(Int8(bitPattern: tag)).utf8))
+            case 0xCC...0xCF:
+                guard let v = unsigned(1 << Int(tag - 0xCC)) else { return fail("an unsigned integer cut short") }
+                values.append(Array(String(v).utf8))
+            case 0xD0...0xD3:
+                let n = 1 << Int(tag - 0xD0)
+                guard let v = unsigned(n) else { return fail("an integer cut short") }
+                let signed = n == 8 ? Int64(bitPattern: v) : Int64(bitPattern: v << (64 - 8 * n)) >> (64 - 8 * n)
+                values.append(Array(String(signed).utf8))
+            case 0xCA:
+                guard let v = unsigned(4) else { return fail("a float cut short") }
+                values.append(Array(Self.text(Double(Float(bitPattern: UInt32(v)))).utf8))
+            case 0xCB:
+                guard let v = unsigned(8) else { return fail("a double cut short") }
+                values.append(Array(Self.text(Double(bitPattern: v)).utf8))
+            case 0xA0...0xBF:
+                length = Int(tag - 0xA0)
+            case 0xD9, 0xC4:
+                length = unsigned(1).map(Int.init)
+            case 0xDA, 0xC5:
+                length = unsigned(2).map(Int.init)
+            case 0xDB, 0xC6:
+                length = unsigned(4).map(Int.init)
+            default:
+                i -= 1
+                return fail("a value of MessagePack type 0x\(String(tag, radix: 16)) (not a string, number or nil)")
+            }
+            if tag >= 0xA0 && tag <= 0xBF || (0xD9...0xDB).contains(tag) || (0xC4...0xC6).contains(tag) {
+                guard let n = length, n <= bytes.count - i else { return fail("a string cut short") }
+                values.append(Array(bytes[i..<i + n]))
+                i += n
+            }
+        }
+        guard values.count == count else { return fail("\(values.count) values where \(count) are expected") }
+        return .success(values)
+    }
+
+    /// A float's decimal text: an integral one without a fraction (`3`, not `3.0`).
+    private static func text(_ d: Double) -> String {
+        if d == d.rounded(), abs(d) < 9.0e15 { return String(Int64(d)) }
+        return String(d)
+    }
+}
