@@ -117,3 +117,16 @@ struct CleanupRuleTests {
         #expect(!CleanupHandler.sharesStem("/lib/Chan/Title [abc]", stems), "no extension, no sidecar")
     }
 }
+
+@Suite("Health probes")
+struct HealthProbeTests {
+    /// A probe (yt-dlp --version and the like) runs below the daemon's CPU priority, so a check never
+    /// takes CPU from jobs; its output and status still come back.
+    @Test func aProbeRunsAtALowerPriorityAndReportsItsOutput() async throws {
+        let mine = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        let output = try #require(await ProcessProbe.run("sh", ["-c", "sleep 0.2; cut -d' ' -f19 /proc/self/stat; exit 3"], timeout: 5))
+        #expect(output.status == 3)
+        #expect(Int32(output.text.trimmingCharacters(in: .whitespacesAndNewlines)) == mine + ProcessProbe.niceness)
+        #expect(await ProcessProbe.run("no-such-probe-\(getpid())", [], timeout: 1) == nil)
+    }
+}

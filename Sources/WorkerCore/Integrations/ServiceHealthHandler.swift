@@ -387,8 +387,13 @@ enum ProcessProbe {
         var text: String
     }
 
-    /// `executable` (a name looked up in `PATH`, or a path) with `arguments`; nil when it cannot
-    /// start or does not end within `timeout` seconds (it is then killed).
+    /// How much lower than the daemon a probe runs (`nice`): a check is maintenance, and the
+    /// start-up one (a Python start of yt-dlp, about half a second of a core) would otherwise
+    /// take that from the jobs the daemon starts on at the same moment.
+    static let niceness: Int32 = 5
+
+    /// `executable` (a name looked up in `PATH`, or a path) with `arguments`, at a lower CPU priority
+    /// (`niceness`); nil when it cannot start or does not end within `timeout` seconds (it is then killed).
     static func run(_ executable: String, _ arguments: [String], timeout: Double) async -> Output? {
         guard let path = ServiceHealthHandler.executable(named: executable) else { return nil }
         let process = Process()
@@ -414,6 +419,7 @@ enum ProcessProbe {
                 return
             }
             let pid = process.processIdentifier
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(pid), niceness)
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
                 if !finished.value.load(ordering: .acquiring) { kill(pid, SIGKILL) }
             }
