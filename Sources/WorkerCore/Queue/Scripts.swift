@@ -66,8 +66,12 @@ enum Scripts {
               local b = 10 + (i - 1) * 9
               local eid, typ, user, maxA, env, created, runAt, jid, started =
                 ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-              local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt', 'queue', 'userId', 'error', 'result',
-                'createdAt', 'finishedAt')
+              local st = redis.call('HMGET', h, 'state', 'entry', 'cancel', 'attempt')
+              if st[1] then
+                -- A job seen before (a retry, a rescue, a duplicate): what its record keeps from earlier.
+                local more = redis.call('HMGET', h, 'queue', 'userId', 'error', 'result', 'createdAt', 'finishedAt')
+                for k = 1, 6 do st[4 + k] = more[k] end
+              end
               local state, entry, cancel = st[1], st[2], st[3]
               local attempt = tonumber(st[4]) or 0
               local outcome
