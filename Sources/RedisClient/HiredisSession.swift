@@ -104,6 +104,11 @@ final class HiredisSession {
 
     /// Appends one command to the context's output buffer (binary-safe argv + lengths).
     private static func append(_ command: RedisCommand, to context: UnsafeMutablePointer<redisContext>) -> Bool {
+        if let encoded = command.encoded {
+            return encoded.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) == REDIS_OK }
+            }
+        }
         let arguments = command.arguments
         var lengths: [Int] = []
         lengths.reserveCapacity(arguments.count)

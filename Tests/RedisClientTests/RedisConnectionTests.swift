@@ -24,6 +24,39 @@ struct RedisConnectionTests {
         }
     }
 
+    /// A command built straight into RESP bytes reaches Redis with the same arguments as one built
+    /// argument by argument: binary, empty and many of them.
+    @Test func anEncodedCommandSendsTheSameArguments() async throws {
+        try await TestRedis.withPrefix { prefix in
+            let connection = try await TestRedis.connection()
+            defer { connection.close() }
+            let script = "return {#ARGV, ARGV[1], ARGV[2], ARGV[3], ARGV[#ARGV], KEYS[1]}"
+            let binary = (0...255).map(UInt8.init) + [13, 10, 36, 42]
+            var plain = RedisCommand(["EVAL", script, "1", prefix + "k"])
+            var encoder = RedisCommand.Encoder("EVAL", capacity: 8)
+            encoder.append(script)
+            encoder.append(1)
+            encoder.append(prefix + "k")
+            plain.append(bytes: binary)
+            encoder.append(bytes: binary)
+            plain.append("")
+            encoder.append("")
+            plain.append("é ü -1")
+            encoder.append("é ü -1")
+            for i in 0..<1_000 {
+                plain.append(i - 500)
+                encoder.append(i - 500)
+            }
+            let encoded = encoder.command
+            #expect(encoded.name == "EVAL" && encoded.description == "EVAL (1006 arguments)")
+            let replies = try await connection.pipeline([plain, encoded])
+            #expect(replies[0] == replies[1])
+            #expect(replies[1].array?.first?.int == 1_003)
+            #expect(replies[1].array?[1].bytes == binary && replies[1].array?[2].bytes == [])
+            #expect(replies[1].array?[4].string == "499")
+        }
+    }
+
     @Test func replyKinds() async throws {
         try await TestRedis.withPrefix { prefix in
             let connection = try await TestRedis.connection()

@@ -17,11 +17,17 @@ final class ScriptRunner: Sendable {
         return sha
     }
 
+    /// The call in RESP bytes at once (a batch's call carries hundreds of keys and arguments).
     private func command(_ sha: String, keys: [String], args: [String]) -> RedisCommand {
-        var cmd = RedisCommand(["EVALSHA", sha, String(keys.count)])
-        for k in keys { cmd.append(k) }
-        for a in args { cmd.append(a) }
-        return cmd
+        var size = 64 + sha.utf8.count
+        for k in keys { size += k.utf8.count + 16 }
+        for a in args { size += a.utf8.count + 16 }
+        var e = RedisCommand.Encoder("EVALSHA", capacity: size)
+        e.append(sha)
+        e.append(keys.count)
+        for k in keys { e.append(k) }
+        for a in args { e.append(a) }
+        return e.command
     }
 
     /// Runs one script; a script error is thrown as `RedisError.server`.
