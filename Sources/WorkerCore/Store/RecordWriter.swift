@@ -23,6 +23,12 @@ import Synchronization
 package final class RecordWriter: Service, CustomStringConvertible {
     /// Entries read at once.
     static let batchSize = 1000
+    /// Under load (a read brought at least `lingerFrom` entries but not a full batch) the writer waits
+    /// this long before its next read, so that a batch holds more: most jobs' `active` and `completed`
+    /// records then fold into one row, and PostgreSQL gets fewer, larger statements. A light load is
+    /// written at once; a backlog (full batches) without a pause.
+    static let linger = Duration.milliseconds(20)
+    static let lingerFrom = 100
     /// Longest a blocking read waits (shutdown and claims are seen this often).
     static let blockMilliseconds = 200
     /// Dead-letter stream length kept (approximately).
@@ -146,6 +152,9 @@ package final class RecordWriter: Service, CustomStringConvertible {
                 idle.store(entries.isEmpty, ordering: .relaxed)
                 if entries.isEmpty { continue }
                 await write(entries)
+                if entries.count >= Self.lingerFrom && entries.count < Self.batchSize && drain.withLock({ $0 }) == nil {
+                    try? await Task.sleep(for: Self.linger)
+                }
             } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
                 groupReady = false
             } catch {
