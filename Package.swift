@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "WorkerDaemonTests",
             dependencies: [
-                "RedisClient", "WorkerConfig", "WorkerCore", "WorkerDaemon",
+                "PostgresClient", "RedisClient", "WorkerConfig", "WorkerCore", "WorkerDaemon",
                 .product(name: "Logging", package: "swift-log"),
             ]),
     ]

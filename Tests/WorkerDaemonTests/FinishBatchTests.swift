@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PostgresClient
 import RedisClient
 import Testing
 import WorkerConfig
@@ -210,5 +212,68 @@ struct FinishBatchTests {
         #expect(values[0] == everyByte && values[1] == long && values[2] == nil && values[3] == nil)
         #expect(values[4...6].map { $0.map { String(decoding: $0, as: UTF8.self) } } == ["42", "-7", "1099511627776"])
         #expect(values[7] == [])
+    }
+
+    /// A job whose handler has returned gives its slot to the next job while its end is recorded, yet
+    /// stays running here (known by id, counted until recorded); at most as many jobs of a queue are
+    /// being recorded as it has slots, so a slow Redis holds slots again.
+    @Test func aJobBeingRecordedGivesItsSlotOnButStaysRunning() async throws {
+        let configuration = try TestRedis.configuration(queues: ["default"])
+        let keys = RedisKeys(prefix: configuration.redis.prefix)
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: configuration.redis.url), name: "pool-test")
+        defer { redis.close() }
+        let queue = JobQueue(redis: redis, keys: keys, consumer: "daemon-a", retentionSeconds: 60)
+        let services = WorkerServices(
+            configuration: configuration, queue: queue,
+            postgres: PostgresPool(configuration: try PostgresConfiguration(url: configuration.postgres.url), size: 1),
+            redis: redis, metrics: Metrics(), logger: Logger(label: "pool-test"), observers: [])
+        func job(_ id: String) -> RunningJob {
+            let envelope = JobEnvelope(id: id, type: "noop", payloadJSON: "{}")
+            let descriptor = JobDescriptor(envelope: envelope, queue: "default", events: .standard)
+            let held = HeldJob(descriptor: descriptor, envelope: envelope, entryID: "1-0", attempt: 1, maxAttempts: 1, createdAt: Timestamp.now())
+            let context = JobContext(
+                job: descriptor, envelope: envelope, attempt: 1, maxAttempts: 1, logger: Logger(label: "pool-test"),
+                temporaryRoot: "/tmp", services: services)
+            return RunningJob(held: held, timeoutSeconds: 60, context: context)
+        }
+        let pool = WorkerPool(limits: ["default": 2])
+        let gates = (0..<5).map { _ in AsyncStream<Void>.makeStream() }
+        let jobs = (0..<5).map { job("pool-\($0)") }
+        // Each job's body: hand the slot on (the handler returned), then wait, as if its record were slow.
+        func start(_ i: Int) {
+            pool.start(jobs[i]) { job in
+                pool.handlerReturned(job)
+                for await _ in gates[i].stream { break }
+            }
+        }
+        start(0)
+        start(1)
+        try await waitUntil { pool.freeSlots(queue: "default") == 2 }
+        #expect(pool.isRunning(jobID: "pool-0") && pool.isRunning(jobID: "pool-1") && pool.activeTotal == 2)
+        #expect(pool.activeCount(queue: "default") == 0, "no handler runs")
+        // Two are being recorded, as many as the queue has slots: the next two keep theirs until recorded.
+        start(2)
+        start(3)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(pool.freeSlots(queue: "default") == 0 && pool.activeTotal == 4)
+        gates[0].continuation.yield()
+        try await waitUntil { !pool.isRunning(jobID: "pool-0") }
+        start(4)  // recorded jobs: 1 (and 4 now); 2 and 3 still hold their slots
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(pool.freeSlots(queue: "default") == 0)
+        for gate in gates { gate.continuation.yield() }
+        try await waitUntil { pool.activeTotal == 0 }
+        #expect(pool.freeSlots(queue: "default") == 2 && pool.activeCount(queue: "default") == 0)
+    }
+
+    private func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("condition not met within 5 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
     }
 }

@@ -15,7 +15,9 @@ struct Processor: Sendable {
     /// Whether the daemon is shutting down (finishing writes give up after this instead of retrying forever).
     let isShuttingDown: @Sendable () -> Bool
 
-    func process(_ job: RunningJob, retry: RetryPolicy) async {
+    /// Runs the attempt, then records it; `handlerReturned` is called in between (the pool gives the
+    /// job's slot on while its end is recorded).
+    func process(_ job: RunningJob, retry: RetryPolicy, handlerReturned: @Sendable () -> Void = {}) async {
         let held = job.held
         let d = held.descriptor
         // The job's logger (queue, id, type, attempt) is made only for a message that is written.
@@ -32,6 +34,7 @@ struct Processor: Sendable {
             outcome = .failure(JobFailure.permanent("unknown job type '\(d.type)'"))
         }
         removeTemporaryDirectory(job.context)
+        handlerReturned()
 
         let seconds = (ContinuousClock.now - job.startedAt) / .seconds(1)
         let end = Self.end(of: outcome, stop: job.stopReason, job: job, retry: retry)

@@ -66,6 +66,9 @@ package final class WorkerPool: Sendable {
         var active: [String: Int] = [:]
         /// Slots promised to entries read but not yet started.
         var reserved: [String: Int] = [:]
+        /// Jobs whose handler has returned and whose end is being recorded, their slot given on.
+        var recording: Set<String> = []
+        var recordingCount: [String: Int] = [:]
         var limits: [String: Int] = [:]
         var slotWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     }
@@ -162,10 +165,35 @@ package final class WorkerPool: Sendable {
         job.attach(task)
     }
 
+    /// The job's handler has returned; what is left is recording how it ended (one script call, in a
+    /// batch with others). Its slot goes to the next job at once, unless as many of the queue's jobs are
+    /// being recorded as it has slots (Redis is slow: then a slot waits for its job's record). The job
+    /// stays running here until recorded (its lease renewed, its id known, shutdown waiting for it).
+    package func handlerReturned(_ job: RunningJob) {
+        let id = job.held.descriptor.id
+        let queue = job.held.descriptor.queue
+        let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            guard s.running[id] != nil, !s.recording.contains(id),
+                (s.recordingCount[queue] ?? 0) < (s.limits[queue] ?? 0)
+            else { return [] }
+            s.recording.insert(id)
+            s.recordingCount[queue, default: 0] += 1
+            s.active[queue, default: 1] -= 1
+            let woken = s.slotWaiters[queue] ?? []
+            s.slotWaiters[queue] = []
+            return woken
+        }
+        wake.forEach { $0.resume() }
+    }
+
     private func finished(id: String, queue: String) {
         let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.running[id] = nil
-            s.active[queue, default: 1] -= 1
+            if s.recording.remove(id) != nil {
+                s.recordingCount[queue, default: 1] -= 1
+            } else {
+                s.active[queue, default: 1] -= 1
+            }
             let woken = s.slotWaiters[queue] ?? []
             s.slotWaiters[queue] = []
             return woken

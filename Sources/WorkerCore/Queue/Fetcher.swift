@@ -180,7 +180,9 @@ struct Fetcher: Service, CustomStringConvertible {
                     logger: log, temporaryRoot: cfg.paths.temp, services: services)
                 let timeout = Double(item.envelope.timeoutSeconds ?? 0) > 0 ? Double(item.envelope.timeoutSeconds!) : settings.timeout
                 let running = RunningJob(held: held, timeoutSeconds: timeout, context: context)
-                pool.start(running, reserved: true) { [processor] job in await processor.process(job, retry: policy) }
+                pool.start(running, reserved: true) { [processor, pool] job in
+                    await processor.process(job, retry: policy, handlerReturned: { pool.handlerReturned(job) })
+                }
                 started += 1
             case .success(.scheduled):
                 log.debug("job scheduled for its runAt", metadata: ["jobId": "\(descriptor.id)"])
