@@ -58,3 +58,27 @@ def test_sigterm_lets_running_jobs_finish_then_exits_0_and_hands_back_the_rest(h
     h.wait_states(long, "completed", timeout=30)
     h.wait_pg_states(short + long, "completed", timeout=30)
     h.assert_completed_once(short + long)
+
+
+def test_sigterm_at_any_moment_of_idle_queues_reads_still_hands_running_jobs_back(h: Harness):
+    """Idle queues' fetchers wake every 500 ms from their blocking read. A SIGTERM that lands as one
+    wakes must not let that fetcher end before the daemon stops it in its turn (which would cancel
+    every service at once, the hand-back of running jobs among them): at every offset across the
+    read cycle the running job is handed back and the daemon exits 0."""
+    queues = {"default": {"concurrency": 2}, "idle1": {"concurrency": 1}, "idle2": {"concurrency": 1},
+              "idle3": {"concurrency": 1}}
+    d = h.daemon(shutdown_timeout="1s", queues=queues)
+    for offset in (0.0, 0.1, 0.2, 0.3, 0.4, 0.45):
+        job = h.enqueue("default", "sleep", {"seconds": 30})
+        wait_for(lambda: h.job(job).get("state") == "active", 10, "the job to be active")
+        time.sleep(offset)
+        d.signal(signal.SIGTERM)
+        rc = d.wait(timeout=10)
+        assert rc == 0, f"exit status {rc} after SIGTERM at +{offset}s"
+        state = h.job(job)
+        assert state["state"] in ("queued", "scheduled"), f"handed back at +{offset}s: {state}"
+        failed = [line for line in d.lines() if line.get("msg") == "a service of the daemon failed; stopping"]
+        assert not failed, f"a service ended before its turn at +{offset}s: {failed}"
+        d.start()
+        h.r.xadd(h.key("control"), {"cmd": "cancel", "jobId": job})
+        wait_for(lambda: h.job(job).get("state") == "cancelled", 15, "the handed-back job to be cancelled")

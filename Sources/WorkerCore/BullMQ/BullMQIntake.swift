@@ -152,7 +152,12 @@ struct BullMQIntake: Service, CustomStringConvertible {
         log[metadataKey: "bullmqQueue"] = "\(bull.settings.name)"
         var failures = 0
         var pausedSaid = false
-        while !Task.isCancelled && !state.isShuttingDown {
+        while !Task.isCancelled {
+            // Shutting down: take nothing more; end when the service group stops this intake (see `Fetcher`).
+            if state.isShuttingDown {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
             guard state.configuration.queue(named: ours) != nil else {
                 log.notice("queue removed from the configuration; no longer taking the BullMQ queue's jobs", metadata: ["queue": "\(ours)"])
                 return
@@ -185,7 +190,8 @@ struct BullMQIntake: Service, CustomStringConvertible {
                 }
                 try await hand(taken.jobs, log: log)
             } catch {
-                if state.isShuttingDown || Task.isCancelled { break }
+                if Task.isCancelled { break }
+                if state.isShuttingDown { continue }
                 failures += 1
                 if failures == 1 { log.error("cannot take jobs from the BullMQ queue; retrying", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 5)), 2000)))

@@ -200,7 +200,15 @@ struct Scheduler: Service, CustomStringConvertible {
             }
         }
 
-        while !Task.isCancelled && !state.isShuttingDown {
+        while !Task.isCancelled {
+            // Shutting down: fire nothing more and let another host lead; end when the service group
+            // stops the scheduler in its turn (see `Fetcher`).
+            if state.isShuttingDown {
+                if leading { await elector.release() }
+                leading = false
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
             let cfg = configuration
             let leaseMs = Int(max(cfg.lease, 2) * 1000)
             let pollMs = min(max(leaseMs / 6, 100), 1000)

@@ -68,7 +68,14 @@ struct Fetcher: Service, CustomStringConvertible {
     private func fetchLoop(connection: RedisConnection, admissions: inout DiscardingTaskGroup) async {
         var failures = 0
         let log = logger
-        while !Task.isCancelled && !state.isShuttingDown {
+        while !Task.isCancelled {
+            // Shutting down: take nothing more, and end only when the service group stops this fetcher
+            // in its turn (it cancels the task). A service that ended before its turn would make the
+            // group cancel every service, the job drain that hands running jobs back among them.
+            if state.isShuttingDown {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
             guard let settings = state.configuration.queue(named: name) else {
                 log.notice("queue removed from the configuration; no longer taking its jobs")
                 return
@@ -126,7 +133,8 @@ struct Fetcher: Service, CustomStringConvertible {
             } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
                 try? await queue.ensureGroup(queue: name)
             } catch {
-                if state.isShuttingDown || Task.isCancelled { break }
+                if Task.isCancelled { break }
+                if state.isShuttingDown { continue }
                 failures += 1
                 if failures == 1 { log.error("cannot read the queue; retrying", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 5)), 2000)))
