@@ -185,6 +185,12 @@ struct FinishBatchTests {
             let late = try #require(try await redis.send(RedisCommand(["XADD", keys.records, "*", "k", "job"])).string)
             try await a.done([added[0]])
             #expect(try await ids() == [late])
+            // A group someone else added (that reads nothing) does not hold the writers' outbox back.
+            _ = try await redis.send(RedisCommand(["XGROUP", "CREATE", keys.records, "someone-else", "0"]))
+            let lateRead = try await a.read(count: 10, blockMilliseconds: 10, on: redis).map(\.id)
+            #expect(lateRead == [late])
+            try await a.done(lateRead)
+            #expect(try await ids().isEmpty)
         } catch {
             try? await TestRedis.deleteKeys(configuration.redis.prefix, on: redis)
             throw error

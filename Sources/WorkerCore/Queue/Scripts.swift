@@ -420,8 +420,10 @@ extension Scripts {
         end
         """
 
-    /// Acknowledges entries of an outbox stream and trims its head: everything before the oldest entry
-    /// some group has not done (pending, or not yet delivered to it) goes, whole stream nodes at a time.
+    /// Acknowledges entries of an outbox stream and trims its head: everything before the group's
+    /// oldest entry not done (pending with any of its consumers, or not yet delivered) goes, whole
+    /// stream nodes at a time. The group is the stream's owner, as when done entries were deleted one
+    /// by one: another group someone added to the stream does not hold it back.
     /// KEYS: 1 stream. ARGV: 1 group, then the ids done. Returns the number of entries trimmed.
     static let outboxDone =
         outboxPrelude + """
@@ -429,17 +431,17 @@ extension Scripts {
             for i = 2, #ARGV, 4000 do
               redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 3999, #ARGV)))
             end
-            local minID
             for _, g in ipairs(groups(KEYS[1])) do
-              local bound = nextID(g[2])
-              if g[3] > 0 then
-                local oldest = redis.call('XPENDING', KEYS[1], g[1])[2]
-                if oldest and less(oldest, bound) then bound = oldest end
+              if g[1] == ARGV[1] then
+                local bound = nextID(g[2])
+                if g[3] > 0 then
+                  local oldest = redis.call('XPENDING', KEYS[1], g[1])[2]
+                  if oldest and less(oldest, bound) then bound = oldest end
+                end
+                return redis.call('XTRIM', KEYS[1], 'MINID', bound)
               end
-              if not minID or less(bound, minID) then minID = bound end
             end
-            if not minID then return 0 end
-            return redis.call('XTRIM', KEYS[1], 'MINID', minID)
+            return 0
             """
 
     /// What waits in an outbox stream for one group: {count, id of the oldest or false}. The count is the
