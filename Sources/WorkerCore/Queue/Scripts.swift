@@ -398,6 +398,8 @@ extension Scripts {
     static let outboxPrelude = """
         local function groups(stream)
           local out = {}
+          -- A stream deleted meanwhile has no groups (XINFO would fail): its writers re-create it.
+          if redis.call('EXISTS', stream) == 0 then return out end
           for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
             local e = {}
             for i = 1, #g, 2 do e[g[i]] = g[i + 1] end
