@@ -392,20 +392,19 @@ extension Scripts {
             return {'queued', state or 'expired'}
             """
 
-    /// Shared Lua helpers for the daemon's outbox streams (`P:records`, `P:outcomes`), each read through
-    /// consumer groups. `groups(stream)`: per group {name, last delivered id, pending count, lag or nil}.
+    /// Shared Lua helpers for the daemon's outbox streams (`P:records`, `P:outcomes`), each owned by
+    /// one consumer group. `group(stream, name)`: {last delivered id, pending count, lag or nil}, or nil
+    /// when the stream or the group is not there (a stream deleted meanwhile: its writers re-create it).
     /// `nextID(id)`: the smallest id after `id`. `less(a, b)`: whether id `a` comes before `b`.
     static let outboxPrelude = """
-        local function groups(stream)
-          local out = {}
-          -- A stream deleted meanwhile has no groups (XINFO would fail): its writers re-create it.
-          if redis.call('EXISTS', stream) == 0 then return out end
+        local function group(stream, name)
+          if redis.call('EXISTS', stream) == 0 then return nil end
           for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
             local e = {}
             for i = 1, #g, 2 do e[g[i]] = g[i + 1] end
-            out[#out + 1] = {e['name'], e['last-delivered-id'], tonumber(e['pending']) or 0, tonumber(e['lag'])}
+            if e['name'] == name then return {e['last-delivered-id'], tonumber(e['pending']) or 0, tonumber(e['lag'])} end
           end
-          return out
+          return nil
         end
         local function idParts(id)
           local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
@@ -433,35 +432,31 @@ extension Scripts {
             for i = 2, #ARGV, 4000 do
               redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 3999, #ARGV)))
             end
-            for _, g in ipairs(groups(KEYS[1])) do
-              if g[1] == ARGV[1] then
-                local bound = nextID(g[2])
-                if g[3] > 0 then
-                  local oldest = redis.call('XPENDING', KEYS[1], g[1])[2]
-                  if oldest and less(oldest, bound) then bound = oldest end
-                end
-                return redis.call('XTRIM', KEYS[1], 'MINID', bound)
-              end
+            local g = group(KEYS[1], ARGV[1])
+            if not g then return 0 end
+            local bound = nextID(g[1])
+            if g[2] > 0 then
+              local oldest = redis.call('XPENDING', KEYS[1], ARGV[1])[2]
+              if oldest and less(oldest, bound) then bound = oldest end
             end
-            return 0
+            return redis.call('XTRIM', KEYS[1], 'MINID', bound)
             """
 
     /// What waits in an outbox stream for one group: {count, id of the oldest or false}. The count is the
     /// group's pending entries plus its lag (entries not yet delivered); when Redis cannot tell the lag,
-    /// every entry in the stream counts.
+    /// or there is no group, every entry in the stream counts.
     /// KEYS: 1 stream. ARGV: 1 group.
     static let outboxBacklog =
         outboxPrelude + """
 
-            for _, g in ipairs(groups(KEYS[1])) do
-              if g[1] == ARGV[1] then
-                local count = g[4] and (g[3] + g[4]) or redis.call('XLEN', KEYS[1])
-                if g[3] > 0 then return {count, redis.call('XPENDING', KEYS[1], g[1])[2]} end
-                local first = redis.call('XRANGE', KEYS[1], '(' .. g[2], '+', 'COUNT', 1)[1]
-                return {count, first and first[1] or false}
-              end
+            local g = group(KEYS[1], ARGV[1])
+            if not g then
+              local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+              return {redis.call('XLEN', KEYS[1]), first and first[1] or false}
             end
-            local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-            return {redis.call('XLEN', KEYS[1]), first and first[1] or false}
+            local count = g[3] and (g[2] + g[3]) or redis.call('XLEN', KEYS[1])
+            if g[2] > 0 then return {count, redis.call('XPENDING', KEYS[1], ARGV[1])[2]} end
+            local first = redis.call('XRANGE', KEYS[1], '(' .. g[1], '+', 'COUNT', 1)[1]
+            return {count, first and first[1] or false}
             """
 }

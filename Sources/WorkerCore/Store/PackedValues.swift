@@ -27,11 +27,17 @@ enum PackedValues {
             i += n
             return v
         }
+        /// A string (or bin) of `length` bytes from here; false when the length or the bytes are cut short.
+        func string(_ length: Int?) -> Bool {
+            guard let n = length, n <= bytes.count - i else { return false }
+            values.append(Array(bytes[i..<i + n]))
+            i += n
+            return true
+        }
         while i < bytes.count {
             guard values.count < count else { return fail("more than \(count) values") }
             let tag = bytes[i]
             i += 1
-            var length: Int?
             switch tag {
             case 0xC0, 0xC2:
                 values.append(nil)
@@ -54,21 +60,16 @@ enum PackedValues {
                 guard let v = unsigned(8) else { return fail("a double cut short") }
                 values.append(Array(Self.text(Double(bitPattern: v)).utf8))
             case 0xA0...0xBF:
-                length = Int(tag - 0xA0)
+                guard string(Int(tag - 0xA0)) else { return fail("a string cut short") }
             case 0xD9, 0xC4:
-                length = unsigned(1).map(Int.init)
+                guard string(unsigned(1).map(Int.init)) else { return fail("a string cut short") }
             case 0xDA, 0xC5:
-                length = unsigned(2).map(Int.init)
+                guard string(unsigned(2).map(Int.init)) else { return fail("a string cut short") }
             case 0xDB, 0xC6:
-                length = unsigned(4).map(Int.init)
+                guard string(unsigned(4).map(Int.init)) else { return fail("a string cut short") }
             default:
                 i -= 1
                 return fail("a value of MessagePack type 0x\(String(tag, radix: 16)) (not a string, number or nil)")
-            }
-            if tag >= 0xA0 && tag <= 0xBF || (0xD9...0xDB).contains(tag) || (0xC4...0xC6).contains(tag) {
-                guard let n = length, n <= bytes.count - i else { return fail("a string cut short") }
-                values.append(Array(bytes[i..<i + n]))
-                i += n
             }
         }
         guard values.count == count else { return fail("\(values.count) values where \(count) are expected") }

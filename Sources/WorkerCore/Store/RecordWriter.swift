@@ -454,7 +454,8 @@ struct AuditRow: Sendable {
 struct JobRecordFields: Sendable {
     static let job = Array("job".utf8)
     static let audit = Array("audit".utf8)
-    /// The names of the packed values, in their order (the scripts' `recordNames`).
+    /// The names of the packed values, in their order (the scripts' `recordFields`), as the records
+    /// written one field per value name them.
     static let packedNames = ["st", "q", "t", "u", "a", "m", "env", "err", "res", "c", "s", "f", "at", "w"]
 
     var kind, id, state, queue, type, user, attempt, maxAttempts, envelope: [UInt8]?
