@@ -169,6 +169,28 @@ struct RecordBatchTests {
         #expect(batch.malformed.first?.1.contains("packed values cannot be read: a string cut short") == true)
     }
 
+    @Test func onlyAJobsNewestRecordIsDecodedAndAnUnreadableOneGivesWayToTheOneBefore() throws {
+        let unreadable: [UInt8] = [0xA9, 0x61]
+        func packedJob(_ entryID: String, _ jobID: String, _ r: [UInt8]) -> StreamEntry {
+            StreamEntry(id: entryID, fields: [("k", Array("job".utf8)), ("id", Array(jobID.utf8)), ("r", r)])
+        }
+        let done = Self.packed([Array("completed".utf8), Array("default".utf8), Array("noop".utf8)] + Array(repeating: nil, count: 11))
+        let active = Self.packed([Array("active".utf8), Array("default".utf8), Array("noop".utf8)] + Array(repeating: nil, count: 11))
+        let batch = RecordBatch([
+            // a: its older record cannot be read, but its newest (later in the stream, earlier in the batch) makes the row.
+            packedJob("9-2", "a", done), packedJob("9-1", "a", unreadable),
+            // b: its newest cannot be read: set apart, and the record before it makes the row.
+            packedJob("9-3", "b", active), packedJob("9-4", "b", unreadable),
+            job("9-5", "c", state: "active"), entry("9-6", [("k", "job"), ("id", "c"), ("st", "completed")]),
+        ])
+        #expect(batch.jobs.map(\.id) == ["a", "b", "c"])
+        #expect(batch.jobs.map(\.state) == ["completed", "active", "active"])
+        #expect(batch.jobs.map(\.seq) == [StreamEntry(id: "9-2", fields: []).sequence, StreamEntry(id: "9-3", fields: []).sequence,
+            StreamEntry(id: "9-5", fields: []).sequence])
+        #expect(batch.malformed.map(\.0.id) == ["9-4", "9-6"], "a's unreadable older record is never looked at")
+        #expect(batch.malformed.last?.1.contains("without id, state, queue or type") == true)
+    }
+
     @Test func auditRecordsRoundTrip() throws {
         let audit = AuditEntry(
             at: 1_700_000_000_123, actor: "uid 0 (root)", peerUID: 0, peerPID: 42, source: "socket",

@@ -469,6 +469,16 @@ struct JobRecordFields: Sendable {
         }
     }
 
+    /// The record's kind and id alone (the last of each name), without decoding anything else.
+    static func kindAndID(_ entry: StreamEntry) -> (kind: [UInt8]?, id: [UInt8]?) {
+        var kind: [UInt8]?
+        var id: [UInt8]?
+        for (name, value) in entry.fields {
+            if name == "k" { kind = value } else if name == "id" { id = value }
+        }
+        return (kind, id)
+    }
+
     private mutating func set(_ name: String, _ value: [UInt8]?) {
         switch name {
         case "k": kind = value
@@ -520,45 +530,55 @@ struct RecordBatch: Sendable {
     var malformed: [(StreamEntry, String)] = []
 
     init(_ entries: [StreamEntry]) {
-        // First which entry is each job's newest, then rows for those alone: a job's older records
-        // in the batch (its `active` before its `completed`) are never decoded.
-        var newest: [String: (position: Int, sequence: Int64)] = [:]
-        var jobEntries: [(entry: StreamEntry, fields: JobRecordFields)] = []
-        for entry in entries {
-            let f = JobRecordFields(entry)
-            if f.kind == JobRecordFields.job {
-                if let failure = f.packedFailure {
-                    malformed.append((entry, "a job record whose packed values cannot be read: \(failure)"))
+        // First each record's kind and job id, from its plain fields (packed values untouched); then
+        // each job's records newest first, read until one makes a row. A job's older records in the
+        // batch (its `active` before its `completed`) are never decoded: the newest holds its whole state.
+        var order: [[UInt8]] = []
+        var byJob: [[UInt8]: [Int]] = [:]
+        var setApart: [(index: Int, entry: StreamEntry, reason: String)] = []
+        for (index, entry) in entries.enumerated() {
+            let (kind, id) = JobRecordFields.kindAndID(entry)
+            if kind == JobRecordFields.job {
+                guard let id else {
+                    setApart.append((index, entry, Self.incompleteJob))
                     continue
                 }
-                guard let idBytes = f.id, f.state != nil, f.queue != nil, f.type != nil else {
-                    malformed.append((entry, "a job record without id, state, queue or type"))
-                    continue
+                if byJob[id]?.append(index) == nil {
+                    byJob[id] = [index]
+                    order.append(id)
                 }
-                let id = StorableText.text(idBytes)
-                let sequence = entry.sequence
-                if let known = newest[id] {
-                    if known.sequence < sequence { newest[id] = (known.position, sequence); jobEntries[known.position] = (entry, f) }
-                } else {
-                    newest[id] = (jobEntries.count, sequence)
-                    jobEntries.append((entry, f))
-                }
-            } else if f.kind == JobRecordFields.audit {
+            } else if kind == JobRecordFields.audit {
                 guard let row = Self.auditRow(entry, entry.fieldMap) else {
-                    malformed.append((entry, "an audit record without time, actor, source or action"))
+                    setApart.append((index, entry, "an audit record without time, actor, source or action"))
                     continue
                 }
                 audits.append(row)
             } else {
-                let kind = f.kind.map { JSONText.quote(StorableText.text($0)) } ?? "(none)"
-                malformed.append((entry, "unknown record kind \(kind)"))
+                let name = kind.map { JSONText.quote(StorableText.text($0)) } ?? "(none)"
+                setApart.append((index, entry, "unknown record kind \(name)"))
             }
         }
-        jobs.reserveCapacity(jobEntries.count)
-        for (entry, f) in jobEntries {
-            if let row = Self.jobRow(entry, f) { jobs.append(row) }
+        jobs.reserveCapacity(order.count)
+        for id in order {
+            var candidates = byJob[id] ?? []
+            if candidates.count > 1 { candidates.sort { entries[$0].sequence > entries[$1].sequence } }
+            for index in candidates {
+                let entry = entries[index]
+                let f = JobRecordFields(entry)
+                if let failure = f.packedFailure {
+                    setApart.append((index, entry, "a job record whose packed values cannot be read: \(failure)"))
+                } else if let row = Self.jobRow(entry, f) {
+                    jobs.append(row)
+                    break
+                } else {
+                    setApart.append((index, entry, Self.incompleteJob))
+                }
+            }
         }
+        malformed = setApart.sorted { $0.index < $1.index }.map { ($0.entry, $0.reason) }
     }
+
+    static let incompleteJob = "a job record without id, state, queue or type"
 
     static func jobRow(_ entry: StreamEntry, _ f: JobRecordFields) -> JobRow? {
         let text = { (value: [UInt8]?) -> String? in value.map { StorableText.text($0) } }
