@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 
+import psycopg
 import pytest
 
 from chaos_support import (RawPageServer, Timeline, bytes_client, completed_twice, enqueue_retrying, row_report,
@@ -494,3 +495,25 @@ def test_a_row_postgres_refuses_is_stored_as_text_or_set_aside_and_the_rest_go_o
     assert metrics.get("medianest_records_dead_total") == 2, metrics
     assert metrics.get("medianest_records_written_total", 0) >= 401, metrics
     assert d.alive()
+
+
+def test_only_unfinished_rows_are_indexed_by_state(h: Harness):
+    """Finished rows, nearly every row of `jobs`, cost PostgreSQL no entry in an index on state: the
+    index holds the queued, scheduled and active rows, and a look-up of those uses it."""
+    h.daemon()
+    done = h.enqueue("default", "noop", {})
+    running = h.enqueue("default", "sleep", {"seconds": 20})
+    wait_for(lambda: h.pg("SELECT state FROM jobs WHERE id = %s", (done,)) == [("completed",)], 15, "the finished row")
+    wait_for(lambda: h.pg("SELECT state FROM jobs WHERE id = %s", (running,)) == [("active",)], 15, "the running row")
+    indexes = dict(h.pg("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs'"))
+    on_state = {name: d for name, d in indexes.items() if re.search(r"\(state\)", d)}
+    assert list(on_state) == ["jobs_unfinished_idx"], indexes
+    assert "completed" in on_state["jobs_unfinished_idx"] and "WHERE" in on_state["jobs_unfinished_idx"]
+
+    def plan(state: str) -> str:
+        with psycopg.connect(h.database_url, autocommit=True) as conn:
+            conn.execute("SET enable_seqscan = off")
+            return "\n".join(r[0] for r in conn.execute(f"EXPLAIN SELECT id FROM jobs WHERE state = '{state}'"))
+
+    assert "jobs_unfinished_idx" in plan("active")
+    assert "jobs_unfinished_idx" not in plan("completed"), "finished rows are not in the index"

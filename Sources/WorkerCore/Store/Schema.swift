@@ -15,6 +15,7 @@ package enum Schema {
         Migrations.outbox,
         Migrations.sharedTables,
         Migrations.subscriptions,
+        Migrations.unfinishedIndex,
     ]
 }
 
