@@ -246,3 +246,33 @@ struct OutcomeTests {
         #expect(OutcomeDispatcher.event(from: StreamEntry(id: "5-2", fields: [("o", Array("bogus".utf8))]), vocabulary: vocabulary) == nil)
     }
 }
+
+@Suite("In-flight limit")
+struct InFlightLimitTests {
+    @Test func aPlaceBeyondTheLimitWaitsForOneToBeGivenBack() async throws {
+        let limit = InFlightLimit(limit: 2)
+        await limit.acquire()
+        await limit.acquire()
+        let third = Task { await limit.acquire(); return ContinuousClock.now }
+        try await Task.sleep(for: .milliseconds(50))
+        let released = ContinuousClock.now
+        #expect(limit.count == 2)
+        limit.release()
+        let acquired = await third.value
+        #expect(acquired >= released, "the third place was taken only once one was given back")
+        #expect(limit.count == 2, "the place went to the waiter, not back to the pool")
+    }
+
+    @Test func waitingForNoneEndsWhenTheLastPlaceIsGivenBack() async throws {
+        let limit = InFlightLimit(limit: 3)
+        await limit.waitUntilNone()  // nothing in flight: at once
+        await limit.acquire()
+        await limit.acquire()
+        let idle = Task { await limit.waitUntilNone(); return limit.count }
+        try await Task.sleep(for: .milliseconds(20))
+        limit.release()
+        try await Task.sleep(for: .milliseconds(20))
+        limit.release()
+        #expect(await idle.value == 0)
+    }
+}

@@ -19,7 +19,8 @@ import Synchronization
 ///   waiting for PostgreSQL renews what it holds, so it is not claimed from under it;
 /// - a batch PostgreSQL refuses for its data is written row by row; a row it refuses even escaped
 ///   (see `StorableText`) goes to `P:records:dead` with the reason, and the rest go on;
-/// - while PostgreSQL is away records wait in Redis, not here: the writer holds one batch at most.
+/// - while PostgreSQL is away records wait in Redis, not here: the writer holds two batches at most
+///   (one is read and decoded while the one before is committed).
 package final class RecordWriter: Service, CustomStringConvertible {
     /// Entries read at once.
     static let batchSize = 1000
@@ -109,7 +110,17 @@ package final class RecordWriter: Service, CustomStringConvertible {
         }
     }
 
+    /// Batches written at once: while one is committed, the next is read and decoded (and the one
+    /// before may still be acknowledged).
+    static let batchesInFlight = 2
+
     private func loop(_ connection: RedisConnection) async {
+        // Leaving the group waits for the batches in flight: a shutdown ends with them written.
+        await withDiscardingTaskGroup { writes in await loop(connection, writes: &writes) }
+    }
+
+    private func loop(_ connection: RedisConnection, writes: inout DiscardingTaskGroup) async {
+        let inFlight = InFlightLimit(limit: Self.batchesInFlight)
         var failures = 0
         var lastClaim = ContinuousClock.now
         var lastSample = ContinuousClock.now - .seconds(10)
@@ -131,6 +142,10 @@ package final class RecordWriter: Service, CustomStringConvertible {
                     let b = try await outbox.backlog(nowMilliseconds: Timestamp.nowMilliseconds())
                     backlogSample.withLock { $0 = b }
                 }
+                // A place for the batch before it is read: the entries this writer holds are two batches at most.
+                await inFlight.acquire()
+                var placeTaken = true
+                defer { if placeTaken { inFlight.release() } }
                 var entries: [StreamEntry] = []
                 let leaseMs = Int(lease() * 1000)
                 if ContinuousClock.now - lastClaim >= .milliseconds(Int64(leaseMs / 2)) {
@@ -151,7 +166,11 @@ package final class RecordWriter: Service, CustomStringConvertible {
                 failures = 0
                 idle.store(entries.isEmpty, ordering: .relaxed)
                 if entries.isEmpty { continue }
-                await write(entries)
+                placeTaken = false  // the write gives it back
+                writes.addTask { [self] in
+                    await write(entries)
+                    inFlight.release()
+                }
                 if entries.count >= Self.lingerFrom && entries.count < Self.batchSize && drain.withLock({ $0 }) == nil {
                     try? await Task.sleep(for: Self.linger)
                 }
@@ -169,7 +188,9 @@ package final class RecordWriter: Service, CustomStringConvertible {
     // MARK: - writing
 
     /// Writes one batch until PostgreSQL has it (or the task is cancelled: the entries stay pending), then
-    /// acknowledges the entries.
+    /// acknowledges the entries. Batches written at the same time may hold records of the same jobs:
+    /// each row only replaces an older one (`seq`), and each batch takes its rows' locks in the order
+    /// of their ids, so two never wait on each other in a circle.
     func write(_ entries: [StreamEntry]) async {
         let batch = RecordBatch(entries)
         for (entry, reason) in batch.malformed { await setAside(entry, reason: reason) }
@@ -559,6 +580,7 @@ struct RecordBatch: Sendable {
             }
         }
         jobs.reserveCapacity(order.count)
+        order.sort { $0.lexicographicallyPrecedes($1) }
         for id in order {
             var candidates = byJob[id] ?? []
             if candidates.count > 1 { candidates.sort { entries[$0].sequence > entries[$1].sequence } }
