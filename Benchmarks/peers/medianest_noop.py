@@ -3,9 +3,13 @@
     enqueue   N plain XADDs of {"id","type":"noop","payload":{}} to peers:queue:default,
               pipelined through redis-cli --pipe (the intake is a plain XADD: no client library)
     worker    a fresh PostgreSQL database, a configuration with queues.default.concurrency 64,
-              the daemon started; START at its `ready` line, DONE when every entry is delivered
-              and acknowledged (XINFO GROUPS: entries-read N, lag 0, pending 0), END when every
-              `jobs` row says completed. Stdlib only (a small RESP client below).
+              the queue paused (the persisted pause, P:paused), the daemon started; once it is
+              ready and its start-up check of yt-dlp (a Python start, about half a second of a
+              core) has ended, the queue is resumed with the contract's `resume` command. START
+              when the first entry is read (as the others' START is their first job's start),
+              DONE when every entry is delivered and acknowledged (XINFO GROUPS: entries-read N,
+              lag 0, pending 0), END when every `jobs` row says completed. Stdlib only (a small
+              RESP client below).
 
 Environment: REDIS_URL, PEERS_JOBS, PEERS_DIR, PEERS_DATABASE (server URL), MEDIANEST_BIN.
 """
@@ -92,6 +96,9 @@ queues:
 schedules: {{}}
 logging: {{ level: info, format: json }}
 """)
+    redis = Resp(URL)
+    # Held until the daemon's start-up is over, so that its start-up work is not timed as the drain's.
+    redis.call("SADD", f"{PREFIX}:paused", "default")
     env = {k: v for k, v in os.environ.items() if k not in ("MEDIANEST_REDIS_URL", "MEDIANEST_DATABASE_URL", "MEDIANEST_CONFIG")}
     log_path = os.path.join(DIR, "daemon.log")
     daemon = subprocess.Popen([os.environ["MEDIANEST_BIN"], "run", "--config", config],
@@ -109,16 +116,34 @@ logging: {{ level: info, format: json }}
 
     signal.signal(signal.SIGTERM, finish)
     print("PID", daemon.pid, flush=True)
-    while '"msg":"ready"' not in open(log_path).read():
-        if daemon.poll() is not None:
-            sys.exit(f"the daemon exited {daemon.returncode}: {open(log_path).read()[-2000:]}")
-        time.sleep(0.002)
+    def logged(message, timeout):
+        deadline = time.time() + timeout
+        while f'"msg":"{message}"' not in open(log_path).read():
+            if daemon.poll() is not None:
+                sys.exit(f"the daemon exited {daemon.returncode}: {open(log_path).read()[-2000:]}")
+            if time.time() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    if not logged("ready", 120):
+        sys.exit("the daemon was not ready within 120 s")
+    ready = time.time()
+    if not logged("yt-dlp check", 30):
+        print("NOTE no yt-dlp check logged within 30 s of ready", flush=True)
+    print(f"NOTE start-up settled {time.time() - ready:.2f} s after ready", flush=True)
+
+    def group():
+        groups = redis.call("XINFO", "GROUPS", STREAM)
+        return dict(zip(groups[0][::2], groups[0][1::2])) if groups else {}
+
+    redis.call("XADD", f"{PREFIX}:control", "*", "cmd", "resume", "queue", "default")
+    while not group().get("entries-read"):
+        time.sleep(0.001)
     start = time.time()
     print("START", start, flush=True)
-    redis = Resp(URL)
     while True:
-        groups = redis.call("XINFO", "GROUPS", STREAM)
-        g = dict(zip(groups[0][::2], groups[0][1::2])) if groups else {}
+        g = group()
         if g.get("entries-read") == N and g.get("lag") == 0 and g.get("pending") == 0:
             break
         time.sleep(0.002)
