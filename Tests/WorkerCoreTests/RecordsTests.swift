@@ -276,3 +276,21 @@ struct InFlightLimitTests {
         #expect(await idle.value == 0)
     }
 }
+
+@Suite("Commit order")
+struct CommitOrderTests {
+    @Test func aBatchCommitsOnlyAfterEveryBatchReadBeforeIt() {
+        let order = CommitOrder()
+        let (a, b, c) = (order.take(), order.take(), order.take())
+        #expect(order.isTurn(a) && !order.isTurn(b) && !order.isTurn(c))
+        order.pass(b)  // b done early (it gave up): c still waits for a
+        #expect(!order.isTurn(c))
+        order.pass(a)
+        #expect(order.isTurn(c), "a and b passed: c's turn")
+        order.pass(a)  // passed twice: nothing more
+        let d = order.take()
+        #expect(!order.isTurn(d))
+        order.pass(c)
+        #expect(order.isTurn(d))
+    }
+}

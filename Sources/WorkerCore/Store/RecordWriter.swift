@@ -20,7 +20,8 @@ import Synchronization
 /// - a batch PostgreSQL refuses for its data is written row by row; a row it refuses even escaped
 ///   (see `StorableText`) goes to `P:records:dead` with the reason, and the rest go on;
 /// - while PostgreSQL is away records wait in Redis, not here: the writer holds two batches at most
-///   (one is read and decoded while the one before is committed).
+///   (one is read and decoded while the one before is committed; batches commit in the order they
+///   were read, so rows and audit ids follow the outbox).
 package final class RecordWriter: Service, CustomStringConvertible {
     /// Entries read at once.
     static let batchSize = 1000
@@ -121,6 +122,7 @@ package final class RecordWriter: Service, CustomStringConvertible {
 
     private func loop(_ connection: RedisConnection, writes: inout DiscardingTaskGroup) async {
         let inFlight = InFlightLimit(limit: Self.batchesInFlight)
+        let order = CommitOrder()
         var failures = 0
         var lastClaim = ContinuousClock.now
         var lastSample = ContinuousClock.now - .seconds(10)
@@ -167,8 +169,9 @@ package final class RecordWriter: Service, CustomStringConvertible {
                 idle.store(entries.isEmpty, ordering: .relaxed)
                 if entries.isEmpty { continue }
                 placeTaken = false  // the write gives it back
+                let ticket = order.take()
                 writes.addTask { [self] in
-                    await write(entries)
+                    await write(entries, after: order, ticket: ticket)
                     inFlight.release()
                 }
                 if entries.count >= Self.lingerFrom && entries.count < Self.batchSize && drain.withLock({ $0 }) == nil {
@@ -188,14 +191,24 @@ package final class RecordWriter: Service, CustomStringConvertible {
     // MARK: - writing
 
     /// Writes one batch until PostgreSQL has it (or the task is cancelled: the entries stay pending), then
-    /// acknowledges the entries. Batches written at the same time may hold records of the same jobs:
-    /// each row only replaces an older one (`seq`), and each batch takes its rows' locks in the order
-    /// of their ids, so two never wait on each other in a circle.
-    func write(_ entries: [StreamEntry]) async {
+    /// acknowledges the entries. With `order`, the batch is decoded at once but committed only after the
+    /// batches read before it (their `ticket`s lower): rows, and the ids of audit rows, follow the
+    /// outbox's order, and two commits never wait on each other's rows; its entries are renewed while
+    /// it waits.
+    func write(_ entries: [StreamEntry], after order: CommitOrder? = nil, ticket: Int = 0) async {
         let batch = RecordBatch(entries)
         for (entry, reason) in batch.malformed { await setAside(entry, reason: reason) }
-        var failures = 0
         var lastRenew = ContinuousClock.now
+        defer { order?.pass(ticket) }
+        while let order, !order.isTurn(ticket) {
+            if Task.isCancelled { return }  // the entries stay pending for another writer
+            try? await Task.sleep(for: CommitOrder.poll)
+            if ContinuousClock.now - lastRenew >= .milliseconds(Int64(lease() * 1000 / 3)) {
+                lastRenew = .now
+                try? await outbox.renew(entries.map(\.id))
+            }
+        }
+        var failures = 0
         while true {
             let failure: Error
             do {
@@ -225,6 +238,7 @@ package final class RecordWriter: Service, CustomStringConvertible {
             logger.notice("PostgreSQL takes job records again; catching up", metadata: ["waiting": "\(backlog.count)"])
         }
         // The rows are committed: from here a lost acknowledgement only means they are written again.
+        order?.pass(ticket)
         var delay = 50
         while true {
             do {
@@ -421,6 +435,33 @@ package final class RecordWriter: Service, CustomStringConvertible {
     }
 }
 
+/// The order in which a writer's batches commit: the order they were read in. A batch takes a ticket
+/// when it is read and commits when its turn has come; it passes the turn on once committed (or
+/// given up on).
+final class CommitOrder: Sendable {
+    /// How often a batch waiting for its turn looks.
+    static let poll = Duration.milliseconds(1)
+    private let state = Mutex((next: 0, turn: 0, passed: Set<Int>()))
+
+    func take() -> Int {
+        state.withLock { s in
+            defer { s.next += 1 }
+            return s.next
+        }
+    }
+
+    func isTurn(_ ticket: Int) -> Bool { state.withLock { $0.turn >= ticket } }
+
+    /// The batch of `ticket` is done with its turn (passing it twice is passing it once).
+    func pass(_ ticket: Int) {
+        state.withLock { s in
+            guard ticket >= s.turn else { return }
+            s.passed.insert(ticket)
+            while s.passed.remove(s.turn) != nil { s.turn += 1 }
+        }
+    }
+}
+
 /// One `jobs` row from the outbox: the job's newest record in a batch.
 struct JobRow: Sendable {
     var seq: Int64
@@ -580,7 +621,6 @@ struct RecordBatch: Sendable {
             }
         }
         jobs.reserveCapacity(order.count)
-        order.sort { $0.lexicographicallyPrecedes($1) }
         for id in order {
             var candidates = byJob[id] ?? []
             if candidates.count > 1 { candidates.sort { entries[$0].sequence > entries[$1].sequence } }
