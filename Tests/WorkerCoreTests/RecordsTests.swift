@@ -262,19 +262,6 @@ struct InFlightLimitTests {
         #expect(acquired >= released, "the third place was taken only once one was given back")
         #expect(limit.count == 2, "the place went to the waiter, not back to the pool")
     }
-
-    @Test func waitingForNoneEndsWhenTheLastPlaceIsGivenBack() async throws {
-        let limit = InFlightLimit(limit: 3)
-        await limit.waitUntilNone()  // nothing in flight: at once
-        await limit.acquire()
-        await limit.acquire()
-        let idle = Task { await limit.waitUntilNone(); return limit.count }
-        try await Task.sleep(for: .milliseconds(20))
-        limit.release()
-        try await Task.sleep(for: .milliseconds(20))
-        limit.release()
-        #expect(await idle.value == 0)
-    }
 }
 
 @Suite("Commit order")

@@ -191,16 +191,16 @@ package final class RecordWriter: Service, CustomStringConvertible {
     // MARK: - writing
 
     /// Writes one batch until PostgreSQL has it (or the task is cancelled: the entries stay pending), then
-    /// acknowledges the entries. With `order`, the batch is decoded at once but committed only after the
-    /// batches read before it (their `ticket`s lower): rows, and the ids of audit rows, follow the
+    /// acknowledges the entries. The batch is decoded at once but committed only after the batches read
+    /// before it (their `ticket`s in `order` lower): rows, and the ids of audit rows, follow the
     /// outbox's order, and two commits never wait on each other's rows; its entries are renewed while
     /// it waits.
-    func write(_ entries: [StreamEntry], after order: CommitOrder? = nil, ticket: Int = 0) async {
+    func write(_ entries: [StreamEntry], after order: CommitOrder, ticket: Int) async {
         let batch = RecordBatch(entries)
         for (entry, reason) in batch.malformed { await setAside(entry, reason: reason) }
         var lastRenew = ContinuousClock.now
-        defer { order?.pass(ticket) }
-        while let order, !order.isTurn(ticket) {
+        defer { order.pass(ticket) }
+        while !order.isTurn(ticket) {
             if Task.isCancelled { return }  // the entries stay pending for another writer
             try? await Task.sleep(for: CommitOrder.poll)
             if ContinuousClock.now - lastRenew >= .milliseconds(Int64(lease() * 1000 / 3)) {
@@ -238,7 +238,7 @@ package final class RecordWriter: Service, CustomStringConvertible {
             logger.notice("PostgreSQL takes job records again; catching up", metadata: ["waiting": "\(backlog.count)"])
         }
         // The rows are committed: from here a lost acknowledgement only means they are written again.
-        order?.pass(ticket)
+        order.pass(ticket)
         var delay = 50
         while true {
             do {

@@ -1,12 +1,11 @@
 import Synchronization
 
 /// A count of things in flight with a limit: `acquire` waits while the limit is reached, `release`
-/// hands the place to the next waiter; `waitUntilNone` waits until nothing is in flight.
+/// hands the place to the next waiter.
 final class InFlightLimit: Sendable {
     private struct State {
         var count = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
     let limit: Int
@@ -29,25 +28,11 @@ final class InFlightLimit: Sendable {
 
     /// Gives a place back; a waiter takes it over at once.
     func release() {
-        let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            if !s.waiters.isEmpty { return [s.waiters.removeFirst()] }
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if !s.waiters.isEmpty { return s.waiters.removeFirst() }
             s.count -= 1
-            guard s.count == 0 else { return [] }
-            defer { s.idleWaiters = [] }
-            return s.idleWaiters
+            return nil
         }
-        woken.forEach { $0.resume() }
-    }
-
-    /// Waits until no place is taken.
-    func waitUntilNone() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.count == 0 { return true }
-                s.idleWaiters.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
+        next?.resume()
     }
 }
